@@ -1,7 +1,876 @@
-"""Pseudo ground truth from the diffusion model's own attention (GLASS §4 "Conditional image generation",
-"Pseudo ground-truth generation").
+"""Pseudo ground truth from the diffusion model's own attention (GLASS §4 "Conditional image generation" and
+"Pseudo ground-truth generation", following Dataset Diffusion).
 
-Not built yet: issue 4 builds it. It will hold prompt building (caption → class nouns → "caption; c1 c2"), the
-attention-recording diffusers processors, the self-attention refinement (τ = 4) and thresholds, and the dataset
-writer CLI (`python pseudo_gt.py --preset toy --num-images N --out DIR`).
+GLASS never trains on real images. A real image only seeds a prompt: a captioner describes it, the class nouns of
+the caption are appended (P = "caption; c1 c2 …"), and Stable Diffusion generates a new image from P. While it
+generates, the attention of its UNet says where each class is:
+
+    cross   A_CA,c  probe cross-attention of the noisy image queries against the keys of a separate prompt made of
+                    the class names, class token's column (sub-tokens averaged); heads, steps and the layers of the
+                    coarse resolution averaged                                                (C, h, w)
+    self    A_SA    self-attention probabilities at the next finer resolution, averaged alike   (h'w', h'w')
+    refine  r_c   = (A_SA)^τ · vec(upsample(A_CA,c)),  τ = 4; min-max normalised per class to [0, 1]
+    labels  argmax_c r_c (upsampled to the image):  max ≥ 0.6 → class, 0.5 ≤ max < 0.6 → 255 (ignore), else 0
+
+The mask is semantic (all instances of a class share its id). A caption that names no class gives no classes,
+is flagged, and its image gets an all-background mask with `has_classes = false` (training skips L_semantic).
+
+Shape legend: B images, C classes of one prompt (padded to C_max), L layers, h×w attention resolution, T tokens.
+Checked by tests/test_pseudo_gt.py on tiny random models: recorded shapes, sub-token indices, the refinement against
+a hand-computed case, thresholds, identical images with and without recording, writer resume after a crash.
+
+Commands:
+    python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo        # the toy training set
+    python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo           # real photos → BLIP-2 → SD
+    python pseudo_gt.py --preset toy --localisation                                  # the README's quality numbers
 """
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------------------------------------------------
+# vocabularies and prompts
+# ---------------------------------------------------------------------------------------------------------------
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)
+COCO_SYNONYMS = {
+    "man": "person", "woman": "person", "people": "person", "boy": "person", "girl": "person", "child": "person",
+    "kid": "person", "guy": "person", "lady": "person", "player": "person", "skier": "person", "surfer": "person",
+    "bike": "bicycle", "motorbike": "motorcycle", "plane": "airplane", "jet": "airplane", "aeroplane": "airplane",
+    "ship": "boat", "puppy": "dog", "kitten": "cat", "ball": "sports ball", "sofa": "couch", "table": "dining table",
+    "television": "tv", "phone": "cell phone", "cellphone": "cell phone", "fridge": "refrigerator",
+    "doughnut": "donut", "teddy": "teddy bear", "racket": "tennis racket", "plant": "potted plant",
+    "hydrant": "fire hydrant", "glass": "wine glass", "computer": "laptop", "mug": "cup", "calf": "cow",
+    "cattle": "cow", "lamb": "sheep", "pony": "horse", "hairdryer": "hair drier", "skateboarder": "person",
+    "motorcyclist": "person", "bag": "handbag", "purse": "handbag", "ski": "skis",
+}
+IRREGULAR_PLURALS = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
+                     "knife": "knives", "sheep": "sheep", "skis": "skis", "calf": "calves", "cattle": "cattle",
+                     "people": "people", "lady": "ladies", "pony": "ponies", "puppy": "puppies", "kid": "kids"}
+
+
+def plural(word: str) -> str:
+    """English plural of a (possibly multi-word) noun; only the last word changes."""
+    *head, last = word.split(" ")
+    if last in IRREGULAR_PLURALS:
+        p = IRREGULAR_PLURALS[last]
+    elif last.endswith("sign"):
+        p = last + "s"
+    elif re.search(r"(s|x|z|ch|sh)$", last):
+        p = last + "es"
+    elif re.search(r"[^aeiou]y$", last):
+        p = last[:-1] + "ies"
+    else:
+        p = last + "s"
+    return " ".join(head + [p])
+
+
+@dataclass
+class Vocabulary:
+    """The classes a prompt may name, with synonyms (surface word → class)."""
+    classes: tuple
+    synonyms: dict = field(default_factory=dict)
+
+    def surface_forms(self) -> dict:
+        """Every surface form (singular and plural) → class, longest first so "traffic light" beats "light"."""
+        forms = {}
+        for word, cls in [(c, c) for c in self.classes] + list(self.synonyms.items()):
+            forms[word] = cls
+            forms.setdefault(plural(word), cls)
+        return dict(sorted(forms.items(), key=lambda kv: -len(kv[0].split())))
+
+
+def coco_vocabulary() -> Vocabulary:
+    return Vocabulary(COCO_CLASSES, COCO_SYNONYMS)
+
+
+def toy_vocabulary() -> Vocabulary:
+    import toyworld
+    return Vocabulary(toyworld.CLASSES, dict(toyworld.SYNONYMS))
+
+
+class ClassMention(NamedTuple):
+    classes: list  # distinct class names, in order of first mention
+    words: list  # the caption words (or compounds) that named them
+    has_classes: bool  # False: the caption names no class (flagged, no semantic target)
+    tagger: str  # "nltk" or "lexicon": which noun finder ran
+
+
+def _nltk_tagger():
+    """NLTK's perceptron tagger if its data is installed locally, else None (never downloads)."""
+    try:
+        import nltk
+        nltk.data.find("taggers/averaged_perceptron_tagger_eng")
+        from nltk.tag import PerceptronTagger
+        return PerceptronTagger()
+    except (LookupError, ImportError, OSError):
+        return None
+
+
+_TAGGER = None
+_TAGGER_LOADED = False
+
+
+def find_classes(caption: str, vocabulary: Vocabulary, use_nltk: Optional[bool] = None) -> ClassMention:
+    """The classes a caption names: longest-match n-grams against the vocabulary's singular/plural surface forms.
+
+    With NLTK (`use_nltk=None` uses it when its tagger data is installed, True requires it) a match counts only
+    if its last word is tagged as a noun (NN*), so "a man boxes" does not name a box. Without it (the offline
+    path) the vocabulary itself serves as the noun lexicon. Never raises on a caption without classes.
+    """
+    global _TAGGER, _TAGGER_LOADED
+    if not _TAGGER_LOADED and use_nltk is not False:
+        _TAGGER, _TAGGER_LOADED = _nltk_tagger(), True
+    if use_nltk and _TAGGER is None:
+        raise RuntimeError("NLTK tagger data 'averaged_perceptron_tagger_eng' is not installed; install it with "
+                           "python -m nltk.downloader averaged_perceptron_tagger_eng, or use use_nltk=False")
+    tagger = _TAGGER if use_nltk is not False else None
+    words = re.findall(r"[a-z]+", caption.lower())
+    tags = [t for _, t in tagger.tag(words)] if tagger is not None and words else None
+    forms = vocabulary.surface_forms()
+    max_n = max(len(f.split()) for f in forms)
+    classes, named, i = [], [], 0
+    while i < len(words):
+        for n in range(min(max_n, len(words) - i), 0, -1):
+            phrase = " ".join(words[i:i + n])
+            if phrase in forms and (tags is None or tags[i + n - 1].startswith("NN")):
+                if forms[phrase] not in classes:
+                    classes.append(forms[phrase])
+                named.append(phrase)
+                i += n
+                break
+        else:
+            i += 1
+    return ClassMention(classes, named, bool(classes), "nltk" if tagger is not None else "lexicon")
+
+
+def build_prompt(caption: str, classes: list) -> str:
+    """P = caption + "; " + class names (the Dataset Diffusion format). Without classes, P is the caption."""
+    caption = caption.strip().rstrip(".")
+    return f"{caption} ; {' '.join(classes)}" if classes else caption
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# captioners
+# ---------------------------------------------------------------------------------------------------------------
+
+class ToyCaptioner:
+    """The toy world's captioner: the scene's own caption generator (toyworld.make_caption) plays BLIP-2's role."""
+
+    def __call__(self, items: list) -> list:
+        return [it["caption"] for it in items]
+
+
+class Blip2Captioner:
+    """BLIP-2 (`Blip2ForConditionalGeneration`) captions of PIL images; the paper preset's captioner."""
+
+    def __init__(self, model_id: str = "Salesforce/blip2-opt-2.7b", device="cpu", dtype=torch.float32,
+                 max_new_tokens: int = 30):
+        from transformers import Blip2ForConditionalGeneration, Blip2Processor
+        self.processor = Blip2Processor.from_pretrained(model_id)
+        self.model = Blip2ForConditionalGeneration.from_pretrained(model_id, dtype=dtype).to(device).eval()
+        self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
+
+    @torch.no_grad()
+    def __call__(self, items: list) -> list:
+        inputs = self.processor(images=[it["image"] for it in items], return_tensors="pt").to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+        return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# attention recording
+# ---------------------------------------------------------------------------------------------------------------
+
+def token_groups(tokenizer, names: list, max_length: Optional[int] = None) -> list:
+    """Positions of each name's tokens in the probe prompt " ".join(names) (after BOS): a name that splits into
+    several tokens gets all of them (their columns are averaged)."""
+    groups, pos = [], 1
+    for name in names:
+        n = len(tokenizer(name, add_special_tokens=False).input_ids)
+        groups.append(list(range(pos, pos + n)))
+        pos += n
+    if max_length is not None and pos >= max_length:
+        raise ValueError(f"class names need {pos} tokens, more than the text encoder's {max_length}")
+    return groups
+
+
+class AttentionRecorder:
+    """Running sums of attention maps during one batched generation (or one UNet call).
+
+    sums_self[layer]  (B, HW, HW)   self-attention, heads averaged, summed over recorded steps
+    sums_cross[layer] (B, HW, C)    probe cross-attention of each class, heads and sub-tokens averaged, summed
+    counts[layer]     number of recorded calls of that layer
+    With classifier-free guidance the UNet batch is [unconditional; conditional]: only the conditional half is kept.
+    """
+
+    def __init__(self, probe_context: torch.Tensor, groups: list, cfg_batch: bool,
+                 record_self_at: tuple = (), record_cross_at: tuple = (), steps: Optional[set] = None,
+                 keep_history: bool = False):
+        self.probe_context = probe_context  # (B, T, D_text)
+        self.cfg_batch = cfg_batch
+        self.c_max = max([len(g) for g in groups] + [1])
+        b, t = probe_context.shape[:2]
+        # (B, C_max, T) averaging weights: row c averages the tokens of class c
+        w = torch.zeros(b, self.c_max, t, dtype=torch.float32)
+        for i, gs in enumerate(groups):
+            for c, g in enumerate(gs):
+                w[i, c, g] = 1.0 / len(g)
+        self.token_weights = w
+        self.record_self_at, self.record_cross_at = set(record_self_at), set(record_cross_at)
+        self.steps = steps
+        self.step = 0
+        self.sums_self, self.sums_cross, self.counts = {}, {}, {}
+        self.resolution = {}  # layer → side of its square token grid
+        self.history = [] if keep_history else None  # per step: {layer: (B, HW, C) cross maps}
+
+    @property
+    def active(self) -> bool:
+        return self.steps is None or self.step in self.steps
+
+    def next_step(self) -> None:
+        self.step += 1
+
+    def _cond(self, x: torch.Tensor) -> torch.Tensor:
+        return x[x.shape[0] // 2:] if self.cfg_batch else x
+
+    def record(self, name: str, is_cross: bool, attn, query: torch.Tensor, key: Optional[torch.Tensor]) -> None:
+        """query: (B', heads, HW, d) of this layer; key: (B', heads, HW, d) for self-attention, None for cross."""
+        side = math.isqrt(query.shape[2])
+        if side * side != query.shape[2]:
+            return
+        self.resolution[name] = side
+        q = self._cond(query).float()  # (B, h, HW, d)
+        if is_cross:
+            if side not in self.record_cross_at:
+                return
+            ctx = self.probe_context.to(attn.to_k.weight.dtype)
+            if attn.norm_cross:
+                ctx = attn.norm_encoder_hidden_states(ctx)
+            k = attn.to_k(ctx)  # (B, T, h·d) probe keys
+            b, t, _ = k.shape
+            k = k.view(b, t, attn.heads, -1).transpose(1, 2).float()  # (B, h, T, d)
+            if attn.norm_k is not None:
+                k = attn.norm_k(k)
+            probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(dim=-1).mean(dim=1)  # (B, HW, T), heads averaged
+            maps = probs @ self.token_weights.to(probs.device).transpose(1, 2)  # (B, HW, C_max)
+            self.sums_cross[name] = self.sums_cross.get(name, 0) + maps
+            if self.history is not None:
+                if len(self.history) <= self.step:
+                    self.history.extend({} for _ in range(self.step + 1 - len(self.history)))
+                self.history[self.step][name] = maps.cpu()
+        else:
+            if side not in self.record_self_at:
+                return
+            k = self._cond(key).float()  # (B, h, HW, d)
+            probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(dim=-1).mean(dim=1)  # (B, HW, HW)
+            self.sums_self[name] = self.sums_self.get(name, 0) + probs
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+
+class RecordingAttnProcessor:
+    """The computation of diffusers' AttnProcessor2_0, op for op (so images are bit-identical), that also hands
+    the queries and keys to an AttentionRecorder. Only 3-D hidden states without masks are recorded."""
+
+    def __init__(self, name: str, recorder: Optional[AttentionRecorder] = None):
+        self.name, self.recorder = name, recorder
+        self.is_cross = name.endswith("attn2.processor")
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs):
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (hidden_states.shape if encoder_hidden_states is None
+                                          else encoder_hidden_states.shape)
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        inner_dim = key.shape[-1]
+        head_dim = inner_dim // attn.heads
+        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # (B, h, HW, d)
+        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # (B, h, T, d)
+        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        rec = self.recorder
+        if rec is not None and rec.active and input_ndim == 3 and attention_mask is None:
+            with torch.no_grad():
+                rec.record(self.name, self.is_cross, attn, query, None if self.is_cross else key)
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                                       is_causal=False)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
+        hidden_states = hidden_states.to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def attach_recorder(unet, recorder: Optional[AttentionRecorder]) -> dict:
+    """Install recording processors on every attention layer (recorder=None: they record nothing). Returns the
+    processors they replace; hand them to `unet.set_attn_processor` to restore the UNet."""
+    previous = dict(unet.attn_processors)
+    unet.set_attn_processor({name: RecordingAttnProcessor(name, recorder) for name in unet.attn_processors})
+    return previous
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# masks: small pure functions
+# ---------------------------------------------------------------------------------------------------------------
+
+def aggregate(sums: dict, counts: dict, resolution: dict, side: int) -> Optional[torch.Tensor]:
+    """Average the recorded running sums of all layers at one resolution.
+
+    sums[layer]: (B, HW, X) summed over counts[layer] calls; returns (B, HW, X) with HW = side², or None when no
+    layer of that resolution was recorded.
+    """
+    layers = [n for n in sums if resolution.get(n) == side]
+    if not layers:
+        return None
+    return sum(sums[n] / counts[n] for n in layers) / len(layers)
+
+
+def refine(cross: torch.Tensor, self_attn: Optional[torch.Tensor], tau: int = 4) -> torch.Tensor:
+    """r_c = (A_SA)^τ · vec(upsample(A_CA,c)) (Dataset Diffusion), then min-max normalised per class.
+
+    cross: (B, C, h, w) class maps; self_attn: (B, S, S) with S = h'·w' (a square grid), rows summing to 1, or
+    None (no refinement, only normalisation). Returns (B, C, h', w') in [0, 1].
+    """
+    if self_attn is None or tau == 0:
+        return normalise(cross)
+    b, c = cross.shape[:2]
+    side = math.isqrt(self_attn.shape[-1])
+    up = F.interpolate(cross, size=(side, side), mode="bilinear", align_corners=False)  # (B, C, h', w')
+    vec = up.flatten(2).transpose(1, 2)  # (B, S, C)
+    power = torch.linalg.matrix_power(self_attn, tau)  # (B, S, S)
+    refined = (power @ vec).transpose(1, 2).reshape(b, c, side, side)  # (B, C, h', w')
+    return normalise(refined)
+
+
+def normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each (image, class) map (B, C, h, w) to [0, 1]; a constant map becomes 0."""
+    flat = maps.flatten(2)
+    lo, hi = flat.min(-1, keepdim=True).values, flat.max(-1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp(min=1e-8)).reshape(maps.shape)
+
+
+def label_mask(scores: torch.Tensor, class_ids: torch.Tensor, size: int, fg: float = 0.6, low: float = 0.5,
+               ignore_index: int = 255) -> torch.Tensor:
+    """Per-pixel labels from class scores in [0, 1].
+
+    scores: (B, C, h, w); class_ids: (B, C) long id of each channel (≤ 0 for padding channels, never chosen);
+    upsampled bilinearly to size×size. max ≥ fg → that class; low ≤ max < fg → ignore_index; below → 0.
+    Returns (B, size, size) long.
+    """
+    up = F.interpolate(scores, size=(size, size), mode="bilinear", align_corners=False)  # (B, C, H, W)
+    up = up.masked_fill((class_ids <= 0)[:, :, None, None], -1.0)
+    best, arg = up.max(dim=1)  # argmax over classes
+    labels = class_ids.gather(1, arg.flatten(1)).reshape(arg.shape)  # (B, H, W)
+    labels = torch.where(best >= fg, labels, torch.where(best >= low, torch.full_like(labels, ignore_index),
+                                                         torch.zeros_like(labels)))
+    return labels
+
+
+@dataclass
+class MaskConfig:
+    """How attention becomes a mask. Paper values as defaults; the toy preset overrides the resolutions."""
+    cross_res: tuple = (16,)  # resolutions of the cross-attention layers averaged (16×16 for 512-px SD)
+    self_res: int = 32  # resolution of the self-attention used to refine (the next finer one)
+    tau: int = 4  # power of the self-attention matrix
+    refine: bool = True  # False: cross-attention alone (min-max normalised)
+    fg: float = 0.6  # max ≥ fg → class
+    low: float = 0.5  # low ≤ max < fg → ignore (255)
+
+
+def masks_from_recorder(rec: AttentionRecorder, class_ids: torch.Tensor, size: int, cfg: MaskConfig) -> dict:
+    """Build the pseudo masks of a batch from what the recorder summed. Returns scores (B, C, s, s) and labels."""
+    crosses = []
+    side_max = max(cfg.cross_res)
+    for side in cfg.cross_res:
+        agg = aggregate(rec.sums_cross, rec.counts, rec.resolution, side)  # (B, HW, C)
+        if agg is None:
+            raise ValueError(f"no cross-attention layer at {side}×{side} was recorded; "
+                             f"have {sorted(set(rec.resolution.values()))}")
+        m = agg.transpose(1, 2).reshape(agg.shape[0], -1, side, side)  # (B, C, h, w)
+        crosses.append(F.interpolate(m, size=(side_max, side_max), mode="bilinear", align_corners=False))
+    cross = torch.stack(crosses).mean(0)  # (B, C, h, w), layers of all chosen resolutions averaged
+    self_attn = aggregate(rec.sums_self, rec.counts, rec.resolution, cfg.self_res) if cfg.refine else None
+    if cfg.refine and self_attn is None:
+        raise ValueError(f"no self-attention layer at {cfg.self_res}×{cfg.self_res} was recorded")
+    scores = refine(cross, self_attn, cfg.tau)
+    return {"cross": cross, "scores": scores, "labels": label_mask(scores, class_ids, size, cfg.fg, cfg.low)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generation with recording
+# ---------------------------------------------------------------------------------------------------------------
+
+def encode_text(pipe, prompts: list) -> torch.Tensor:
+    """Text-encoder states of prompts padded to the tokenizer's length: (B, T, D_text)."""
+    ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                         truncation=True, return_tensors="pt").input_ids.to(pipe.text_encoder.device)
+    with torch.no_grad():
+        return pipe.text_encoder(ids)[0]
+
+
+def make_recorder(pipe, class_lists: list, cfg: MaskConfig, cfg_batch: bool, keep_history: bool = False):
+    groups = [token_groups(pipe.tokenizer, names, pipe.tokenizer.model_max_length) for names in class_lists]
+    probe = encode_text(pipe, [" ".join(names) for names in class_lists])  # (B, T, D): the probe prompt
+    return AttentionRecorder(probe, groups, cfg_batch=cfg_batch, record_self_at=(cfg.self_res,) if cfg.refine else (),
+                             record_cross_at=tuple(cfg.cross_res), keep_history=keep_history)
+
+
+class Generated(NamedTuple):
+    images: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    labels: torch.Tensor  # (B, H, W) long pseudo masks (0 background, class id, 255 ignore)
+    scores: torch.Tensor  # (B, C_max, h, w) refined, normalised class maps
+    recorder: AttentionRecorder
+
+
+def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch.Tensor, size: int,
+                        generator: torch.Generator, cfg: MaskConfig, steps: int = 25, guidance: float = 5.0,
+                        keep_history: bool = False) -> Generated:
+    """Generate images from prompts while recording attention, and turn the attention into pseudo masks."""
+    rec = make_recorder(pipe, class_lists, cfg, cfg_batch=guidance > 1.0, keep_history=keep_history)
+    previous = attach_recorder(pipe.unet, rec)
+
+    def on_step_end(_pipe, _i, _t, kwargs):
+        rec.next_step()
+        return kwargs
+
+    try:
+        images = pipe(prompts, height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
+                      generator=generator, output_type="pt", callback_on_step_end=on_step_end).images
+    finally:
+        pipe.unet.set_attn_processor(previous)
+    out = masks_from_recorder(rec, class_ids, size, cfg)
+    return Generated(images=images.cpu(), labels=out["labels"].cpu(), scores=out["scores"].cpu(), recorder=rec)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# presets
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Preset:
+    name: str
+    sd: str  # pipeline folder or hub ID that generates
+    size: int  # generated image size
+    mask: MaskConfig
+    steps: int = 25
+    guidance: float = 5.0
+    vocabulary: str = "toy"  # "toy" or "coco"
+    captioner: str = "toy"  # "toy" or a BLIP-2 hub ID
+
+
+PRESETS = {
+    # the toy UNet has 16×16 and 8×8 attention only: cross-attention of both, self-attention at 16×16; the
+    # refinement default is chosen by the measurement in the README (python pseudo_gt.py --localisation)
+    "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64,
+                  mask=MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=False)),
+    "paper": Preset("paper", sd="stabilityai/stable-diffusion-2-1-base", size=512, steps=50, guidance=7.5,
+                    mask=MaskConfig(cross_res=(16,), self_res=32, tau=4, refine=True), vocabulary="coco",
+                    captioner="Salesforce/blip2-opt-2.7b"),
+}
+
+
+def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    pipe = StableDiffusionPipeline.from_pretrained(sd, safety_checker=None, feature_extractor=None,
+                                                   requires_safety_checker=False, dtype=dtype)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the dataset writer and reader
+# ---------------------------------------------------------------------------------------------------------------
+
+def _save_png_atomic(array: np.ndarray, path: Path) -> None:
+    from PIL import Image
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)  # a crash leaves either no file or a whole one
+
+
+def read_done(out: Path) -> set:
+    """Indices already written (lines of every items-*.jsonl whose files exist); a torn last line is ignored."""
+    done = set()
+    for jl in out.glob("items-rank*.jsonl"):
+        for line in jl.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if (out / rec["image"]).exists() and (out / rec["mask"]).exists():
+                done.add(rec["index"])
+    return done
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _repair_jsonl(path: Path) -> None:
+    """Cut a torn last line (a crash mid-write) so appends start on a fresh line."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def load_image_sources(images_dir: Path) -> tuple[list, int]:
+    """The readable images of a folder, as (path, PIL image) in name order, and how many were skipped."""
+    from PIL import Image, UnidentifiedImageError
+    paths = sorted(p for p in images_dir.iterdir() if p.is_file())
+    good, skipped = [], 0
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                good.append((p, im.convert("RGB")))
+        except (UnidentifiedImageError, OSError) as e:
+            warnings.warn(f"skipping unreadable image {p.name}: {e}")
+            skipped += 1
+    return good, skipped
+
+
+def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, captioner=None, images_dir=None,
+                  batch_size: int = 8, seed: int = 0, rank: int = 0, world_size: int = 1, device="cpu",
+                  use_nltk: Optional[bool] = None, stop_after: Optional[int] = None) -> dict:
+    """Write generated images, pseudo masks (PNG) and items-rank{r}.jsonl into `out`; continue where it stopped.
+
+    Item i is seeded by seed + i, so a resumed or sharded run writes the same items. Under torchrun each rank
+    takes the indices i ≡ rank (mod world_size). `stop_after` (tests) simulates a crash after that many batches.
+    """
+    from tqdm import tqdm
+    import toyworld
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "images").mkdir(exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+    vocab = toy_vocabulary() if preset.vocabulary == "toy" else coco_vocabulary()
+    class_index = {c: i + 1 for i, c in enumerate(vocab.classes)}  # mask id = class index + 1
+    skipped = 0
+    if images_dir is not None:
+        sources, skipped = load_image_sources(Path(images_dir))
+        num_images = len(sources) if num_images is None else min(num_images, len(sources))
+    else:
+        sources = None
+    pipe = pipe or load_pipeline(preset.sd, device=device)
+    captioner = captioner or (ToyCaptioner() if preset.captioner == "toy" else Blip2Captioner(preset.captioner, device))
+    meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
+            "steps": preset.steps, "guidance": preset.guidance, "seed": seed}
+    if rank == 0:
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    jsonl = out / f"items-rank{rank}.jsonl"
+    _repair_jsonl(jsonl)
+    done = read_done(out)
+    todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
+    stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
+    bar = tqdm(total=len(todo), desc=f"pseudo-GT rank {rank}", unit="img", disable=rank != 0)
+    for b_i, start in enumerate(range(0, len(todo), batch_size)):
+        if stop_after is not None and b_i >= stop_after:
+            break
+        idx = todo[start:start + batch_size]
+        if sources is None:
+            items = [{"caption": toyworld.make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
+        else:
+            items = [{"image": sources[i][1], "source": sources[i][0].name} for i in idx]
+        captions = captioner(items)
+        mentions = [find_classes(c, vocab, use_nltk) for c in captions]
+        prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
+        class_lists = [m.classes for m in mentions]
+        c_max = max([len(c) for c in class_lists] + [1])
+        class_ids = torch.zeros(len(idx), c_max, dtype=torch.long)
+        for r, names in enumerate(class_lists):
+            class_ids[r, :len(names)] = torch.tensor([class_index[n] for n in names], dtype=torch.long)
+        gen = [torch.Generator(device=device).manual_seed(seed + i) for i in idx]
+        result = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, gen, preset.mask,
+                                     steps=preset.steps, guidance=preset.guidance)
+        for r, i in enumerate(idx):
+            img = (result.images[r].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+            mask = result.labels[r].numpy().astype(np.uint8)
+            if not mentions[r].has_classes:
+                mask[:] = 0  # nothing named: no semantic target
+                stats["no_classes"] += 1
+            _save_png_atomic(img, out / "images" / f"{i:07d}.png")
+            _save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
+            _append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
+                                  "caption": captions[r], "prompt": prompts[r], "classes": class_lists[r],
+                                  "class_ids": [class_index[n] for n in class_lists[r]],
+                                  "has_classes": mentions[r].has_classes, "seed": seed + i,
+                                  "source": items[r]["source"]})
+            stats["written"] += 1
+        bar.update(len(idx))
+    bar.close()
+    return stats
+
+
+class PseudoGTDataset(torch.utils.data.Dataset):
+    """A folder written by `write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (), prompt."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        if not (self.folder / "meta.json").exists():
+            raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
+                                    f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
+        self.meta = json.loads((self.folder / "meta.json").read_text())
+        records = {}
+        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
+            for line in jl.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[rec["index"]] = rec
+        self.records = [records[i] for i in sorted(records)]
+        self.num_classes = len(self.meta["classes"])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+        rec = self.records[i]
+        image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
+        mask = torch.from_numpy(np.asarray(Image.open(self.folder / rec["mask"])).copy()).long()
+        return {"image": image.permute(2, 0, 1).float() / 255.0, "mask": mask,
+                "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
+                "index": torch.tensor(rec["index"])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# quality on the toy world
+# ---------------------------------------------------------------------------------------------------------------
+
+def semantic_miou(labels: torch.Tensor, truth: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+    """Per image (B,): mean over the image's classes of IoU(pred == c, truth == c); ignore pixels predict no class."""
+    out = torch.zeros(labels.shape[0], dtype=torch.float64)
+    for i in range(labels.shape[0]):
+        ids = [int(c) for c in class_ids[i] if c > 0]
+        ious = []
+        for c in ids:
+            p, t = labels[i] == c, truth[i] == c
+            union = (p | t).sum()
+            ious.append(float((p & t).sum()) / float(union) if union > 0 else 1.0)
+        out[i] = float(np.mean(ious)) if ious else float("nan")
+    return out
+
+
+@torch.no_grad()
+def localisation(pipe, cfg: MaskConfig, n: int = 128, timesteps=(200, 400, 600), batch_size: int = 16,
+                 seed: int = 0) -> dict:
+    """Noise real val scenes to fixed steps, run the UNet on "caption; names" while recording, build masks, and
+    score them against the scenes' ground-truth semantic masks (mIoU over the classes of each image)."""
+    import toyworld
+    vocab = toy_vocabulary()
+    ds = toyworld.ToyScenes("val", length=n)
+    per_t = {}
+    for t in timesteps:
+        scores = []
+        for s in range(0, n, batch_size):
+            items = [ds[i] for i in range(s, min(n, s + batch_size))]
+            class_lists = [find_classes(it["caption"], vocab, use_nltk=False).classes for it in items]
+            prompts = [build_prompt(it["caption"], cl) for it, cl in zip(items, class_lists)]
+            c_max = max(len(c) for c in class_lists)
+            class_ids = torch.zeros(len(items), c_max, dtype=torch.long)
+            for r, names in enumerate(class_lists):
+                class_ids[r, :len(names)] = torch.tensor([vocab.classes.index(c) + 1 for c in names])
+            x = torch.stack([it["image"] for it in items]) * 2 - 1
+            z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+            g = torch.Generator().manual_seed(seed + s + t)
+            noise = torch.randn(z0.shape, generator=g)
+            tt = torch.full((len(items),), t, dtype=torch.long)
+            zt = pipe.scheduler.add_noise(z0, noise, tt)
+            rec = make_recorder(pipe, class_lists, cfg, cfg_batch=False)
+            previous = attach_recorder(pipe.unet, rec)
+            try:
+                pipe.unet(zt, tt, encoder_hidden_states=encode_text(pipe, prompts))
+            finally:
+                pipe.unet.set_attn_processor(previous)
+            labels = masks_from_recorder(rec, class_ids, 64, cfg)["labels"]
+            truth = torch.stack([it["semantic"] for it in items])
+            scores.append(semantic_miou(labels, truth, class_ids))
+        per_t[t] = float(torch.cat(scores).mean())
+    return {"miou": float(np.mean(list(per_t.values()))), "per_t": per_t}
+
+
+def generation_report(pipe, preset: Preset, n: int, batch_size: int, figure: Optional[Path], seed: int = 0) -> dict:
+    """Generate from train captions with recording: complete-mask share, ignore share, timing against no recording."""
+    import toyworld
+    vocab = toy_vocabulary()
+    complete, ignore, shown = [], [], []
+    t_rec = t_plain = 0.0
+    for s in range(0, n, batch_size):
+        idx = list(range(s, min(n, s + batch_size)))
+        captions = [toyworld.make_scene("train", 5_000_000 + i).caption for i in idx]
+        class_lists = [find_classes(c, vocab, use_nltk=False).classes for c in captions]
+        prompts = [build_prompt(c, cl) for c, cl in zip(captions, class_lists)]
+        c_max = max(len(c) for c in class_lists)
+        class_ids = torch.zeros(len(idx), c_max, dtype=torch.long)
+        for r, names in enumerate(class_lists):
+            class_ids[r, :len(names)] = torch.tensor([vocab.classes.index(c) + 1 for c in names])
+        t0 = time.perf_counter()
+        g = [torch.Generator().manual_seed(seed + i) for i in idx]
+        pipe(prompts, height=preset.size, width=preset.size, num_inference_steps=preset.steps,
+             guidance_scale=preset.guidance, generator=g, output_type="pt")
+        t_plain += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        g = [torch.Generator().manual_seed(seed + i) for i in idx]
+        out = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, g, preset.mask,
+                                  steps=preset.steps, guidance=preset.guidance)
+        t_rec += time.perf_counter() - t0
+        for r in range(len(idx)):
+            present = set(out.labels[r].unique().tolist())
+            complete.append(all(int(c) in present for c in class_ids[r] if c > 0))
+            ignore.append(float((out.labels[r] == 255).float().mean()))
+            shown.append((prompts[r], out.images[r], out.labels[r]))
+    if figure is not None:
+        _plot_generated(shown[:12], figure)
+    return {"complete_share": float(np.mean(complete)), "ignore_share": float(np.mean(ignore)),
+            "time_ratio": t_rec / t_plain, "seconds_per_image_recording": t_rec / n,
+            "seconds_per_image_plain": t_plain / n}
+
+
+def _plot_generated(shown: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    cmap = ListedColormap(["#222222", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#ffffff"])
+    k = len(shown)
+    fig, axes = plt.subplots(2, k, figsize=(1.6 * k, 3.6))
+    for j, (prompt, img, lab) in enumerate(shown):
+        axes[0, j].imshow(img.permute(1, 2, 0).numpy())
+        axes[0, j].set_title(prompt.split(";")[-1].strip()[:22], fontsize=6)
+        show = lab.clone()
+        show[show == 255] = 5
+        axes[1, j].imshow(show.numpy(), cmap=cmap, vmin=0, vmax=5, interpolation="nearest")
+    for a in axes.flat:
+        a.axis("off")
+    fig.suptitle("generated images and pseudo masks (black bg, red circle, blue square, green triangle, "
+                 "orange cross, white ignore)\npython pseudo_gt.py --preset toy --localisation", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="toy", help="toy world or the paper's models")
+    ap.add_argument("--out", type=Path, help="dataset folder to write (continues where it stopped)")
+    ap.add_argument("--num-images", type=int, default=None, help="items to write (toy: required)")
+    ap.add_argument("--images", type=Path, default=None, help="folder of real photos to caption (paper preset)")
+    ap.add_argument("--sd", default=None, help="pipeline folder or hub ID (default: the preset's)")
+    ap.add_argument("--captioner", default=None, help="BLIP-2 hub ID (paper) or 'toy'")
+    ap.add_argument("--steps", type=int, default=None, help="denoising steps (default: the preset's)")
+    ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    ap.add_argument("--tau", type=int, default=None, help="power of the self-attention matrix")
+    ap.add_argument("--refine", choices=["yes", "no"], default=None, help="self-attention refinement on/off")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nltk", choices=["auto", "yes", "no"], default="auto", help="POS-tag nouns with NLTK")
+    ap.add_argument("--localisation", action="store_true", help="print the toy quality report (README numbers)")
+    ap.add_argument("--eval-images", type=int, default=128, help="scenes for --localisation")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args(argv)
+
+    preset = PRESETS[args.preset]
+    mask = preset.mask
+    if args.tau is not None:
+        mask = MaskConfig(**{**asdict(mask), "tau": args.tau})
+    if args.refine is not None:
+        mask = MaskConfig(**{**asdict(mask), "refine": args.refine == "yes"})
+    preset = Preset(**{**asdict(preset), "mask": mask, "sd": args.sd or preset.sd,
+                       "steps": args.steps or preset.steps,
+                       "guidance": preset.guidance if args.guidance is None else args.guidance,
+                       "captioner": args.captioner or preset.captioner})
+    if not args.localisation and args.out is None:
+        ap.error("give --out DIR (or --localisation)")
+    if args.images is None and args.num_images is None and not args.localisation:
+        ap.error("give --num-images N (toy) or --images DIR (paper)")
+    if args.images is not None and not args.images.is_dir():
+        ap.error(f"--images {args.images} is not a folder")
+    if preset.sd.startswith(("/", ".")) and not Path(preset.sd).exists():
+        ap.error(f"pipeline folder {preset.sd} does not exist")
+
+    pipe = load_pipeline(preset.sd, device=args.device)
+    if args.localisation:
+        report = {}
+        for refine_on in (False, True):
+            cfg = MaskConfig(**{**asdict(preset.mask), "refine": refine_on})
+            key = "with_refinement" if refine_on else "cross_attention_only"
+            report[key] = localisation(pipe, cfg, n=args.eval_images)
+            print(key, json.dumps(report[key]), flush=True)
+        report["generation"] = generation_report(pipe, preset, n=32, batch_size=8,
+                                                 figure=ROOT / "figures" / "pseudo_gt_samples.png")
+        report["settings"] = {"mask": asdict(preset.mask), "steps": preset.steps, "guidance": preset.guidance,
+                              "eval_images": args.eval_images}
+        print(json.dumps(report, indent=2))
+        return
+    rank, world = _dist_info()
+    stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
+                          batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
+                          device=args.device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk])
+    print(json.dumps(stats))
+
+
+if __name__ == "__main__":
+    main()

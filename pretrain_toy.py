@@ -1,0 +1,838 @@
+"""Train the toy world's pretrained models: the stand-ins for Stable Diffusion and DINOv2 (DESIGN.md §7).
+
+GLASS loads Stable Diffusion and DINOv2 from the hub; this script trains small models of the same classes on the
+toy world's `train` split and writes them where the GLASS code loads them from, so only the path differs:
+
+    toy_models/sd/        a diffusers Stable Diffusion pipeline folder (StableDiffusionPipeline.from_pretrained):
+                          vae/ AutoencoderKL 64 px → 16×16×4 latents, text_encoder/ CLIPTextModel (frozen random
+                          init), tokenizer/ CLIPTokenizer over the world's words, unet/ UNet2DConditionModel with
+                          cross-attention at 16×16 and 8×8, scheduler/ DDPM (scaled-linear betas, ε-prediction)
+    toy_models/encoder/   a transformers Dinov2Model (patch 4 → 16×16 tokens at 64 px), trained without labels
+    toy_models/eval_classifier/   an evaluation-only multi-label CNN (which classes are in an image)
+
+Objectives:
+    VAE       MSE reconstruction + 1e-6·KL (the SD recipe without the GAN and perceptual terms)
+    encoder   SimMIM masked-patch prediction: 40 % of patch embeddings are replaced by Dinov2Model's own mask
+              token and a linear head predicts their normalised pixels. Chosen because it needs no labels, no masks
+              and no augmentations, Dinov2Model supports it natively (`bool_masked_pos`), and predicting a hidden
+              patch forces every token to encode its surroundings (which object it belongs to).
+    UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
+              auxiliary *alignment loss* (`--align-weight`, DESIGN.md §7): at t < 800 the head-averaged
+              cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
+              resolution. It stands in for what web-scale pretraining gives SD: class words that localise. The
+              GLASS pipeline downstream is unchanged; pseudo_gt.py reports localisation with and without it.
+Prompts during UNet training: "caption; class names" (the Dataset Diffusion format GLASS generates with),
+the class names alone (the probe prompt of pseudo_gt.py), the caption alone, or empty.
+
+Commands (each stage saves as it goes and `--resume` continues from the saved weights):
+    python pretrain_toy.py --stage vae --minutes 25
+    python pretrain_toy.py --stage encoder --minutes 20
+    python pretrain_toy.py --stage unet --minutes 60          # needs the VAE
+    python pretrain_toy.py --stage classifier --minutes 3
+    python pretrain_toy.py --check                            # the quality report of the README
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import toyworld
+from toyworld import CLASSES, ToyScenes
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = ROOT / "toy_models"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configs
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class ModelSizes:
+    """Sizes of the toy models. `tiny()` gives the sizes the tests use."""
+    vae_channels: tuple = (32, 64, 64)  # three blocks: 64 px → 16×16 latents
+    vae_groups: int = 32
+    text_hidden: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    max_tokens: int = 40  # longest prompt, in tokens, including BOS/EOS
+    unet_channels: tuple = (64, 128)  # cross-attention blocks at 16×16 and 8×8
+    unet_layers: int = 1
+    unet_heads: int = 4
+    unet_groups: int = 32
+    enc_hidden: int = 128
+    enc_layers: int = 4
+    enc_heads: int = 4
+    patch: int = 4  # 64 px / 4 = 16×16 tokens
+
+    @staticmethod
+    def tiny() -> "ModelSizes":
+        return ModelSizes(vae_channels=(8, 8, 8), vae_groups=4, text_hidden=16, text_layers=1, text_heads=2,
+                          unet_channels=(16, 16), unet_layers=1, unet_heads=2, unet_groups=8, enc_hidden=16,
+                          enc_layers=1, enc_heads=2)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    lr: float = 5e-4
+    minutes: float = 20.0  # wall-clock budget of one stage
+    max_steps: int = 10 ** 9  # or a step budget (tests)
+    save_every_s: float = 300.0
+    log_every: int = 50
+    align_weight: float = 1.0  # weight of the cross-attention alignment loss (0 = plain denoising)
+    align_max_t: int = 800  # alignment only at timesteps below this
+    empty_prompt_prob: float = 0.1
+    ema_decay: float = 0.998
+    latent_pool: int = 12000  # training scenes whose VAE latents are cached for UNet training
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tokenizer and model builders
+# ---------------------------------------------------------------------------------------------------------------
+
+def _bytes_alphabet() -> list:
+    """The 256 printable stand-ins of byte-level BPE (the GPT-2 / CLIP byte-to-unicode table)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def world_words() -> list:
+    """Every word the world's captions and prompts use (one whole-word token each)."""
+    words = set(CLASSES) | set(toyworld.PLURALS.values()) | set(toyworld.COLOURS)
+    for w in list(toyworld.SYNONYMS) + list(toyworld.SYNONYM_PLURALS.values()):
+        words |= set(w.split())
+    words |= set(toyworld.BACKGROUND_WORDS.values()) | set(toyworld.NUMBER_WORDS.values())
+    words |= set("a an and of on in with there is this image scene shows picture photo lying background wall "
+                 "floor front pattern".split())
+    words |= {",", ";", "."}
+    return sorted(words)
+
+
+def build_tokenizer(max_tokens: int):
+    """A CLIPTokenizer whose byte-level BPE has one merged token per world word (other text falls back to bytes)."""
+    from transformers import CLIPTokenizer
+
+    alphabet = _bytes_alphabet()
+    vocab: dict = {}
+    for ch in alphabet:
+        vocab.setdefault(ch, len(vocab))
+    for ch in alphabet:
+        vocab.setdefault(ch + "</w>", len(vocab))
+    merges: list = []
+    for word in world_words():
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        cur = parts[0]
+        for p in parts[1:]:
+            if (cur, p) not in merges:
+                merges.append((cur, p))
+            cur = cur + p
+            vocab.setdefault(cur, len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_tokens)
+
+
+def build_vae(s: ModelSizes):
+    from diffusers import AutoencoderKL
+    n = len(s.vae_channels)
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                         up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=s.vae_channels,
+                         layers_per_block=1, latent_channels=4, norm_num_groups=s.vae_groups, sample_size=64)
+
+
+def build_text_encoder(s: ModelSizes, vocab_size: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=s.text_hidden, intermediate_size=4 * s.text_hidden,
+                         num_hidden_layers=s.text_layers, num_attention_heads=s.text_heads,
+                         max_position_embeddings=s.max_tokens, bos_token_id=vocab_size - 2,
+                         eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
+    return CLIPTextModel(cfg)
+
+
+def build_unet(s: ModelSizes):
+    from diffusers import UNet2DConditionModel
+    n = len(s.unet_channels)
+    return UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=s.unet_layers,
+                                block_out_channels=s.unet_channels, down_block_types=("CrossAttnDownBlock2D",) * n,
+                                up_block_types=("CrossAttnUpBlock2D",) * n, cross_attention_dim=s.text_hidden,
+                                attention_head_dim=s.unet_heads, norm_num_groups=s.unet_groups)
+
+
+def build_scheduler():
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                         beta_end=0.012, prediction_type="epsilon", clip_sample=False, steps_offset=1)
+
+
+def build_encoder(s: ModelSizes):
+    from transformers import Dinov2Config, Dinov2Model
+    cfg = Dinov2Config(image_size=64, patch_size=s.patch, hidden_size=s.enc_hidden, num_hidden_layers=s.enc_layers,
+                       num_attention_heads=s.enc_heads, mlp_ratio=4)
+    return Dinov2Model(cfg)
+
+
+class EvalClassifier(nn.Module):
+    """Evaluation-only multi-label CNN: image (B, 3, 64, 64) in [0, 1] → logits (B, C), one per class present."""
+
+    def __init__(self, num_classes: int = len(CLASSES), width: int = 32):
+        super().__init__()
+        layers, c_in = [], 3
+        for c in (width, 2 * width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.GroupNorm(8, c), nn.SiLU(), nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).amax(dim=(2, 3)))  # global max pool: "is there one anywhere"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# saving and loading
+# ---------------------------------------------------------------------------------------------------------------
+
+def _save_atomic(model, folder: Path, fp16: bool = True) -> None:
+    """save_pretrained into a temporary folder, then swap it in, so a crash never leaves a half-written model."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        import shutil
+        shutil.rmtree(tmp)
+    if fp16:
+        model = _half_copy(model)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if folder.exists():
+        import shutil
+        old = folder.with_name(folder.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(folder)
+
+
+def _half_copy(model):
+    import copy
+    return copy.deepcopy(model).half()
+
+
+def write_pipeline_index(sd_folder: Path) -> None:
+    """model_index.json of a StableDiffusionPipeline without safety checker and feature extractor."""
+    import diffusers
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+             "feature_extractor": [None, None], "safety_checker": [None, None], "requires_safety_checker": False,
+             "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderKL"], "image_encoder": [None, None]}
+    (sd_folder / "model_index.json").write_text(json.dumps(index, indent=2))
+
+
+def log_info(out: Path, key: str, info: dict) -> None:
+    """Merge `info` into out/training_log.json under `key` (what each stage ran, for the README)."""
+    path = out / "training_log.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault(key, {}).update(info)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def load_vae(out: Path):
+    from diffusers import AutoencoderKL
+    return AutoencoderKL.from_pretrained(out / "sd" / "vae", dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------
+
+def scene_batches(batch_size: int, seed: int, workers: int = 0):
+    """An endless stream of training-scene batches, in a worker process so rendering overlaps training."""
+    start = seed * 10_000_000
+    loader = torch.utils.data.DataLoader(ToyScenes("train", length=10_000_000, offset=start), batch_size=batch_size,
+                                         shuffle=False, num_workers=workers, drop_last=True,
+                                         persistent_workers=workers > 0)
+    while True:
+        yield from loader
+
+
+def make_prompt(kind: str, caption: str, labels: str) -> tuple[str, str]:
+    """Returns (prompt, prefix before the class names) for one of the training prompt kinds."""
+    if kind == "full":
+        prefix = caption + " ;"
+        return f"{prefix} {labels}", prefix
+    if kind == "labels":
+        return labels, ""
+    if kind == "caption":
+        return caption, None
+    return "", None
+
+
+def class_token_positions(tokenizer, prefix: str, names: list) -> list:
+    """Token positions (after BOS) of each class name that follows `prefix` in a prompt; a name split into several
+    tokens gives several positions (callers average them)."""
+    pos = 1 + len(tokenizer(prefix, add_special_tokens=False).input_ids) if prefix else 1
+    out = []
+    for name in names:
+        n = len(tokenizer(name, add_special_tokens=False).input_ids)
+        out.append(list(range(pos, pos + n)))
+        pos += n
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stage: VAE
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_vae(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool) -> None:
+    torch.manual_seed(cfg.seed)
+    folder = out / "sd" / "vae"
+    vae = load_vae(out) if resume and folder.exists() else build_vae(sizes)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    data = scene_batches(cfg.batch_size, cfg.seed + (1 if resume else 0), workers=1 if cfg.max_steps > 100 else 0)
+    t0 = last_save = time.time()
+    step, ema_psnr = 0, 0.0
+    bar = tqdm(desc="vae", unit="step", mininterval=5)
+    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
+        x = next(data)["image"] * 2 - 1  # (B, 3, 64, 64) in [-1, 1]
+        lr = cfg.lr * min(1.0, (step + 1) / 100)  # warm-up, then constant
+        for g in opt.param_groups:
+            g["lr"] = lr
+        post = vae.encode(x).latent_dist
+        recon = vae.decode(post.sample()).sample
+        mse = F.mse_loss(recon, x)
+        kl = post.kl().mean() / (4 * 16 * 16)
+        loss = mse + 1e-6 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        psnr = 10 * math.log10(4.0 / max(mse.item(), 1e-10))  # range 2 in [-1, 1]
+        ema_psnr = psnr if step == 1 else 0.98 * ema_psnr + 0.02 * psnr
+        if step % cfg.log_every == 0:
+            print(f"vae step {step} mse {mse.item():.5f} psnr~{ema_psnr:.2f} dB kl {kl.item():.1f} "
+                  f"{time.time() - t0:.0f}s", flush=True)
+        if time.time() - last_save > cfg.save_every_s:
+            _finish_vae(vae, out, sizes, step, time.time() - t0, resume)
+            last_save = time.time()
+    bar.close()
+    _finish_vae(vae, out, sizes, step, time.time() - t0, resume)
+
+
+@torch.no_grad()
+def _finish_vae(vae, out: Path, sizes: ModelSizes, step: int, seconds: float, resume: bool) -> None:
+    vae.eval()
+    x = torch.stack([ToyScenes("train", length=256, offset=9_000_000)[i]["image"] for i in range(256)]) * 2 - 1
+    z = torch.cat([vae.encode(x[i:i + 64]).latent_dist.mean for i in range(0, 256, 64)])
+    vae.register_to_config(scaling_factor=float(1.0 / z.std()))  # unit-variance latents, as SD's 0.18215
+    vae.train()
+    (out / "sd").mkdir(parents=True, exist_ok=True)
+    _save_atomic(vae, out / "sd" / "vae")
+    log_info(out, "vae", {"steps": step, "seconds": round(seconds), "resumed": resume,
+                          "channels": list(sizes.vae_channels)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stage: encoder (SimMIM on Dinov2Model)
+# ---------------------------------------------------------------------------------------------------------------
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, 3, H, W) → (B, N, 3·p·p) patches in row-major order, the order of ViT tokens."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // p, p, w // p, p)  # (B, 3, h, p, w, p)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)  # (B, N, 3·p·p)
+
+
+def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, mask_ratio: float = 0.4) -> None:
+    from transformers import Dinov2Model
+    torch.manual_seed(cfg.seed)
+    folder = out / "encoder"
+    enc = Dinov2Model.from_pretrained(folder, dtype=torch.float32) if resume and folder.exists() \
+        else build_encoder(sizes)
+    p = enc.config.patch_size
+    head = nn.Linear(enc.config.hidden_size, 3 * p * p)
+    params = list(enc.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
+    data = scene_batches(cfg.batch_size, cfg.seed + 7, workers=1 if cfg.max_steps > 100 else 0)
+    t0 = last_save = time.time()
+    step = 0
+    bar = tqdm(desc="encoder", unit="step", mininterval=5)
+    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
+        x = next(data)["image"]
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        b = x.shape[0]
+        n = (64 // p) ** 2
+        masked = torch.rand(b, n).argsort(dim=1) < int(mask_ratio * n)  # (B, N) exactly mask_ratio·N per image
+        lr = cfg.lr * min(1.0, (step + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        tokens = enc(pixel_values=(x - 0.5) / 0.25, bool_masked_pos=masked).last_hidden_state[:, 1:]  # (B, N, D)
+        target = patchify(x, p)  # (B, N, 3p²)
+        target = (target - target.mean(-1, keepdim=True)) / (target.std(-1, keepdim=True) + 1e-3)  # per-patch norm
+        loss = F.mse_loss(head(tokens)[masked], target[masked])  # only the hidden patches
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            print(f"encoder step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+        if time.time() - last_save > cfg.save_every_s:
+            _save_atomic(enc, folder)
+            last_save = time.time()
+    bar.close()
+    _save_atomic(enc, folder)
+    log_info(out, "encoder", {"steps": step, "seconds": time.time() - t0, "objective": "SimMIM",
+                              "mask_ratio": mask_ratio})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stage: UNet (text-conditioned denoiser with the alignment loss)
+# ---------------------------------------------------------------------------------------------------------------
+
+class CrossAttnProbe:
+    """An attention processor for cross-attention layers that keeps the (differentiable) attention probabilities
+    of the current forward pass: `store[name]` = (B, heads, HW, T)."""
+
+    def __init__(self, name: str, store: dict):
+        self.name, self.store = name, store
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        b = hidden_states.shape[0]
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states))  # (B·heads, HW, d)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        key = attn.head_to_batch_dim(attn.to_k(context))  # (B·heads, T, d)
+        value = attn.head_to_batch_dim(attn.to_v(context))
+        probs = attn.get_attention_scores(query, key, attention_mask)  # (B·heads, HW, T), softmax over tokens
+        self.store[self.name] = probs.reshape(b, attn.heads, *probs.shape[1:])
+        out = attn.batch_to_head_dim(torch.bmm(probs, value))  # (B, HW, heads·d)
+        out = attn.to_out[1](attn.to_out[0](out))
+        return out
+
+
+def install_probes(unet) -> dict:
+    from diffusers.models.attention_processor import AttnProcessor2_0
+    store: dict = {}
+    procs = {}
+    for name in unet.attn_processors:
+        procs[name] = CrossAttnProbe(name, store) if name.endswith("attn2.processor") else AttnProcessor2_0()
+    unet.set_attn_processor(procs)
+    return store
+
+
+def alignment_loss(store: dict, positions: list, class_masks: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """MSE between each named class token's head-averaged cross-attention and the class's region.
+
+    positions: per sample a list of (class index, [token positions]); class_masks: (B, C, 16, 16) area fractions;
+    use: (B,) bool, which samples take part (t below the threshold and a prompt with class names).
+    """
+    terms = []
+    for probs in store.values():
+        b, _, hw, _ = probs.shape
+        side = int(math.isqrt(hw))
+        target = F.adaptive_avg_pool2d(class_masks, side).flatten(2)  # (B, C, HW)
+        attn = probs.mean(dim=1)  # (B, HW, T), heads averaged
+        for i in range(b):
+            if not use[i]:
+                continue
+            for c, pos in positions[i]:
+                terms.append(F.mse_loss(attn[i, :, pos].mean(-1), target[i, c]))
+    if not terms:
+        return next(iter(store.values())).sum() * 0.0
+    return torch.stack(terms).mean()
+
+
+@torch.no_grad()
+def cache_latents(vae, n: int, batch: int = 64, offset: int = 0) -> dict:
+    """VAE latents (posterior means × scaling factor) and 16×16 class-area maps of `n` training scenes."""
+    ds = ToyScenes("train", length=n, offset=offset)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=0)
+    lat, masks, captions, labels = [], [], [], []
+    for item in tqdm(loader, desc="caching latents", mininterval=5):
+        lat.append(vae.encode(item["image"] * 2 - 1).latent_dist.mean * vae.config.scaling_factor)  # (b, 4, 16, 16)
+        onehot = F.one_hot(item["semantic"], len(CLASSES) + 1)[..., 1:].permute(0, 3, 1, 2).float()  # (b, C, 64, 64)
+        masks.append(F.avg_pool2d(onehot, 4).half())  # (b, C, 16, 16) share of each latent cell per class
+        captions += item["caption"]
+        labels += item["labels"]
+    return {"latents": torch.cat(lat), "masks": torch.cat(masks), "captions": captions, "labels": labels}
+
+
+def train_unet(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool) -> None:
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+    torch.manual_seed(cfg.seed)
+    sd = out / "sd"
+    vae = load_vae(out).eval()
+    if (sd / "tokenizer").exists() and (sd / "text_encoder").exists():
+        tokenizer = CLIPTokenizer.from_pretrained(sd / "tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder", dtype=torch.float32)
+    else:  # the text encoder is a frozen random init (DESIGN.md §7: a trained one behaved the same)
+        tokenizer = build_tokenizer(sizes.max_tokens)
+        text_encoder = build_text_encoder(sizes, len(tokenizer))
+        tokenizer.save_pretrained(sd / "tokenizer")
+        _save_atomic(text_encoder, sd / "text_encoder")
+    text_encoder.requires_grad_(False).eval()
+    unet = UNet2DConditionModel.from_pretrained(sd / "unet", dtype=torch.float32) \
+        if resume and (sd / "unet").exists() else build_unet(sizes)
+    scheduler = build_scheduler()
+    scheduler.save_pretrained(sd / "scheduler")
+    write_pipeline_index(sd)
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    store = install_probes(unet)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
+    pool = cache_latents(vae, cfg.latent_pool)
+    n_pool = pool["latents"].shape[0]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    alphas = scheduler.alphas_cumprod
+    t0 = last_save = time.time()
+    step = 0
+    prev = json.loads((out / "training_log.json").read_text()).get("unet", {}) \
+        if resume and (out / "training_log.json").exists() else {}
+    bar = tqdm(desc="unet", unit="step", mininterval=5)
+    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
+        idx = torch.randint(0, n_pool, (cfg.batch_size,), generator=gen)
+        z0 = pool["latents"][idx]  # (B, 4, 16, 16)
+        masks = pool["masks"][idx].float()  # (B, C, 16, 16)
+        prompts, positions = [], []
+        for i in idx.tolist():
+            r = float(torch.rand((), generator=gen))
+            kind = "empty" if r < cfg.empty_prompt_prob else ("full" if r < 0.55 else ("labels" if r < 0.8 else "caption"))
+            prompt, prefix = make_prompt(kind, pool["captions"][i], pool["labels"][i])
+            names = pool["labels"][i].split()
+            prompts.append(prompt)
+            positions.append([] if prefix is None else
+                             list(zip([CLASSES.index(c) for c in names], class_token_positions(tokenizer, prefix, names))))
+        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        with torch.no_grad():
+            context = text_encoder(ids).last_hidden_state  # (B, T, D_text)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=gen)
+        noise = torch.randn(z0.shape, generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * noise  # forward diffusion q(z_t | z_0)
+        lr = cfg.lr * min(1.0, (step + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pred = unet(zt, t, encoder_hidden_states=context).sample
+        denoise = F.mse_loss(pred, noise)
+        use = t < cfg.align_max_t
+        align = alignment_loss(store, positions, masks, use) if cfg.align_weight > 0 else denoise * 0.0
+        loss = denoise + cfg.align_weight * align
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for k, v in unet.state_dict().items():
+                if v.dtype.is_floating_point:
+                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0:
+            print(f"unet step {step} denoise {denoise.item():.4f} align {align.item():.4f} "
+                  f"{time.time() - t0:.0f}s", flush=True)
+        if time.time() - last_save > cfg.save_every_s:
+            _save_unet(unet, ema, sd)
+            log_info(out, "unet", {"steps": prev.get("steps", 0) + step, "seconds": prev.get("seconds", 0) + time.time() - t0,
+                                   "align_weight": cfg.align_weight})
+            last_save = time.time()
+    bar.close()
+    _save_unet(unet, ema, sd)
+    log_info(out, "unet", {"steps": prev.get("steps", 0) + step, "seconds": prev.get("seconds", 0) + time.time() - t0,
+                           "align_weight": cfg.align_weight})
+
+
+def _save_unet(unet, ema: dict, sd: Path) -> None:
+    """Save the EMA weights with the default attention processors (the folder must not depend on this file)."""
+    from diffusers import UNet2DConditionModel
+    shadow = UNet2DConditionModel.from_config(unet.config)  # default processors, no probes
+    shadow.load_state_dict(ema)
+    _save_atomic(shadow, sd / "unet")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stage: evaluation classifier
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_classifier(out: Path, cfg: TrainConfig) -> None:
+    from safetensors.torch import save_file
+    torch.manual_seed(cfg.seed)
+    model = EvalClassifier()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    data = scene_batches(64, cfg.seed + 13, workers=1 if cfg.max_steps > 100 else 0)
+    t0, step = time.time(), 0
+    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
+        item = next(data)
+        target = torch.zeros(item["image"].shape[0], len(CLASSES))
+        for i, cls in enumerate(item["classes"]):
+            target[i, cls[cls >= 0]] = 1.0
+        loss = F.binary_cross_entropy_with_logits(model(item["image"]), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % cfg.log_every == 0:
+            print(f"classifier step {step} loss {loss.item():.4f}", flush=True)
+    folder = out / "eval_classifier"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"num_classes": len(CLASSES), "width": 32, "classes": CLASSES}))
+    log_info(out, "classifier", {"steps": step, "seconds": time.time() - t0})
+
+
+def load_classifier(out: Path) -> EvalClassifier:
+    from safetensors.torch import load_file
+    cfg = json.loads((out / "eval_classifier" / "config.json").read_text())
+    model = EvalClassifier(cfg["num_classes"], cfg["width"])
+    model.load_state_dict({k: v.float() for k, v in load_file(out / "eval_classifier" / "model.safetensors").items()})
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the quality report
+# ---------------------------------------------------------------------------------------------------------------
+
+def load_pipeline(out: Path, scheduler: str = "ddim"):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    pipe = StableDiffusionPipeline.from_pretrained(out / "sd", safety_checker=None, feature_extractor=None,
+                                                   requires_safety_checker=False, dtype=torch.float32)
+    if scheduler == "ddim":
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def check_vae(out: Path, n: int) -> float:
+    vae = load_vae(out).eval()
+    ds = ToyScenes("val")
+    psnrs = []
+    for s in range(0, n, 64):
+        x = torch.stack([ds[i]["image"] for i in range(s, min(n, s + 64))])
+        r = (vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample.clamp(-1, 1) + 1) / 2
+        mse = (r - x).pow(2).flatten(1).mean(1)
+        psnrs.append(10 * torch.log10(1.0 / mse))
+    return float(torch.cat(psnrs).mean())
+
+
+@torch.no_grad()
+def patch_features(enc, images: torch.Tensor) -> torch.Tensor:
+    """Frozen encoder patch tokens (B, N, D) of images (B, 3, 64, 64) in [0, 1]."""
+    return enc(pixel_values=(images - 0.5) / 0.25).last_hidden_state[:, 1:]
+
+
+def patch_labels(semantic: torch.Tensor, p: int) -> torch.Tensor:
+    """Majority class (0 = background) of each p×p patch: (B, H, W) → (B, N)."""
+    onehot = F.one_hot(semantic, len(CLASSES) + 1).permute(0, 3, 1, 2).float()  # (B, C+1, H, W)
+    return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
+
+
+def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) -> float:
+    """Per-patch semantic class accuracy (background included) of a linear probe on frozen patch tokens."""
+    p = enc.config.patch_size
+    tr = ToyScenes("train", length=n_train, offset=8_000_000)
+    va = ToyScenes("val", length=n_val)
+
+    def feats(ds):
+        xs, ys = [], []
+        for s in range(0, len(ds), 64):
+            items = [ds[i] for i in range(s, min(len(ds), s + 64))]
+            xs.append(patch_features(enc, torch.stack([it["image"] for it in items])).flatten(0, 1))
+            ys.append(patch_labels(torch.stack([it["semantic"] for it in items]), p).flatten())
+        return torch.cat(xs), torch.cat(ys)
+
+    xtr, ytr = feats(tr)
+    xva, yva = feats(va)
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+    xtr, xva = (xtr - mu) / sd, (xva - mu) / sd
+    torch.manual_seed(0)
+    probe = nn.Linear(xtr.shape[1], len(CLASSES) + 1)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = F.cross_entropy(probe(xtr), ytr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return float((probe(xva).argmax(1) == yva).float().mean())
+
+
+@torch.no_grad()
+def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 0) -> dict:
+    """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names",
+    judged by the evaluation classifier, plus the images for the grid."""
+    pipe = load_pipeline(out)
+    clf = load_classifier(out)
+    ds = ToyScenes("val")
+    tp = fp = fn = 0
+    shown = []
+    for s in tqdm(range(0, n, 16), desc="generating", mininterval=5):
+        items = [ds[i] for i in range(s, min(n, s + 16))]
+        prompts = [f"{it['caption']} ; {it['labels']}" for it in items]
+        g = torch.Generator().manual_seed(seed + s)
+        imgs = pipe(prompts, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g,
+                    output_type="pt").images  # (b, 3, 64, 64) in [0, 1]
+        pred = clf(imgs).sigmoid() > 0.5  # (b, C)
+        for it, pr in zip(items, pred):
+            truth = torch.zeros(len(CLASSES), dtype=torch.bool)
+            truth[it["classes"][it["classes"] >= 0]] = True
+            tp += int((pr & truth).sum())
+            fp += int((pr & ~truth).sum())
+            fn += int((~pr & truth).sum())
+        shown += list(zip(prompts, imgs))
+    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    return {"f1": f1, "samples": shown}
+
+
+def classifier_accuracy(out: Path, n: int = 512) -> float:
+    """Exact class-set accuracy of the evaluation classifier on real val scenes (its own sanity check)."""
+    clf = load_classifier(out)
+    ds = ToyScenes("val")
+    ok = 0
+    with torch.no_grad():
+        for s in range(0, n, 64):
+            items = [ds[i] for i in range(s, min(n, s + 64))]
+            pred = clf(torch.stack([it["image"] for it in items])).sigmoid() > 0.5
+            for it, pr in zip(items, pred):
+                truth = torch.zeros(len(CLASSES), dtype=torch.bool)
+                truth[it["classes"][it["classes"] >= 0]] = True
+                ok += int(bool((pr == truth).all()))
+    return ok / n
+
+
+def save_grids(out: Path, samples: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ds = ToyScenes("val")
+    fig, axes = plt.subplots(2, 8, figsize=(16, 4.4))
+    for i in range(8):
+        it = ds[i]
+        axes[0, i].imshow(it["image"].permute(1, 2, 0).numpy())
+        axes[1, i].imshow(it["instance"].numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        axes[0, i].set_title(it["caption"][:34], fontsize=6)
+    for a in axes.flat:
+        a.axis("off")
+    fig.suptitle("toy world val scenes and instance masks (python pretrain_toy.py --check)")
+    fig.savefig(path / "toy_scenes.png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    k = min(16, len(samples))
+    if k:
+        fig, axes = plt.subplots(2, 8, figsize=(16, 4.8))
+        for a, (prompt, img) in zip(axes.flat, samples[:k]):
+            a.imshow(img.permute(1, 2, 0).numpy())
+            a.set_title(prompt[:40], fontsize=5.5)
+        for a in axes.flat:
+            a.axis("off")
+        fig.suptitle("generated from val prompts, 25 DDIM steps (python pretrain_toy.py --check)")
+        fig.savefig(path / "toy_generated.png", dpi=80, bbox_inches="tight")
+        plt.close(fig)
+
+
+def check(out: Path, n_fid: int, guidance: float, steps: int, figures: Path) -> dict:
+    from transformers import Dinov2Model
+    report = {}
+    t = time.time()
+    report["vae_psnr_db"] = round(check_vae(out, 512), 2)
+    enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
+    report["encoder_probe_acc"] = round(linear_probe(enc), 4)
+    torch.manual_seed(0)
+    report["random_encoder_probe_acc"] = round(linear_probe(build_encoder(_sizes_of(enc)).eval()), 4)
+    report["classifier_exact_acc_real_val"] = round(classifier_accuracy(out), 4)
+    fid = prompt_fidelity(out, n_fid, guidance, steps)
+    report["prompt_fidelity_f1"] = round(fid["f1"], 4)
+    report["fidelity_settings"] = {"images": n_fid, "ddim_steps": steps, "guidance": guidance}
+    figures.mkdir(parents=True, exist_ok=True)
+    save_grids(out, fid["samples"], figures)
+    report["seconds"] = round(time.time() - t, 1)
+    return report
+
+
+def _sizes_of(enc) -> ModelSizes:
+    c = enc.config
+    return ModelSizes(enc_hidden=c.hidden_size, enc_layers=c.num_hidden_layers, enc_heads=c.num_attention_heads,
+                      patch=c.patch_size)
+
+
+def folder_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["vae", "encoder", "unet", "classifier", "all"], help="what to train")
+    ap.add_argument("--check", action="store_true", help="print the quality report (and write the PNG grids)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models folder (default: toy_models/)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the stage")
+    ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
+    ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
+    ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")
+    ap.add_argument("--latent-pool", type=int, default=12000, help="training scenes cached as latents (unet)")
+    ap.add_argument("--resume", action="store_true", help="continue from the weights in --out")
+    ap.add_argument("--tiny", action="store_true", help="tiny model sizes (tests)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--check-images", type=int, default=128, help="generated images for prompt fidelity")
+    ap.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale of --check")
+    ap.add_argument("--steps", type=int, default=25, help="DDIM steps of --check")
+    ap.add_argument("--figures", type=Path, default=ROOT / "figures", help="where --check writes its PNGs")
+    args = ap.parse_args(argv)
+    if not args.stage and not args.check:
+        ap.error("give --stage or --check")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stages = ["vae", "encoder", "unet", "classifier"] if args.stage == "all" else ([args.stage] if args.stage else [])
+    defaults = {"vae": (16, 1e-3), "encoder": (32, 1e-3), "unet": (32, 5e-4), "classifier": (64, 2e-3)}
+    for stage in stages:
+        bs, lr = defaults[stage]
+        cfg = TrainConfig(batch_size=args.batch_size or bs, lr=args.lr or lr, minutes=args.minutes,
+                          max_steps=args.max_steps, align_weight=args.align_weight,
+                          latent_pool=args.latent_pool if not args.tiny else 64,
+                          log_every=1 if args.tiny else 50)
+        print(f"== {stage}: {asdict(cfg)}", flush=True)
+        if stage == "vae":
+            train_vae(args.out, sizes, cfg, args.resume)
+        elif stage == "encoder":
+            train_encoder(args.out, sizes, cfg, args.resume)
+        elif stage == "unet":
+            train_unet(args.out, sizes, cfg, args.resume)
+        else:
+            train_classifier(args.out, cfg)
+    if args.check:
+        report = check(args.out, args.check_images, args.guidance, args.steps, args.figures)
+        report["shipped_mb"] = round(folder_size_mb(args.out), 2)
+        print(json.dumps(report, indent=2))
+        (args.out / "quality_report.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

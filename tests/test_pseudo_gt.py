@@ -1,0 +1,214 @@
+"""Tests of pseudo_gt.py on tiny random models: prompts, recording, refinement, thresholds, the writer."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pseudo_gt as pg
+from pseudo_gt import MaskConfig, build_prompt, find_classes, refine, label_mask, token_groups
+
+TOY_CFG = MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
+
+
+# ---------------------------------------------------------------- prompts
+
+def test_find_classes_toy_synonyms_plurals_compounds():
+    v = pg.toy_vocabulary()
+    m = find_classes("a picture of two plus signs, a red ball and three boxes on a striped floor", v, use_nltk=False)
+    assert m.classes == ["cross", "circle", "square"] and m.has_classes and m.tagger == "lexicon"
+    assert m.words == ["plus signs", "ball", "boxes"]
+    assert find_classes("there is a wedge in this image", v, use_nltk=False).classes == ["triangle"]
+
+
+def test_find_classes_coco():
+    v = pg.coco_vocabulary()
+    m = find_classes("Two men riding bikes past a traffic light and a hot dog stand.", v, use_nltk=False)
+    assert m.classes == ["person", "bicycle", "traffic light", "hot dog"]
+    m = find_classes("people with knives and wine glasses near the sofa", v, use_nltk=False)
+    assert m.classes == ["person", "knife", "wine glass", "couch"]
+
+
+def test_caption_without_classes_is_flagged_not_an_error():
+    m = find_classes("a blurry photo of the sky", pg.coco_vocabulary(), use_nltk=False)
+    assert m.classes == [] and not m.has_classes
+    assert build_prompt("a blurry photo of the sky.", m.classes) == "a blurry photo of the sky"
+    assert build_prompt("a red ball", ["circle"]) == "a red ball ; circle"
+
+
+def test_nltk_required_but_missing_is_a_clear_error():
+    if pg._nltk_tagger() is not None:
+        pytest.skip("NLTK tagger data is installed here; the error path cannot occur")
+    with pytest.raises(RuntimeError, match="averaged_perceptron_tagger_eng"):
+        find_classes("a dog", pg.coco_vocabulary(), use_nltk=True)
+
+
+def test_plural_rules():
+    assert [pg.plural(w) for w in ("box", "cross", "person", "knife", "traffic light", "plus sign", "pony")] == \
+        ["boxes", "crosses", "people", "knives", "traffic lights", "plus signs", "ponies"]
+
+
+# ---------------------------------------------------------------- token indices
+
+def test_token_groups_for_names_split_into_several_tokens(tiny_pipe):
+    tok = tiny_pipe.tokenizer
+    zebra = tok("zebra", add_special_tokens=False).input_ids
+    assert len(zebra) > 1, "an out-of-world word falls back to byte tokens"
+    groups = token_groups(tok, ["circle", "zebra", "square"])
+    assert groups[0] == [1]
+    assert groups[1] == list(range(2, 2 + len(zebra)))
+    assert groups[2] == [2 + len(zebra)]
+    ids = tok("circle zebra square").input_ids
+    assert [ids[p] for p in groups[1]] == zebra and ids[groups[2][0]] == tok("square", add_special_tokens=False).input_ids[0]
+
+
+def test_recorder_averages_sub_token_columns():
+    probe = torch.zeros(1, 6, 4)
+    rec = pg.AttentionRecorder(probe, [[[1], [2, 3, 4]]], cfg_batch=False)
+    w = rec.token_weights[0]
+    assert torch.allclose(w[0], torch.tensor([0, 1.0, 0, 0, 0, 0]))
+    assert torch.allclose(w[1], torch.tensor([0, 0, 1 / 3, 1 / 3, 1 / 3, 0]))
+
+
+# ---------------------------------------------------------------- masks
+
+def test_refine_hand_computed():
+    # 1×1 cross map upsampled to a 2×2 grid is constant; use a 2×2 cross map on a 2×2 self-attention grid instead.
+    cross = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # (B=1, C=1, 2, 2)
+    a = torch.tensor([[0.5, 0.5, 0.0, 0.0],
+                      [0.0, 1.0, 0.0, 0.0],
+                      [0.0, 0.0, 1.0, 0.0],
+                      [0.25, 0.25, 0.25, 0.25]])[None]
+    # A² · [1, 0, 0, 0]ᵀ: A·e0 = [0.5, 0, 0, 0.25]; A·that = [0.25, 0, 0, 0.1875]; min-max → [1, 0, 0, 0.75]
+    out = refine(cross, a, tau=2)
+    torch.testing.assert_close(out, torch.tensor([[[[1.0, 0.0], [0.0, 0.75]]]]))
+    torch.testing.assert_close(refine(cross, None), cross)  # no refinement: only normalisation
+
+
+def test_label_mask_thresholds():
+    scores = torch.tensor([0.7, 0.55, 0.3, 0.6, 0.5, 0.49]).reshape(1, 1, 1, 6)
+    scores = torch.cat([scores, torch.full_like(scores, 0.2)], dim=1)  # a second, weaker class
+    # a size-6 output of a 1×6 map needs 6 rows; use size 1 on each row by interpolating a 6×6 constant-row map
+    scores = scores.expand(1, 2, 6, 6).transpose(2, 3).contiguous()  # rows differ, columns equal
+    labels = label_mask(scores, torch.tensor([[3, 1]]), size=6)
+    assert labels[0, :, 0].tolist() == [3, 255, 0, 3, 255, 0]
+    # padding channels (id 0) are never chosen even with the highest score
+    labels = label_mask(torch.stack([torch.zeros(6, 6), torch.ones(6, 6)])[None], torch.tensor([[2, 0]]), size=6)
+    assert (labels == 0).all()
+
+
+def test_aggregate_averages_layers_of_one_resolution():
+    sums = {"a": torch.full((1, 4, 2), 6.0), "b": torch.full((1, 4, 2), 2.0), "c": torch.full((1, 16, 2), 9.0)}
+    counts = {"a": 3, "b": 1, "c": 1}
+    res = {"a": 2, "b": 2, "c": 4}
+    torch.testing.assert_close(pg.aggregate(sums, counts, res, 2), torch.full((1, 4, 2), 2.0))
+    assert pg.aggregate(sums, counts, res, 8) is None
+
+
+# ---------------------------------------------------------------- recording
+
+def test_recorded_shapes_and_identical_images(tiny_pipe):
+    prompts = ["a red ball ; circle", "two boxes and a cross ; square cross"]
+    classes = [["circle"], ["square", "cross"]]
+    ids = torch.tensor([[1, 0], [2, 4]])
+    gen = lambda: [torch.Generator().manual_seed(7 + i) for i in range(2)]
+    plain = tiny_pipe(prompts, height=64, width=64, num_inference_steps=3, guidance_scale=4.0, generator=gen(),
+                      output_type="pt").images
+    out = pg.generate_with_masks(tiny_pipe, prompts, classes, ids, 64, gen(), TOY_CFG, steps=3, guidance=4.0)
+    assert torch.equal(out.images, plain), "recording must not change the image"
+    rec = out.recorder
+    assert set(rec.resolution.values()) == {16, 8}
+    for name, s in rec.sums_cross.items():
+        side = rec.resolution[name]
+        assert s.shape == (2, side * side, 2)
+        assert rec.counts[name] == 3  # one call per step, conditional half only
+    for s in rec.sums_self.values():
+        assert s.shape == (2, 256, 256)
+        torch.testing.assert_close(s.sum(-1), torch.full((2, 256), 3.0))  # rows of probabilities, 3 steps
+    assert out.labels.shape == (2, 64, 64) and out.scores.shape == (2, 2, 16, 16)
+    assert set(out.labels[0].unique().tolist()) <= {0, 1, 255}
+    assert tiny_pipe.unet.attn_processors[next(iter(tiny_pipe.unet.attn_processors))].__class__.__name__ != \
+        "RecordingAttnProcessor", "the default processors are restored"
+
+
+# ---------------------------------------------------------------- the writer
+
+class FixedCaptioner:
+    def __init__(self, captions):
+        self.captions = captions
+
+    def __call__(self, items):
+        return [self.captions[hash(it["source"]) % len(self.captions)] for it in items]
+
+
+def toy_preset(tiny_models):
+    return pg.Preset("toy", sd=str(tiny_models / "sd"), size=64, steps=2, guidance=3.0,
+                     mask=MaskConfig(cross_res=(16, 8), self_res=16, refine=False))
+
+
+def test_writer_resumes_after_a_crash(tiny_models, tiny_pipe, tmp_path):
+    preset = toy_preset(tiny_models)
+    full = tmp_path / "full"
+    pg.write_dataset(full, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False)
+    crashed = tmp_path / "crashed"
+    pg.write_dataset(crashed, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False, stop_after=1)
+    assert len(pg.read_done(crashed)) == 2
+    # simulate a crash mid-item: a torn JSONL line, a half-written temporary PNG
+    with open(crashed / "items-rank0.jsonl", "a") as f:
+        f.write('{"index": 2, "image": "images/00')
+    (crashed / "images" / "0000002.png.tmp").write_bytes(b"\x89PNG garbage")
+    stats = pg.write_dataset(crashed, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False)
+    assert stats["written"] == 3 and stats["already_done"] == 2
+    ds_full, ds_crashed = pg.PseudoGTDataset(full), pg.PseudoGTDataset(crashed)
+    assert len(ds_crashed) == 5
+    for i in range(5):
+        a, b = ds_full[i], ds_crashed[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"]) and a["prompt"] == b["prompt"]
+    lines = (crashed / "items-rank0.jsonl").read_text().splitlines()
+    assert sorted(json.loads(l)["index"] for l in lines) == [0, 1, 2, 3, 4]
+    rec = json.loads(lines[0])
+    assert {"prompt", "caption", "classes", "seed", "has_classes"} <= set(rec)
+    assert rec["prompt"].endswith("; " + " ".join(rec["classes"]))
+
+
+def test_writer_shards_by_rank(tiny_models, tiny_pipe, tmp_path):
+    preset = toy_preset(tiny_models)
+    for rank in (0, 1):
+        pg.write_dataset(tmp_path, preset, 5, pipe=tiny_pipe, batch_size=4, rank=rank, world_size=2, use_nltk=False)
+    idx0 = [json.loads(l)["index"] for l in (tmp_path / "items-rank0.jsonl").read_text().splitlines()]
+    idx1 = [json.loads(l)["index"] for l in (tmp_path / "items-rank1.jsonl").read_text().splitlines()]
+    assert idx0 == [0, 2, 4] and idx1 == [1, 3]
+    assert len(pg.PseudoGTDataset(tmp_path)) == 5
+
+
+def test_writer_skips_unreadable_images_and_flags_captions_without_classes(tiny_models, tiny_pipe, tmp_path):
+    from PIL import Image
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a.png")
+    (src / "b.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(src / "c.png")
+    preset = pg.Preset("paper-like", sd=str(tiny_models / "sd"), size=64, steps=2, guidance=3.0, vocabulary="coco",
+                       mask=MaskConfig(cross_res=(16, 8), self_res=16, refine=True))
+    captioner = FixedCaptioner(["a dog on a couch", "an empty blue sky"])
+    with pytest.warns(UserWarning, match="b.jpg"):
+        stats = pg.write_dataset(tmp_path / "out", preset, None, pipe=tiny_pipe, captioner=captioner,
+                                 images_dir=src, batch_size=2, use_nltk=False)
+    assert stats["skipped_images"] == 1 and stats["written"] == 2
+    ds = pg.PseudoGTDataset(tmp_path / "out")
+    recs = {r["source"]: r for r in ds.records}
+    assert set(recs) == {"a.png", "c.png"}
+    for i, r in enumerate(ds.records):
+        item = ds[i]
+        if r["has_classes"]:
+            assert r["classes"] == ["dog", "couch"] and r["prompt"] == "a dog on a couch ; dog couch"
+        else:
+            assert r["classes"] == [] and (item["mask"] == 0).all() and not item["has_classes"]
+    assert stats["no_classes"] == sum(not r["has_classes"] for r in ds.records)
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pseudo_gt.py --preset toy"):
+        pg.PseudoGTDataset(tmp_path / "nothing")
