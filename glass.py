@@ -1,6 +1,341 @@
-"""The GLASS model (GLASS §4 and "Loss function").
+"""The GLASS model (GLASS §4 and "Loss function"): slots on frozen DINOv2 features, decoded by a slot-conditioned
+Stable Diffusion UNet, guided by pseudo semantic masks (semantic) and by feature reconstruction (instance).
 
-Not built yet: issue 5 builds it. It will hold the frozen DINOv2 encoder wrapper, the slot module from
-slot_attention.py, the MLP patch decoder (instance guidance), the slot-conditioned diffusion decoder, the three
-losses (recon, semantic via matching.py, instance), and generate / compose.
+    I_gen ─► frozen encoder ─► F (B, N, D_enc) ─► slot module ─► slots (B, K, D), attention A (B, K, N), cond (B, K, D_ctx)
+    L_recon     latent diffusion loss of the UNet on I_gen's latents, cross-attending to cond              (§4)
+    L_semantic  Hungarian-matched BCE between A (resized) and the pseudo-mask segments (matching.py, Eq. 2)
+    L_instance  MSE between F and the DINOSAUR MLP decoder's reconstruction of F from the slots
+    L = L_recon + λs·L_semantic + λi·L_instance,   λs = 0.7, λi = 0.9
+
+Masks for matching: the attention A (B, K, h, w) is upsampled bilinearly to `match_size`² and the pseudo mask is
+resized there with nearest neighbour; evaluation (evaluate_masks in train.py) upsamples A to the ground truth's size
+the same way, so training and evaluation read slot masks identically.
+
+Shape legend: B batch, K slots, N = h·w encoder tokens, D slot width, D_enc encoder width, D_ctx UNet context width,
+C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, generate / compose).
 """
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from matching import segments_from_semantic, semantic_loss
+from slot_attention import GLASSSlotConfig, GLASSSlotModule
+
+ROOT = Path(__file__).resolve().parent
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class GLASSConfig:
+    """One config for the whole model. Defaults: the toy preset; `paper_config()` gives the paper's models."""
+    encoder: str = str(ROOT / "toy_models" / "encoder")  # Dinov2Model folder or hub ID
+    encoder_size: int = 64  # encoder input (px): 64 → 16×16 toy tokens; 448 → 32×32 DINOv2 ViT-B/14 tokens
+    encoder_mean: tuple = (0.5, 0.5, 0.5)  # pixel normalisation the encoder was trained with
+    encoder_std: tuple = (0.25, 0.25, 0.25)
+    sd: str = str(ROOT / "toy_models" / "sd")  # pipeline folder or hub ID with vae/, unet/, scheduler/
+    decoder_size: int = 64  # image size fed to the VAE (256 for the released SD 2.1 decoder)
+    slots: GLASSSlotConfig = field(default_factory=lambda: GLASSSlotConfig(
+        num_slots=5, iters=3, dim=128, mlp_hidden=256))  # input_dim, out_dim are set from the loaded models
+    num_classes: int = 4  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore)
+    mlp_hidden: int = 1024  # DINOSAUR MLP decoder hidden width (2048 in the paper preset)
+    mlp_layers: int = 3  # hidden layers of the MLP decoder
+    lambda_semantic: float = 0.7  # λs
+    lambda_instance: float = 0.9  # λi
+    use_recon: bool = True  # the ablation switches (paper Tab. 6a)
+    use_semantic: bool = True
+    use_instance: bool = True
+    background_segment: bool = True  # the background is a segment of the pseudo mask (one slot holds it)
+    match_size: int = 64  # resolution at which slot masks meet pseudo masks
+    gradient_checkpointing: bool = False  # UNet gradient checkpointing (GPU memory)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @staticmethod
+    def from_dict(d: dict) -> "GLASSConfig":
+        d = dict(d)
+        d["slots"] = GLASSSlotConfig(**d["slots"])
+        for k in ("encoder_mean", "encoder_std"):
+            d[k] = tuple(d[k])
+        known = {f.name for f in fields(GLASSConfig)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown GLASSConfig fields {sorted(unknown)}")
+        return GLASSConfig(**d)
+
+
+def paper_config() -> GLASSConfig:
+    """The paper preset: DINOv2 ViT-B/14 at 448 px, SD 2.1 (v-prediction) at 256 px, 7 slots of 768."""
+    return GLASSConfig(encoder="facebook/dinov2-base", encoder_size=448, encoder_mean=IMAGENET_MEAN,
+                       encoder_std=IMAGENET_STD, sd="stabilityai/stable-diffusion-2-1", decoder_size=256,
+                       slots=GLASSSlotConfig(), num_classes=80, mlp_hidden=2048, match_size=128)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parts
+# ---------------------------------------------------------------------------------------------------------------
+
+class FrozenEncoder(nn.Module):
+    """A frozen transformers Dinov2Model: images (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc)."""
+
+    def __init__(self, model_id: str, size: int, mean: tuple, std: tuple):
+        super().__init__()
+        from transformers import Dinov2Model
+        self.model = Dinov2Model.from_pretrained(model_id, dtype=torch.float32)
+        self.model.requires_grad_(False).eval()
+        self.size = size
+        patch = self.model.config.patch_size
+        if size % patch:
+            raise ValueError(f"encoder_size {size} is not a multiple of the patch size {patch}")
+        self.grid = size // patch
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.model.eval()  # always frozen, dropout off
+        return self
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False)
+        x = (x - self.mean) / self.std
+        tokens = self.model(pixel_values=x.to(self.model.dtype)).last_hidden_state  # (B, 1 + N, D_enc)
+        return tokens[:, 1:].float()  # drop CLS: (B, N, D_enc)
+
+
+class MLPDecoder(nn.Module):
+    """The DINOSAUR patch decoder: each slot broadcast to the N positions plus a learned position embedding,
+    an MLP to D_enc + 1, alpha softmaxed over slots, reconstruction = Σ_k alpha_k · features_k."""
+
+    def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 1, num_tokens, slot_dim) * 0.02)  # (1, 1, N, D)
+        mods, d = [], slot_dim
+        for _ in range(layers):
+            mods += [nn.Linear(d, hidden), nn.ReLU(inplace=True)]
+            d = hidden
+        mods.append(nn.Linear(d, out_dim + 1))
+        self.mlp = nn.Sequential(*mods)
+        self.out_dim = out_dim
+
+    def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """slots (B, K, D) → reconstruction (B, N, D_enc), alpha masks (B, K, N)."""
+        x = slots[:, :, None, :] + self.pos  # (B, K, N, D): broadcast each slot to every position
+        out = self.mlp(x)  # (B, K, N, D_enc + 1)
+        feats, logits = out[..., :-1], out[..., -1]
+        alpha = logits.softmax(dim=1)  # softmax over slots
+        recon = (alpha[..., None] * feats).sum(dim=1)  # (B, N, D_enc)
+        return recon, alpha
+
+
+class LossOutput(NamedTuple):
+    total: torch.Tensor  # () the weighted sum of the switched-on terms
+    recon: torch.Tensor  # () latent diffusion loss (0 when off)
+    semantic: torch.Tensor  # () matched BCE over images with a semantic target (0 when none or off)
+    instance: torch.Tensor  # () MLP-decoder feature MSE (0 when off)
+    semantic_present: torch.Tensor  # (B,) bool: which images had a semantic target
+    attn: torch.Tensor  # (B, K, N) slot attention (for logging and figures)
+
+
+class Encoded(NamedTuple):
+    features: torch.Tensor  # (B, N, D_enc) frozen encoder tokens
+    slots: torch.Tensor  # (B, K, D)
+    attn: torch.Tensor  # (B, K, N)
+    cond: torch.Tensor  # (B, K, D_ctx) the UNet's cross-attention context
+    masks: torch.Tensor  # (B, K, h, w) attention on the token grid
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------------------------
+
+class GLASS(nn.Module):
+    """Frozen encoder + slot module + MLP decoder + (VAE, UNet, scheduler) from a Stable Diffusion folder."""
+
+    def __init__(self, config: GLASSConfig):
+        super().__init__()
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        self.config = config
+        self.encoder = FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std)
+        self.vae = AutoencoderKL.from_pretrained(config.sd, subfolder="vae", dtype=torch.float32)
+        self.vae.requires_grad_(False).eval()
+        self.unet = UNet2DConditionModel.from_pretrained(config.sd, subfolder="unet", dtype=torch.float32)
+        if config.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.scheduler = DDPMScheduler.from_pretrained(config.sd, subfolder="scheduler")
+        d_enc = self.encoder.model.config.hidden_size
+        d_ctx = self.unet.config.cross_attention_dim
+        slot_cfg = GLASSSlotConfig(**{**asdict(config.slots), "input_dim": d_enc, "out_dim": d_ctx})
+        self.config.slots = slot_cfg
+        self.slot_module = GLASSSlotModule(slot_cfg)
+        self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.mlp_hidden,
+                                      config.mlp_layers)
+
+    # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
+    def param_groups(self, phase: int, lr_slots: float, lr_unet: float) -> list:
+        """Phase 1: slot module and MLP decoder. Phase 2: the same with `lr_slots`, plus the UNet with `lr_unet`."""
+        if phase not in (1, 2):
+            raise ValueError(f"phase must be 1 or 2, got {phase}")
+        self.unet.requires_grad_(phase == 2)
+        groups = [{"params": list(self.slot_module.parameters()) + list(self.mlp_decoder.parameters()),
+                   "lr": lr_slots, "name": "slots"}]
+        if phase == 2:
+            groups.append({"params": list(self.unet.parameters()), "lr": lr_unet, "name": "unet"})
+        return groups
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vae.eval()
+        self.encoder.train(mode)
+        return self
+
+    # -- forward parts -----------------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor, slots: Optional[torch.Tensor] = None) -> Encoded:
+        """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        feats = self.encoder(images)  # (B, N, D_enc)
+        out = self.slot_module(feats, slots=slots)
+        g = self.encoder.grid
+        masks = out.attn.reshape(out.attn.shape[0], out.attn.shape[1], g, g)  # (B, K, h, w)
+        return Encoded(features=feats, slots=out.slots, attn=out.attn, cond=out.cond, masks=masks)
+
+    @torch.no_grad()
+    def latents(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """images (B, 3, H, W) in [0, 1] → scaled VAE latents (B, 4, H/8·…, …) at decoder_size."""
+        s = self.config.decoder_size
+        x = images if images.shape[-1] == s else F.interpolate(images, size=(s, s), mode="bilinear",
+                                                               align_corners=False)
+        dist = self.vae.encode(x * 2 - 1).latent_dist
+        return dist.sample(generator) * self.vae.config.scaling_factor
+
+    def recon_loss(self, latents: torch.Tensor, cond: torch.Tensor, generator: Optional[torch.Generator] = None
+                   ) -> torch.Tensor:
+        """Latent diffusion loss: noise the latents at a random step, the UNet predicts ε or v from the slots."""
+        b = latents.shape[0]
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator).to(latents.device)
+        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+        noisy = self.scheduler.add_noise(latents, noise, t)  # z_t = √ᾱ_t z_0 + √(1 − ᾱ_t) ε
+        kind = self.scheduler.config.prediction_type
+        if kind == "epsilon":
+            target = noise
+        elif kind == "v_prediction":
+            target = self.scheduler.get_velocity(latents, noise, t)  # v = √ᾱ_t ε − √(1 − ᾱ_t) z_0
+        else:
+            raise ValueError(f"unsupported prediction_type {kind!r}")
+        pred = self.unet(noisy, t, encoder_hidden_states=cond).sample
+        return F.mse_loss(pred.float(), target.float())
+
+    def losses(self, batch: dict, generator: Optional[torch.Generator] = None) -> LossOutput:
+        """batch: image (B, 3, H, W) in [0, 1]; mask (B, H, W) long pseudo mask; has_classes (B,) bool."""
+        c = self.config
+        images = batch["image"]
+        enc = self.encode(images)
+        zero = enc.cond.sum() * 0.0
+        recon = self.recon_loss(self.latents(images, generator), enc.cond, generator) if c.use_recon else zero
+        instance = zero
+        if c.use_instance:
+            rec, _ = self.mlp_decoder(enc.slots)  # (B, N, D_enc)
+            instance = F.mse_loss(rec, enc.features)
+        semantic = zero
+        present = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
+        if c.use_semantic:
+            soft = F.interpolate(enc.masks, size=(c.match_size, c.match_size), mode="bilinear",
+                                 align_corners=False)  # (B, K, S, S), still sums to 1 over slots
+            mask = F.interpolate(batch["mask"][:, None].float(), size=(c.match_size, c.match_size),
+                                 mode="nearest")[:, 0].long()  # (B, S, S)
+            seg = segments_from_semantic(mask, c.num_classes, c.background_segment)
+            seg_present = seg.present & batch["has_classes"].bool()[:, None]  # no classes → no target
+            out = semantic_loss(soft, seg.masks, seg_present, seg.valid)
+            semantic, present = out.loss, out.present
+        total = recon + c.lambda_semantic * semantic + c.lambda_instance * instance
+        return LossOutput(total=total, recon=recon, semantic=semantic, instance=instance, semantic_present=present,
+                          attn=enc.attn)
+
+    def forward(self, batch: dict, generator: Optional[torch.Generator] = None) -> LossOutput:
+        """The training forward (what DDP wraps): the loss terms of a batch."""
+        return self.losses(batch, generator)
+
+    # -- generation --------------------------------------------------------------------------------------------
+    def pipeline(self, num_steps: int = 25):
+        """A diffusers StableDiffusionPipeline over this model's VAE and UNet, driven by `prompt_embeds`."""
+        from diffusers import DDIMScheduler, StableDiffusionPipeline
+        pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=None, tokenizer=None, unet=self.unet,
+                                       scheduler=DDIMScheduler.from_config(self.scheduler.config),
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    @torch.no_grad()
+    def generate(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None, num_steps: int = 25,
+                 guidance_scale: float = 1.0) -> torch.Tensor:
+        """Images (B, 3, S, S) in [0, 1] decoded from slot tokens cond (B, K, D_ctx); the slots are the prompt.
+        With guidance > 1 the unconditional branch gets all-zero slot tokens."""
+        s = self.config.decoder_size
+        pipe = self.pipeline(num_steps)
+        kwargs = {}
+        if guidance_scale > 1.0:
+            kwargs["negative_prompt_embeds"] = torch.zeros_like(cond)
+        return pipe(prompt_embeds=cond, height=s, width=s, num_inference_steps=num_steps,
+                    guidance_scale=guidance_scale, generator=generator, output_type="pt", **kwargs).images
+
+    @torch.no_grad()
+    def compose(self, cond: torch.Tensor, remove: Optional[list] = None, add: Optional[torch.Tensor] = None,
+                seed: int = 0, num_steps: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compositional generation of one image: drop the slot tokens `remove` (indices) and/or append the
+        tokens `add` (M, D_ctx) from another image. cond: (1, K, D_ctx). The original and the edit start from
+        the same initial noise (same seed). Returns (original, edited), each (1, 3, S, S)."""
+        if cond.dim() != 3 or cond.shape[0] != 1:
+            raise ValueError(f"cond must have shape (1, K, D_ctx), got {tuple(cond.shape)}")
+        keep = [k for k in range(cond.shape[1]) if k not in set(remove or [])]
+        edited = cond[:, keep]
+        if add is not None:
+            edited = torch.cat([edited, add.reshape(1, -1, cond.shape[-1])], dim=1)  # (1, K', D_ctx)
+        original = self.generate(cond, torch.Generator().manual_seed(seed), num_steps)
+        edit = self.generate(edited, torch.Generator().manual_seed(seed), num_steps)
+        return original, edit
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def trainable_state(self, phase: int) -> dict:
+        """Weights a checkpoint of `phase` holds: slot module and MLP decoder, plus the UNet after phase 2."""
+        state = {f"slot_module.{k}": v for k, v in self.slot_module.state_dict().items()}
+        state.update({f"mlp_decoder.{k}": v for k, v in self.mlp_decoder.state_dict().items()})
+        if phase == 2:
+            state.update({f"unet.{k}": v for k, v in self.unet.state_dict().items()})
+        return {k: v.detach().contiguous() for k, v in state.items()}
+
+    def load_trainable_state(self, state: dict) -> None:
+        for prefix, module in (("slot_module.", self.slot_module), ("mlp_decoder.", self.mlp_decoder),
+                               ("unet.", self.unet)):
+            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if part:
+                module.load_state_dict(part, strict=True)
+            elif prefix != "unet.":
+                raise ValueError(f"checkpoint holds no {prefix[:-1]} weights")
+
+
+def load_checkpoint_model(folder, device="cpu") -> tuple[GLASS, dict]:
+    """Rebuild a GLASS model from a checkpoint folder alone (config.json + model.safetensors)."""
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} is not a GLASS checkpoint (config.json missing)")
+    info = json.loads((folder / "config.json").read_text())
+    model = GLASS(GLASSConfig.from_dict(info["model"]))
+    model.load_trainable_state(load_file(folder / "model.safetensors"))
+    return model.to(device), info

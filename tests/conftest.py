@@ -21,3 +21,23 @@ def tiny_models(tmp_path_factory):
 def tiny_pipe(tiny_models):
     import pseudo_gt
     return pseudo_gt.load_pipeline(str(tiny_models / "sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_models, tiny_pipe, tmp_path_factory):
+    """16 pseudo-GT items written by pseudo_gt.py's writer with the tiny models (2 denoising steps)."""
+    import pseudo_gt
+    out = tmp_path_factory.mktemp("tiny_data")
+    preset = pseudo_gt.Preset("toy", sd=str(tiny_models / "sd"), size=64, steps=2, guidance=3.0,
+                              mask=pseudo_gt.MaskConfig(cross_res=(16, 8), self_res=16, refine=False))
+    pseudo_gt.write_dataset(out, preset, 16, pipe=tiny_pipe, batch_size=8, use_nltk=False)
+    return out
+
+
+def tiny_glass_config(tiny_models, **kw):
+    from glass import GLASSConfig
+    from slot_attention import GLASSSlotConfig
+    args = dict(encoder=str(tiny_models / "encoder"), sd=str(tiny_models / "sd"),
+                slots=GLASSSlotConfig(num_slots=4, iters=2, dim=16, mlp_hidden=16), mlp_hidden=32)
+    args.update(kw)
+    return GLASSConfig(**args)

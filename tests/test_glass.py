@@ -1,0 +1,105 @@
+"""Tests of glass.py on tiny models: loss terms, what trains in each phase, generate / compose."""
+import pytest
+import torch
+
+from conftest import tiny_glass_config
+from glass import GLASS
+
+
+def batch(b=3, has_classes=(True, True, False), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.randint(0, 5, (b, 64, 64), generator=g)
+    mask[0, :4] = 255  # some ignore pixels
+    return {"image": torch.rand(b, 3, 64, 64, generator=g), "mask": mask, "has_classes": torch.tensor(has_classes)}
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module):
+    return [k for k, v in module.state_dict().items() if not torch.equal(before[k], v)]
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_one_step_trains_only_what_the_phase_trains(tiny_models, phase):
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models))
+    groups = model.param_groups(phase, 1e-2, 1e-2)
+    opt = torch.optim.AdamW(groups)
+    before = {name: snapshot(getattr(model, name)) for name in ("encoder", "vae", "unet", "slot_module", "mlp_decoder")}
+    out = model.losses(batch(), torch.Generator().manual_seed(1))
+    for term in ("total", "recon", "semantic", "instance"):
+        assert torch.isfinite(getattr(out, term)), term
+    assert out.recon > 0 and out.semantic > 0 and out.instance > 0
+    out.total.backward()
+    if phase == 1:
+        assert all(p.grad is None for p in model.unet.parameters()), "frozen UNet gets no gradient"
+    # slots receive gradient from the recon loss through the frozen UNet (phase 1 too)
+    opt.step()
+    assert changed(before["encoder"], model.encoder) == []
+    assert changed(before["vae"], model.vae) == []
+    assert len(changed(before["slot_module"], model.slot_module)) == len(before["slot_module"])
+    assert len(changed(before["mlp_decoder"], model.mlp_decoder)) == len(before["mlp_decoder"])
+    unet_changed = changed(before["unet"], model.unet)
+    assert (unet_changed == []) if phase == 1 else (len(unet_changed) > 0)
+
+
+def test_recon_loss_reaches_the_slots_through_the_frozen_unet(tiny_models):
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models, use_semantic=False, use_instance=False))
+    model.param_groups(1, 1e-3, 1e-3)
+    out = model.losses(batch(), torch.Generator().manual_seed(1))
+    out.total.backward()
+    assert model.slot_module.out_proj.weight.grad.abs().sum() > 0
+    assert model.slot_module.slot_attention.to_q.weight.grad.abs().sum() > 0
+    assert model.mlp_decoder.mlp[0].weight.grad is None  # instance term off: the MLP decoder is unused
+
+
+def test_semantic_term_absent_for_samples_without_classes(tiny_models):
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models))
+    out = model.losses(batch(has_classes=(True, False, False)), torch.Generator().manual_seed(1))
+    assert out.semantic_present.tolist() == [True, False, False]
+    out = model.losses(batch(has_classes=(False, False, False)), torch.Generator().manual_seed(1))
+    assert not out.semantic_present.any() and float(out.semantic) == 0.0
+    # images without classes contribute nothing: the loss equals that of the first image alone
+    model.config.use_recon = model.config.use_instance = False
+    b = batch(has_classes=(True, False, False))
+    torch.manual_seed(3)
+    full = model.losses(b).semantic
+    torch.manual_seed(3)  # the same slot-init noise for image 0 (its K·D values come first)
+    alone = model.losses({k: v[:1] for k, v in b.items()}).semantic
+    assert float(full) > 0
+    torch.testing.assert_close(full, alone)
+
+
+def test_ablation_switches_zero_their_terms(tiny_models):
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models, use_recon=False, use_semantic=False))
+    out = model.losses(batch())
+    assert float(out.recon) == 0 and float(out.semantic) == 0 and out.instance > 0
+    torch.testing.assert_close(out.total, 0.9 * out.instance)
+
+
+def test_generate_and_compose_share_the_initial_noise(tiny_models):
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models)).eval()
+    enc = model.encode(batch()["image"])
+    assert enc.cond.shape == (3, 4, model.unet.config.cross_attention_dim)
+    original, same = model.compose(enc.cond[:1], remove=[], num_steps=3, seed=5)
+    assert original.shape == (1, 3, 64, 64)
+    assert torch.equal(original, same), "no edit + same noise = the same image"
+    _, removed = model.compose(enc.cond[:1], remove=[0], num_steps=3, seed=5)
+    _, added = model.compose(enc.cond[:1], add=enc.cond[1, :2], num_steps=3, seed=5)
+    assert not torch.equal(original, removed) and not torch.equal(original, added)
+    a = model.generate(enc.cond[:1], torch.Generator().manual_seed(5), num_steps=3)
+    torch.testing.assert_close(a, original)
+    with pytest.raises(ValueError, match=r"\(1, K, D_ctx\)"):
+        model.compose(enc.cond, remove=[0])
+
+
+def test_bad_images_raise(tiny_models):
+    model = GLASS(tiny_glass_config(tiny_models))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model.encode(torch.rand(3, 64, 64))

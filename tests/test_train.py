@@ -1,0 +1,126 @@
+"""Tests of train.py on tiny models: resume equivalence, DDP sync, the paper preset's code path, CLI errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_args(tiny_models, tiny_dataset, out, *extra):
+    return ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--data", str(tiny_dataset),
+            "--out", str(out), "--slot-dim", "16", "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4",
+            "--batch-size", "4", "--log-every", "1", "--workers", "0", "--eval-images", "0", "--warmup", "2",
+            *extra]
+
+
+def test_resume_is_exact(tiny_models, tiny_dataset, tmp_path):
+    # 5 steps in one go ...
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "a", "--phase", "1", "--steps", "5",
+                         "--ckpt-every", "100"))
+    # ... equals 2 steps, a resume, and 3 more
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "b", "--phase", "1", "--steps", "2",
+                         "--ckpt-every", "100"))
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "b", "--phase", "1", "--steps", "5",
+                         "--ckpt-every", "100", "--resume"))
+    a = load_file(tmp_path / "a" / "phase1" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "phase1" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    info = json.loads((tmp_path / "b" / "phase1" / "config.json").read_text())
+    assert info["phase"] == 1 and info["step"] == 5 and "torch" in info["versions"]
+    rows = (tmp_path / "b" / "log_phase1.csv").read_text().splitlines()
+    assert rows[0].startswith("step,total,recon,semantic,instance") and len(rows) == 6
+    # a different seed gives different weights (the comparison above can fail)
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "c", "--phase", "1", "--steps", "5", "--seed", "1"))
+    c = load_file(tmp_path / "c" / "phase1" / "model.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_phase2_runs_phase1_first_and_checkpoints_describe_themselves(tiny_models, tiny_dataset, tmp_path, capsys):
+    result = train.main(tiny_args(tiny_models, tiny_dataset, tmp_path, "--phase", "2", "--steps1", "2",
+                                  "--steps2", "2", "--eval-images", "4"))
+    text = capsys.readouterr().out
+    assert "running phase 1 first" in text and "[val] miou_i" in text
+    p1 = load_file(tmp_path / "phase1" / "model.safetensors")
+    p2 = load_file(tmp_path / "phase2" / "model.safetensors")
+    assert not any(k.startswith("unet.") for k in p1) and any(k.startswith("unet.") for k in p2)
+    val = json.loads((tmp_path / "val_phase2.json").read_text())["val"]
+    assert set(val) >= {"miou_i", "mbo_i", "mbo_c", "fg_ari"} and 0 <= val["miou_i"] <= 1
+    assert (tmp_path / "val_phase2.png").exists() and (tmp_path / "loss_phase2.png").exists()
+    from glass import load_checkpoint_model
+    model, info = load_checkpoint_model(tmp_path / "phase2")
+    assert info["phase"] == 2 and torch.equal(model.unet.state_dict()["conv_in.weight"], p2["unet.conv_in.weight"])
+
+
+def test_cli_errors(tiny_models, tiny_dataset, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--no-such-flag"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        train.main(tiny_args(tiny_models, tiny_dataset, tmp_path, "--sd", "/no/such/folder"))
+    with pytest.raises(SystemExit):
+        train.main(["--preset", "paper"])  # needs --data
+    with pytest.raises(SystemExit) as e:
+        train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "x", "--phase", "1", "--steps", "1"))
+        train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "y", "--phase", "2", "--steps", "1",
+                             "--init", str(tmp_path / "x" / "phase1")))
+        train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "z", "--phase", "2", "--steps", "1",
+                             "--init", str(tmp_path / "y" / "phase2")))
+    assert "phase-2 checkpoint" in str(e.value.code)
+
+
+def test_ddp_two_processes_stay_in_sync(tiny_models, tiny_dataset, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(ROOT / "train.py"), *tiny_args(tiny_models, tiny_dataset, tmp_path, "--phase", "1", "--steps", "3",
+                                              "--threads", "1")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ranks in sync after phase 1: True" in r.stdout
+    assert (tmp_path / "phase1" / "model.safetensors").exists()
+
+
+def make_paper_like_models(folder: Path):
+    """Tiny models of the paper preset's classes: a patch-14 Dinov2Model, an SD folder whose UNet cross-attention
+    width (24) differs from the text encoder's and whose scheduler predicts v."""
+    import pretrain_toy as pt
+    from transformers import Dinov2Config, Dinov2Model
+    sizes = pt.ModelSizes.tiny()
+    enc = Dinov2Model(Dinov2Config(image_size=56, patch_size=14, hidden_size=16, num_hidden_layers=1,
+                                   num_attention_heads=2, mlp_ratio=2))
+    enc.save_pretrained(folder / "encoder")
+    sd = folder / "sd"
+    pt.build_vae(sizes).save_pretrained(sd / "vae")
+    from diffusers import UNet2DConditionModel, DDPMScheduler
+    UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 16),
+                         down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2,
+                         cross_attention_dim=24, attention_head_dim=2, norm_num_groups=8).save_pretrained(sd / "unet")
+    DDPMScheduler(prediction_type="v_prediction").save_pretrained(sd / "scheduler")
+    return folder
+
+
+def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
+    models = make_paper_like_models(tmp_path / "models")
+    args = ["--preset", "paper", "--encoder", str(models / "encoder"), "--sd", str(models / "sd"),
+            "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--encoder-size", "56",
+            "--decoder-size", "64", "--num-classes", "4", "--batch-size", "2", "--steps", "1", "--phase", "1",
+            "--workers", "0", "--slot-dim", "32", "--slot-mlp", "32", "--mlp-hidden", "64", "--match-size", "32"]
+    train.main(args)
+    from glass import load_checkpoint_model
+    model, info = load_checkpoint_model(tmp_path / "run" / "phase1")
+    assert info["model"]["slots"]["num_slots"] == 7 and info["model"]["slots"]["iters"] == 5
+    assert info["model"]["encoder_mean"] == [0.485, 0.456, 0.406]
+    assert model.scheduler.config.prediction_type == "v_prediction"
+    assert model.encoder.grid == 4  # 56 px / patch 14
+    enc = model.encode(torch.rand(2, 3, 64, 64))
+    assert enc.cond.shape == (2, 7, 24), "slot projection width = UNet cross-attention width"
+    assert enc.masks.shape == (2, 7, 4, 4)
