@@ -10,7 +10,7 @@ slot module and MLP decoder with a small learning rate and the UNet with a large
 
 Loop order: lr → forward → losses → backward → clip → step → log → checkpoint. One log line per interval with
 every loss term and the rate; a CSV and a PNG of the curves; at the end, val metrics (mIoU_i, mBO_i, mBO_c,
-FG-ARI) as JSON and a PNG of val scenes with slot masks and reconstructions.
+FG-ARI, from evaluate.discovery) as JSON and a PNG of val scenes with slot masks and reconstructions.
 
 Checkpoints (out/phase{1,2}/): model.safetensors (trainable weights), config.json (model config, phase, step,
 versions, arguments), train_state.pt (optimiser, RNG and data position; loaded with weights_only=True), written to a
@@ -265,32 +265,6 @@ def predict_masks(model, images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_val(model, n: int, device, batch_size: int = 32, seed: int = 0) -> dict:
-    """mIoU_i, mBO_i, mBO_c and FG-ARI on the first n toy val scenes (background not a GT segment)."""
-    import metrics
-    import toyworld
-    torch.manual_seed(seed)  # slot init noise: evaluation is deterministic
-    ds = toyworld.ToyScenes("val", length=n)
-    vals = {"miou_i": [], "mbo_i": [], "mbo_c": [], "fg_ari": []}
-    model.eval()
-    for s in range(0, n, batch_size):
-        items = [ds[i] for i in range(s, min(n, s + batch_size))]
-        images = torch.stack([it["image"] for it in items]).to(device)
-        inst = torch.stack([it["instance"] for it in items])
-        sem = torch.stack([it["semantic"] for it in items])
-        pred = predict_masks(model, images, inst.shape[-1]).cpu()
-        vals["miou_i"].append(metrics.miou(pred, inst))
-        vals["mbo_i"].append(metrics.mbo(pred, inst))
-        vals["mbo_c"].append(metrics.mbo(pred, sem))
-        vals["fg_ari"].append(metrics.fg_ari(pred, inst))
-    model.train()
-    out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
-    out["images"] = n
-    out["protocol"] = "background not a GT segment; masks = bilinear-resized last-iteration attention, argmax"
-    return out
-
-
-@torch.no_grad()
 def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> None:
     """Val scenes, their slot masks, and the image regenerated from the slots (25 DDIM steps)."""
     import matplotlib
@@ -508,7 +482,8 @@ def main(argv=None) -> dict:
     if rank == 0 and args.eval_images and args.preset == "toy":
         from glass import load_checkpoint_model
         model, _ = load_checkpoint_model(ckpt, device)
-        result["val"] = evaluate_val(model, args.eval_images, device)
+        from evaluate import discovery
+        result["val"] = discovery(model, "val", args.eval_images, device)
         save_val_figure(model, out / f"val_phase{args.phase}.png", device)
         (out / f"val_phase{args.phase}.json").write_text(json.dumps(result, indent=2))
         print("[val] " + " ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if isinstance(v, float)),
