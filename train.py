@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent
 PRESETS = {
     "toy": dict(encoder=str(ROOT / "toy_models" / "encoder"), sd=str(ROOT / "toy_models" / "sd"),
                 encoder_size=64, decoder_size=64, num_slots=5, iters=3, slot_dim=128, slot_mlp=256,
-                mlp_hidden=1024, match_size=64, num_classes=4, data="data/toy_pseudo", num_images=512,
+                mlp_hidden=256, match_size=64, num_classes=4, data="data/toy_pseudo", num_images=512,
                 batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4,
                 warmup=100, log_every=50, ckpt_every=300, out="runs/toy", eval_images=256),
     # DESIGN.md §4/§5: DINOv2 ViT-B/14 at 448 px, SD 2.1 at 256 px (v-prediction), Stable-LSD's AdamW 2e-5
