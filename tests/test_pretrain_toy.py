@@ -14,8 +14,9 @@ SHIPPED = ROOT / "toy_models"
 def load_with_library_loaders(folder: Path):
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer, Dinov2Model
+    # weights are stored in fp16; dtype=float32 loads them for the CPU, as for SD's fp16 variants
     pipe = StableDiffusionPipeline.from_pretrained(folder / "sd", safety_checker=None, feature_extractor=None,
-                                                   requires_safety_checker=False)
+                                                   requires_safety_checker=False, dtype=torch.float32)
     enc = Dinov2Model.from_pretrained(folder / "encoder", dtype=torch.float32)
     tok = CLIPTokenizer.from_pretrained(folder / "sd" / "tokenizer")
     return pipe, enc, tok
