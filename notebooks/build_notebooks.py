@@ -285,6 +285,9 @@ for j in range(6):
 axes[0, 0].set_ylabel("input"); axes[1, 0].set_ylabel("from slots")
 for a in axes.flat: a.set_xticks([]); a.set_yticks([])
 plt.tight_layout(); plt.show()""",
+        "## What the committed run shows\nAfter the quick start's 300 phase-2 CPU steps the UNet decodes colours and "
+        "rough layout from the slots, not crisp shapes, and a single slot changes the image only a little (below): the "
+        "decoder leans on the slot set as a whole. Longer phase-2 training is where this improves.",
         "## Remove a slot, add a slot\nThe slot removed is the one whose mask covers the most foreground; the slot "
         "added is the largest-object slot of another scene. Original and edit start from the same noise (same seed).",
         """def object_slot(i):
