@@ -308,9 +308,12 @@ plt.tight_layout(); plt.show()""",
 }
 
 
-def build() -> list:
+def build(only=None) -> list:
+    """Write the notebooks (all, or those named in `only`) from their cell sources, without outputs."""
     paths = []
     for name, cells in NOTEBOOKS.items():
+        if only and name not in only:
+            continue
         nb = new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         for src in cells:
@@ -333,9 +336,7 @@ if __name__ == "__main__":
     ap.add_argument("--execute", action="store_true", help="run each notebook and store its outputs")
     ap.add_argument("--only", nargs="*", default=None, help="notebook names to (re)build")
     args = ap.parse_args()
-    for p in build():
-        if args.only and p.name not in args.only:
-            continue
+    for p in build(args.only):
         print("built", p.name)
         if args.execute:
             execute(p)
