@@ -39,12 +39,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -217,13 +216,12 @@ def _save_atomic(model, folder: Path, fp16: bool = True) -> None:
     """save_pretrained into a temporary folder, then swap it in, so a crash never leaves a half-written model."""
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
-        import shutil
         shutil.rmtree(tmp)
     if fp16:
         model = _half_copy(model)
-    model.save_pretrained(tmp, safe_serialization=True)
+    # shards of at most 5 MB keep every committed file small; both libraries load sharded folders
+    model.save_pretrained(tmp, safe_serialization=True, max_shard_size="5MB")
     if folder.exists():
-        import shutil
         old = folder.with_name(folder.name + ".old")
         if old.exists():
             shutil.rmtree(old)
