@@ -17,7 +17,6 @@ C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple, Optional

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -168,6 +167,15 @@ def find_classes(caption: str, vocabulary: Vocabulary, use_nltk: Optional[bool] 
         else:
             i += 1
     return ClassMention(classes, named, bool(classes), "nltk" if tagger is not None else "lexicon")
+
+
+def class_id_matrix(class_lists: list, vocabulary: Vocabulary) -> torch.Tensor:
+    """(B, C_max) long mask ids (class index + 1) of each prompt's classes, padded with 0 (never chosen)."""
+    c_max = max([len(c) for c in class_lists] + [1])
+    ids = torch.zeros(len(class_lists), c_max, dtype=torch.long)
+    for r, names in enumerate(class_lists):
+        ids[r, :len(names)] = torch.tensor([vocabulary.classes.index(n) + 1 for n in names], dtype=torch.long)
+    return ids
 
 
 def build_prompt(caption: str, classes: list) -> str:
@@ -629,10 +637,7 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
         mentions = [find_classes(c, vocab, use_nltk) for c in captions]
         prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
         class_lists = [m.classes for m in mentions]
-        c_max = max([len(c) for c in class_lists] + [1])
-        class_ids = torch.zeros(len(idx), c_max, dtype=torch.long)
-        for r, names in enumerate(class_lists):
-            class_ids[r, :len(names)] = torch.tensor([class_index[n] for n in names], dtype=torch.long)
+        class_ids = class_id_matrix(class_lists, vocab)
         gen = [torch.Generator(device=device).manual_seed(seed + i) for i in idx]
         result = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, gen, preset.mask,
                                      steps=preset.steps, guidance=preset.guidance)
@@ -721,10 +726,7 @@ def localisation(pipe, cfg: MaskConfig, n: int = 128, timesteps=(200, 400, 600),
             items = [ds[i] for i in range(s, min(n, s + batch_size))]
             class_lists = [find_classes(it["caption"], vocab, use_nltk=False).classes for it in items]
             prompts = [build_prompt(it["caption"], cl) for it, cl in zip(items, class_lists)]
-            c_max = max(len(c) for c in class_lists)
-            class_ids = torch.zeros(len(items), c_max, dtype=torch.long)
-            for r, names in enumerate(class_lists):
-                class_ids[r, :len(names)] = torch.tensor([vocab.classes.index(c) + 1 for c in names])
+            class_ids = class_id_matrix(class_lists, vocab)
             x = torch.stack([it["image"] for it in items]) * 2 - 1
             z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
             g = torch.Generator().manual_seed(seed + s + t)
@@ -755,10 +757,7 @@ def generation_report(pipe, preset: Preset, n: int, batch_size: int, figure: Opt
         captions = [toyworld.make_scene("train", 5_000_000 + i).caption for i in idx]
         class_lists = [find_classes(c, vocab, use_nltk=False).classes for c in captions]
         prompts = [build_prompt(c, cl) for c, cl in zip(captions, class_lists)]
-        c_max = max(len(c) for c in class_lists)
-        class_ids = torch.zeros(len(idx), c_max, dtype=torch.long)
-        for r, names in enumerate(class_lists):
-            class_ids[r, :len(names)] = torch.tensor([vocab.classes.index(c) + 1 for c in names])
+        class_ids = class_id_matrix(class_lists, vocab)
         t0 = time.perf_counter()
         g = [torch.Generator().manual_seed(seed + i) for i in idx]
         pipe(prompts, height=preset.size, width=preset.size, num_inference_steps=preset.steps,

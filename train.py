@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -377,7 +374,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     sums, t_last, n_last = None, time.time(), 0
     step = start
     model.train()
-    for batch in loader_batches(loader):
+    for batch in loader:
         # lr: linear warm-up, then constant (Stable-LSD)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(args.warmup, 1))
@@ -423,10 +420,6 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     if is_main:
         plot_curves(csv_path, out / f"loss_phase{phase}.png")
     return ckpt
-
-
-def loader_batches(loader):
-    yield from loader
 
 
 def check_ranks_in_sync(model, phase: int) -> None:

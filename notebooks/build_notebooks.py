@@ -1,8 +1,6 @@
 """Writes the five notebooks from the cell sources below (so they review as code); run them with
 `python notebooks/build_notebooks.py --execute` to store real outputs (GLASS_FAST=1 for the small setting)."""
 import argparse
-import os
-import sys
 from pathlib import Path
 
 import nbformat

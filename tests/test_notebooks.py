@@ -1,5 +1,4 @@
 """Every notebook runs headless in the small setting (GLASS_FAST=1), without writing over its stored outputs."""
-import os
 from pathlib import Path
 
 import nbformat

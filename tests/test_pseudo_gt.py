@@ -1,7 +1,5 @@
 """Tests of pseudo_gt.py on tiny random models: prompts, recording, refinement, thresholds, the writer."""
 import json
-import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -55,6 +55,7 @@ def test_phase2_runs_phase1_first_and_checkpoints_describe_themselves(tiny_model
     assert not any(k.startswith("unet.") for k in p1) and any(k.startswith("unet.") for k in p2)
     val = json.loads((tmp_path / "val_phase2.json").read_text())["val"]
     assert set(val) >= {"miou_i", "mbo_i", "mbo_c", "fg_ari"} and 0 <= val["miou_i"] <= 1
+    assert result["val"] == val, "the returned metrics are the ones written to JSON"
     assert (tmp_path / "val_phase2.png").exists() and (tmp_path / "loss_phase2.png").exists()
     from glass import load_checkpoint_model
     model, info = load_checkpoint_model(tmp_path / "phase2")
