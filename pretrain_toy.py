@@ -12,13 +12,15 @@ toy world's `train` split and writes them where the GLASS code loads them from, 
 
 Objectives:
     VAE       MSE reconstruction + 1e-6·KL (the SD recipe without the GAN and perceptual terms)
-    encoder   masked-patch prediction with an MAE-style decoder: 60 % of the patches, in random blocks of 2–6
-              patches, are replaced by Dinov2Model's own mask token (`bool_masked_pos`); a 2-layer decoder that
-              sees only the encoder's *visible* tokens inpaints the hidden patches' normalised pixels. Chosen
-              because it needs no labels, no masks and no augmentations, and because large holes can only be
-              filled if the visible tokens encode the shape they belong to. A first attempt (SimMIM: 40 % random
-              patches, a linear head on the masked tokens) scored *below* a random encoder on the linear probe
-              (0.757 vs 0.776): with small holes, neighbours' colours suffice and visible tokens learn nothing.
+    encoder   patch-level contrast across two views (`--encoder-objective dense`, the default; DenseCL / PixPro
+              family): each scene is cropped twice (30–100 % of the area, random flips) and each crop's colour
+              channels are permuted; a token of one view must pick out, among all tokens of the batch, the other
+              view's feature at the same scene point (InfoNCE, τ 0.2, neighbours within 2 tokens in the same image
+              left out of the negatives). Positions differ between views, so the position embedding cannot answer,
+              and colours are shuffled, so colour cannot either: what is left to tell a patch from every other
+              patch is the shape it belongs to and where in it the patch sits. Two earlier objectives barely beat
+              a random encoder on the linear probe (README): SimMIM (40 % random patches) and MAE-style
+              masked-patch prediction with block masks (`--encoder-objective mae`).
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, DESIGN.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
@@ -95,6 +97,7 @@ class TrainConfig:
     log_every: int = 50
     align_weight: float = 1.0  # weight of the cross-attention alignment loss (0 = plain denoising)
     align_max_t: int = 800  # alignment only at timesteps below this
+    contrast_exclude: float = 0.25  # encoder: same-image tokens this close (scene units) are not negatives
     empty_prompt_prob: float = 0.1
     ema_decay: float = 0.998
     latent_pool: int = 12000  # training scenes whose VAE latents are cached for UNet training
@@ -221,6 +224,10 @@ def _save_atomic(model, folder: Path, fp16: bool = True) -> None:
         model = _half_copy(model)
     # shards of at most 5 MB keep every committed file small; both libraries load sharded folders
     model.save_pretrained(tmp, safe_serialization=True, max_shard_size="5MB")
+    config = tmp / "config.json"
+    meta = json.loads(config.read_text())
+    if meta.pop("_name_or_path", None) is not None:  # where it was loaded from on this machine: not part of a model
+        config.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if folder.exists():
         old = folder.with_name(folder.name + ".old")
         if old.exists():
@@ -249,11 +256,21 @@ def write_pipeline_index(sd_folder: Path) -> None:
 
 
 def log_info(out: Path, key: str, info: dict) -> None:
-    """Merge `info` into out/training_log.json under `key` (what each stage ran, for the README)."""
+    """Write `info` into out/training_log.json under `key` (what each stage ran, for the README)."""
     path = out / "training_log.json"
     data = json.loads(path.read_text()) if path.exists() else {}
-    data.setdefault(key, {}).update(info)
+    data[key] = info
     path.write_text(json.dumps(data, indent=2))
+
+
+def log_run(out: Path, key: str, resume: bool, run: dict) -> None:
+    """Record one training run of a stage: a resumed stage appends to the runs before it, and the totals add up.
+    `run` must carry its start time ("started"): a run logged again (periodic saves) replaces its own entry."""
+    path = out / "training_log.json"
+    before = json.loads(path.read_text()).get(key, {}) if resume and path.exists() else {}
+    runs = [r for r in before.get("runs", []) if r.get("started") != run["started"]] + [run]
+    log_info(out, key, {"steps": sum(r["steps"] for r in runs), "seconds": round(sum(r["seconds"] for r in runs)),
+                        "runs": runs})
 
 
 def load_vae(out: Path):
@@ -395,7 +412,95 @@ class MAEDecoder(nn.Module):
         return self.head(self.blocks(x))  # (B, N, 3p²)
 
 
-def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, mask_ratio: float = 0.6) -> None:
+def random_views(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.3) -> tuple:
+    """A random view of each image: a square crop covering [min_scale, 1] of the area, flipped left-right half of
+    the time, resampled to the full size.
+
+    x: (B, 3, H, W). Returns (views (B, 3, H, W), theta (B, 2, 3)): theta maps view coordinates (x, y, 1) in
+    [-1, 1] (grid_sample's convention) to scene coordinates, so that tokens of two views can be paired.
+    """
+    b = x.shape[0]
+    half = torch.empty(b).uniform_(min_scale, 1.0, generator=gen).sqrt()  # half side, in units of half the image
+    cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - half)
+    cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - half)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    zero = torch.zeros(b)
+    theta = torch.stack([torch.stack([half * flip, zero, cx], -1), torch.stack([zero, half, cy], -1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2) scene point of each view pixel
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), theta
+
+
+def recolour(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Permute each image's colour channels and scale its brightness: colour is not what makes an object a class."""
+    b = x.shape[0]
+    perm = torch.stack([torch.randperm(3, generator=gen) for _ in range(b)])  # (B, 3)
+    x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+    return (x * torch.empty(b, 1, 1, 1).uniform_(0.7, 1.3, generator=gen)).clamp(0, 1)
+
+
+def token_centres(side: int) -> torch.Tensor:
+    """View coordinates (x, y) in [-1, 1] of the centres of a side×side token grid, row-major: (side², 2)."""
+    c = (torch.arange(side) + 0.5) / side * 2 - 1
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([xx.flatten(), yy.flatten()], -1)
+
+
+def to_scene(theta: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """View coordinates (B, N, 2) → scene coordinates (B, N, 2) under each view's affine map theta (B, 2, 3)."""
+    return uv @ theta[:, :, :2].transpose(1, 2) + theta[:, :, 2][:, None]
+
+
+def to_view(theta: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Scene coordinates (B, N, 2) → view coordinates (B, N, 2): the inverse of `to_scene`."""
+    return (xy - theta[:, :, 2][:, None]) @ torch.linalg.inv(theta[:, :, :2]).transpose(1, 2)
+
+
+def dense_infonce(z1: torch.Tensor, z2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
+                  gen: torch.Generator, anchors: int = 32, tau: float = 0.2, exclude: float = 0.25) -> torch.Tensor:
+    """Patch-level InfoNCE between two views: a token of view 1 must pick, among the tokens of the whole batch,
+    view 2's feature at the same scene point (bilinearly read off view 2's grid).
+
+    z1, z2: (B, D, s, s) projected, L2-normalised token maps. Negatives are every other anchor's positive, in the
+    same image or another; same-image keys closer than `exclude` (scene units, 0.25 = 2 tokens at 16×16) are left
+    out, as they are the same bit of the same object. Anchors whose scene point falls outside view 2 are skipped.
+    """
+    b, d, s, _ = z1.shape
+    centres = token_centres(s).expand(b, -1, -1)  # (B, s², 2)
+    scene = to_scene(theta1, centres)  # (B, s², 2)
+    in2 = to_view(theta2, scene)  # (B, s², 2) where each view-1 token lands in view 2
+    valid = (in2.abs() <= 1 - 1 / s).all(-1).float()  # (B, s²)
+    idx = torch.multinomial(valid + 1e-6, anchors, generator=gen)  # (B, M), distinct tokens
+    ok = torch.gather(valid, 1, idx).bool().flatten()  # (B·M,)
+    q = torch.gather(z1.flatten(2), 2, idx[:, None].expand(-1, d, -1))  # (B, D, M)
+    where = torch.gather(in2, 1, idx[..., None].expand(-1, -1, 2))  # (B, M, 2)
+    k = F.grid_sample(z2, where[:, :, None], mode="bilinear", align_corners=False)[..., 0]  # (B, D, M)
+    q = q.permute(0, 2, 1).reshape(b * anchors, d)
+    k = F.normalize(k.permute(0, 2, 1).reshape(b * anchors, d), dim=-1)
+    logits = q @ k.T / tau  # (B·M, B·M)
+    pts = torch.gather(scene, 1, idx[..., None].expand(-1, -1, 2)).reshape(b * anchors, 2)
+    img = torch.arange(b).repeat_interleave(anchors)
+    near = (img[:, None] == img[None]) & (torch.cdist(pts, pts) < exclude)
+    near.fill_diagonal_(False)
+    logits = logits.masked_fill(near | ~ok[None], float("-inf"))
+    loss = F.cross_entropy(logits, torch.arange(b * anchors), reduction="none")
+    return (loss * ok).sum() / ok.sum().clamp(min=1)
+
+
+class ProjectionHead(nn.Module):
+    """Token-wise MLP from encoder tokens to the contrastive space (thrown away after pretraining)."""
+
+    def __init__(self, dim: int, hidden: int = 256, out: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out))
+
+    def forward(self, tokens: torch.Tensor, side: int) -> torch.Tensor:
+        z = F.normalize(self.net(tokens), dim=-1)  # (B, N, out)
+        return z.transpose(1, 2).reshape(z.shape[0], -1, side, side)  # (B, out, s, s)
+
+
+def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "dense",
+                  mask_ratio: float = 0.6) -> None:
+    """objective "dense": patch-level contrast across two crops (the default); "mae": masked-patch prediction."""
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -403,26 +508,37 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         else build_encoder(sizes)
     p = enc.config.patch_size
     side = 64 // p
-    decoder = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
-    params = list(enc.parameters()) + list(decoder.parameters())
+    head = ProjectionHead(enc.config.hidden_size) if objective == "dense" else \
+        MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
+    params = list(enc.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
     data = scene_batches(cfg.batch_size, cfg.seed + 7, workers=1 if cfg.max_steps > 100 else 0)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = last_save = time.time()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     step = 0
     bar = tqdm(desc="encoder", unit="step", mininterval=5)
     while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
         x = next(data)["image"]
-        if torch.rand(()) < 0.5:
-            x = x.flip(-1)
-        masked = block_mask(x.shape[0], side, mask_ratio, gen)  # (B, N)
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        tokens = enc(pixel_values=(x - 0.5) / 0.25, bool_masked_pos=masked).last_hidden_state[:, 1:]  # (B, N, D)
-        target = patchify(x, p)  # (B, N, 3p²)
-        target = (target - target.mean(-1, keepdim=True)) / (target.std(-1, keepdim=True) + 1e-3)  # per-patch norm
-        loss = F.mse_loss(decoder(tokens, masked)[masked], target[masked])  # only the hidden patches
+        if objective == "dense":
+            (v1, th1), (v2, th2) = random_views(x, gen), random_views(x, gen)
+            v1, v2 = recolour(v1, gen), recolour(v2, gen)
+            z1 = head(enc(pixel_values=(v1 - 0.5) / 0.25).last_hidden_state[:, 1:], side)  # (B, 128, s, s)
+            z2 = head(enc(pixel_values=(v2 - 0.5) / 0.25).last_hidden_state[:, 1:], side)
+            ex = cfg.contrast_exclude
+            loss = 0.5 * (dense_infonce(z1, z2, th1, th2, gen, exclude=ex)
+                          + dense_infonce(z2, z1, th2, th1, gen, exclude=ex))
+        else:
+            if torch.rand(()) < 0.5:
+                x = x.flip(-1)
+            masked = block_mask(x.shape[0], side, mask_ratio, gen)  # (B, N)
+            tokens = enc(pixel_values=(x - 0.5) / 0.25, bool_masked_pos=masked).last_hidden_state[:, 1:]  # (B, N, D)
+            target = patchify(x, p)  # (B, N, 3p²)
+            target = (target - target.mean(-1, keepdim=True)) / (target.std(-1, keepdim=True) + 1e-3)  # per patch
+            loss = F.mse_loss(head(tokens, masked)[masked], target[masked])  # only the hidden patches
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -436,8 +552,11 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             last_save = time.time()
     bar.close()
     _save_atomic(enc, folder)
-    log_info(out, "encoder", {"steps": step, "seconds": round(time.time() - t0), "resumed": resume,
-                              "objective": "masked-patch prediction, MAE decoder, block masks", "mask_ratio": mask_ratio})
+    about = {"dense": "patch-level InfoNCE across two crops (colour channels permuted), "
+                      f"neighbours within {cfg.contrast_exclude} not negatives",
+             "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}"}[objective]
+    log_run(out, "encoder", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
+                                     "lr": cfg.lr, "objective": about})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -542,8 +661,12 @@ def train_unet(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool) -> 
     alphas = scheduler.alphas_cumprod
     t0 = last_save = time.time()
     step = 0
-    prev = json.loads((out / "training_log.json").read_text()).get("unet", {}) \
-        if resume and (out / "training_log.json").exists() else {}
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+
+    def log() -> None:
+        log_run(out, "unet", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
+                                      "lr": cfg.lr, "batch_size": cfg.batch_size, "align_weight": cfg.align_weight})
+
     bar = tqdm(desc="unet", unit="step", mininterval=5)
     while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
         idx = torch.randint(0, n_pool, (cfg.batch_size,), generator=gen)
@@ -590,13 +713,11 @@ def train_unet(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool) -> 
                   f"{time.time() - t0:.0f}s", flush=True)
         if time.time() - last_save > cfg.save_every_s:
             _save_unet(unet, ema, sd)
-            log_info(out, "unet", {"steps": prev.get("steps", 0) + step, "seconds": prev.get("seconds", 0) + time.time() - t0,
-                                   "align_weight": cfg.align_weight})
+            log()
             last_save = time.time()
     bar.close()
     _save_unet(unet, ema, sd)
-    log_info(out, "unet", {"steps": prev.get("steps", 0) + step, "seconds": prev.get("seconds", 0) + time.time() - t0,
-                           "align_weight": cfg.align_weight})
+    log()
 
 
 def _save_unet(unet, ema: dict, sd: Path) -> None:
@@ -690,6 +811,7 @@ def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) ->
     tr = ToyScenes("train", length=n_train, offset=8_000_000)
     va = ToyScenes("val", length=n_val)
 
+    @torch.no_grad()
     def feats(ds):
         xs, ys = [], []
         for s in range(0, len(ds), 64):
@@ -714,6 +836,21 @@ def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) ->
         return float((probe(xva).argmax(1) == yva).float().mean())
 
 
+def class_set_counts(pred: torch.Tensor, items: list) -> torch.Tensor:
+    """(true positives, false positives, false negatives, exactly right images) of predicted class sets (b, C) bool
+    against the classes present in each scene."""
+    truth = torch.zeros_like(pred)
+    for i, it in enumerate(items):
+        truth[i, it["classes"][it["classes"] >= 0]] = True
+    return torch.tensor([int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()),
+                         int((pred == truth).all(1).sum())])
+
+
+def f1_of(counts: torch.Tensor) -> float:
+    tp, fp, fn = counts[:3].tolist()
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
 @torch.no_grad()
 def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 0) -> dict:
     """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names",
@@ -721,7 +858,7 @@ def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 
     pipe = load_pipeline(out)
     clf = load_classifier(out)
     ds = ToyScenes("val")
-    tp = fp = fn = 0
+    counts = torch.zeros(4, dtype=torch.long)
     shown = []
     for s in tqdm(range(0, n, 16), desc="generating", mininterval=5):
         items = [ds[i] for i in range(s, min(n, s + 16))]
@@ -729,32 +866,21 @@ def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 
         g = torch.Generator().manual_seed(seed + s)
         imgs = pipe(prompts, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g,
                     output_type="pt").images  # (b, 3, 64, 64) in [0, 1]
-        pred = clf(imgs).sigmoid() > 0.5  # (b, C)
-        for it, pr in zip(items, pred):
-            truth = torch.zeros(len(CLASSES), dtype=torch.bool)
-            truth[it["classes"][it["classes"] >= 0]] = True
-            tp += int((pr & truth).sum())
-            fp += int((pr & ~truth).sum())
-            fn += int((~pr & truth).sum())
+        counts += class_set_counts(clf(imgs).sigmoid() > 0.5, items)
         shown += list(zip(prompts, imgs))
-    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-    return {"f1": f1, "samples": shown}
+    return {"f1": f1_of(counts), "samples": shown}
 
 
-def classifier_accuracy(out: Path, n: int = 512) -> float:
-    """Exact class-set accuracy of the evaluation classifier on real val scenes (its own sanity check)."""
+@torch.no_grad()
+def classifier_scores(out: Path, n: int = 512) -> dict:
+    """The evaluation classifier on real val scenes (its own sanity check): class-set F1 and exact accuracy."""
     clf = load_classifier(out)
     ds = ToyScenes("val")
-    ok = 0
-    with torch.no_grad():
-        for s in range(0, n, 64):
-            items = [ds[i] for i in range(s, min(n, s + 64))]
-            pred = clf(torch.stack([it["image"] for it in items])).sigmoid() > 0.5
-            for it, pr in zip(items, pred):
-                truth = torch.zeros(len(CLASSES), dtype=torch.bool)
-                truth[it["classes"][it["classes"] >= 0]] = True
-                ok += int(bool((pr == truth).all()))
-    return ok / n
+    counts = torch.zeros(4, dtype=torch.long)
+    for s in range(0, n, 64):
+        items = [ds[i] for i in range(s, min(n, s + 64))]
+        counts += class_set_counts(clf(torch.stack([it["image"] for it in items])).sigmoid() > 0.5, items)
+    return {"f1": f1_of(counts), "exact": int(counts[3]) / n}
 
 
 def save_grids(out: Path, samples: list, path: Path) -> None:
@@ -795,7 +921,9 @@ def check(out: Path, n_fid: int, guidance: float, steps: int, figures: Path) -> 
     report["encoder_probe_acc"] = round(linear_probe(enc), 4)
     torch.manual_seed(0)
     report["random_encoder_probe_acc"] = round(linear_probe(build_encoder(_sizes_of(enc)).eval()), 4)
-    report["classifier_exact_acc_real_val"] = round(classifier_accuracy(out), 4)
+    judge = classifier_scores(out)
+    report["classifier_f1_real_val"] = round(judge["f1"], 4)
+    report["classifier_exact_acc_real_val"] = round(judge["exact"], 4)
     fid = prompt_fidelity(out, n_fid, guidance, steps)
     report["prompt_fidelity_f1"] = round(fid["f1"], 4)
     report["fidelity_settings"] = {"images": n_fid, "ddim_steps": steps, "guidance": guidance}
@@ -828,6 +956,10 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
+    ap.add_argument("--encoder-objective", choices=["dense", "mae"], default="dense",
+                    help="encoder pretraining: patch contrast across crops (dense) or masked-patch prediction (mae)")
+    ap.add_argument("--contrast-exclude", type=float, default=0.25,
+                    help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
     ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")
     ap.add_argument("--latent-pool", type=int, default=12000, help="training scenes cached as latents (unet)")
     ap.add_argument("--resume", action="store_true", help="continue from the weights in --out")
@@ -850,13 +982,14 @@ def main(argv=None) -> None:
         bs, lr = defaults[stage]
         cfg = TrainConfig(batch_size=args.batch_size or bs, lr=args.lr or lr, minutes=args.minutes,
                           max_steps=args.max_steps, align_weight=args.align_weight,
+                          contrast_exclude=args.contrast_exclude,
                           latent_pool=args.latent_pool if not args.tiny else 64,
                           log_every=1 if args.tiny else 50)
         print(f"== {stage}: {asdict(cfg)}", flush=True)
         if stage == "vae":
             train_vae(args.out, sizes, cfg, args.resume)
         elif stage == "encoder":
-            train_encoder(args.out, sizes, cfg, args.resume)
+            train_encoder(args.out, sizes, cfg, args.resume, args.encoder_objective)
         elif stage == "unet":
             train_unet(args.out, sizes, cfg, args.resume)
         else:

@@ -67,3 +67,68 @@ def test_class_token_positions():
     ids = tok(prompt).input_ids
     pos = pt.class_token_positions(tok, prefix, ["circle", "square"])
     assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["circle</w>", "square</w>"]
+
+
+def smooth_images(b: int, size: int = 64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False)
+
+
+def test_views_and_their_maps_point_at_the_same_scene_points():
+    x = smooth_images(4)
+    gen = torch.Generator().manual_seed(1)
+    (v1, th1), (v2, th2) = pt.random_views(x, gen), pt.random_views(x, gen)
+    uv = pt.token_centres(16).expand(4, -1, -1)  # (B, 256, 2)
+    scene = pt.to_scene(th1, uv)
+    assert torch.allclose(pt.to_view(th1, scene), uv, atol=1e-5)
+    sample = lambda img, pts: torch.nn.functional.grid_sample(img, pts[:, :, None], align_corners=False)[..., 0]
+    direct = sample(x, scene)  # the scene itself, read at the scene points of view 1's tokens
+    assert (sample(v1, uv) - direct).abs().max() < 0.03
+    in2 = pt.to_view(th2, scene)
+    inside = (in2.abs() <= 1 - 1 / 16).all(-1)  # (B, 256), the anchors dense_infonce keeps
+    assert inside.any()
+    err = (sample(v2, in2) - direct).abs().amax(1)  # (B, 256)
+    assert err[inside].max() < 0.03
+    # a flipped view: its left edge is the scene's right side of the crop
+    th = torch.tensor([[[-0.5, 0.0, 0.1], [0.0, 0.5, -0.2]]])
+    assert torch.allclose(pt.to_scene(th, torch.tensor([[[-1.0, 0.0]]])), torch.tensor([[[0.6, -0.2]]]))
+
+
+def test_dense_infonce_rewards_the_true_correspondence():
+    b, s = 2, 4
+    codes = torch.eye(b * s * s).reshape(b, s * s, b * s * s).transpose(1, 2).reshape(b, -1, s, s)  # one-hot per token
+    ident = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
+    flip = torch.tensor([[-1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
+    loss = lambda z2, th2: float(pt.dense_infonce(codes, z2, ident, th2, torch.Generator().manual_seed(0),
+                                                  anchors=8, tau=0.05, exclude=0.0))
+    assert loss(codes, ident) < 1e-3  # every token finds itself
+    assert loss(codes.flip(-1), flip) < 1e-3  # the flipped view's feature map, read at the flipped place
+    assert loss(codes, flip) > 1.0  # a wrong geometry pairs the wrong tokens
+    assert loss(codes.roll(1, 0), ident) > 1.0  # tokens of the other image
+
+
+def test_class_set_counts_by_hand():
+    items = [{"classes": torch.tensor([0, 2, -1])}, {"classes": torch.tensor([1, -1, -1])}]
+    pred = torch.tensor([[True, False, False, True], [False, True, False, False]])
+    counts = pt.class_set_counts(pred, items)
+    assert counts.tolist() == [2, 1, 1, 1]  # tp: circle, square; fp: cross; fn: triangle; image 2 exactly right
+    assert pt.f1_of(counts) == 2 * 2 / (2 * 2 + 1 + 1)
+
+
+def test_mae_objective_still_trains(tmp_path):
+    pt.main(["--stage", "encoder", "--encoder-objective", "mae", "--tiny", "--max-steps", "2", "--out", str(tmp_path)])
+    from transformers import Dinov2Model
+    assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
+    assert "masked-patch" in (tmp_path / "training_log.json").read_text()
+
+
+def test_log_run_adds_up_resumed_runs(tmp_path):
+    pt.log_run(tmp_path, "unet", False, {"started": "a", "steps": 10, "seconds": 5})
+    pt.log_run(tmp_path, "unet", True, {"started": "b", "steps": 3, "seconds": 2})
+    pt.log_run(tmp_path, "unet", True, {"started": "b", "steps": 7, "seconds": 4})  # a later save of run b
+    import json
+    log = json.loads((tmp_path / "training_log.json").read_text())["unet"]
+    assert (log["steps"], log["seconds"], len(log["runs"])) == (17, 9, 2)
+    pt.log_run(tmp_path, "unet", False, {"started": "c", "steps": 1, "seconds": 1})  # a fresh start forgets the past
+    assert json.loads((tmp_path / "training_log.json").read_text())["unet"]["steps"] == 1
