@@ -828,6 +828,9 @@ def main(argv=None) -> None:
     ap.add_argument("--nltk", choices=["auto", "yes", "no"], default="auto", help="POS-tag nouns with NLTK")
     ap.add_argument("--localisation", action="store_true", help="print the toy quality report (README numbers)")
     ap.add_argument("--eval-images", type=int, default=128, help="scenes for --localisation")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="PNG of --localisation's generated masks (default: figures/pseudo_gt_samples.png, written "
+                         "only for the preset's own pipeline)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
 
@@ -858,8 +861,8 @@ def main(argv=None) -> None:
             key = "with_refinement" if refine_on else "cross_attention_only"
             report[key] = localisation(pipe, cfg, n=args.eval_images)
             print(key, json.dumps(report[key]), flush=True)
-        report["generation"] = generation_report(pipe, preset, n=32, batch_size=8,
-                                                 figure=ROOT / "figures" / "pseudo_gt_samples.png")
+        figure = args.figure or (ROOT / "figures" / "pseudo_gt_samples.png" if args.sd is None else None)
+        report["generation"] = generation_report(pipe, preset, n=32, batch_size=8, figure=figure)
         report["settings"] = {"mask": asdict(preset.mask), "steps": preset.steps, "guidance": preset.guidance,
                               "eval_images": args.eval_images}
         print(json.dumps(report, indent=2))

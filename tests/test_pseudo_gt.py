@@ -210,3 +210,16 @@ def test_writer_skips_unreadable_images_and_flags_captions_without_classes(tiny_
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="pseudo_gt.py --preset toy"):
         pg.PseudoGTDataset(tmp_path / "nothing")
+
+
+def test_localisation_report_of_another_pipeline_leaves_the_readme_figure_alone(tiny_models, tmp_path, capsys):
+    shipped = pg.ROOT / "figures" / "pseudo_gt_samples.png"
+    before = shipped.read_bytes() if shipped.exists() else None
+    pg.main(["--preset", "toy", "--localisation", "--sd", str(tiny_models / "sd"), "--eval-images", "4",
+             "--steps", "2"])
+    report = json.loads(capsys.readouterr().out.split("\n", 2)[-1])  # after the two per-setting lines
+    assert 0.0 <= report["cross_attention_only"]["miou"] <= 1.0 and report["generation"]["complete_share"] >= 0.0
+    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    pg.main(["--preset", "toy", "--localisation", "--sd", str(tiny_models / "sd"), "--eval-images", "4",
+             "--steps", "2", "--figure", str(tmp_path / "masks.png")])
+    assert (tmp_path / "masks.png").stat().st_size > 0
