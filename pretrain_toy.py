@@ -526,8 +526,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         if objective == "dense":
             (v1, th1), (v2, th2) = random_views(x, gen), random_views(x, gen)
             v1, v2 = recolour(v1, gen), recolour(v2, gen)
-            z1 = head(enc(pixel_values=(v1 - 0.5) / 0.25).last_hidden_state[:, 1:], side)  # (B, 128, s, s)
-            z2 = head(enc(pixel_values=(v2 - 0.5) / 0.25).last_hidden_state[:, 1:], side)
+            z1, z2 = head(patch_features(enc, v1), side), head(patch_features(enc, v2), side)  # (B, 128, s, s)
             ex = cfg.contrast_exclude
             loss = 0.5 * (dense_infonce(z1, z2, th1, th2, gen, exclude=ex)
                           + dense_infonce(z2, z1, th2, th1, gen, exclude=ex))
@@ -793,9 +792,8 @@ def check_vae(out: Path, n: int) -> float:
     return float(torch.cat(psnrs).mean())
 
 
-@torch.no_grad()
 def patch_features(enc, images: torch.Tensor) -> torch.Tensor:
-    """Frozen encoder patch tokens (B, N, D) of images (B, 3, 64, 64) in [0, 1]."""
+    """Encoder patch tokens (B, N, D) of images (B, 3, 64, 64) in [0, 1] (CLS dropped)."""
     return enc(pixel_values=(images - 0.5) / 0.25).last_hidden_state[:, 1:]
 
 
