@@ -35,6 +35,8 @@ Commands (each stage saves as it goes and `--resume` continues from the saved we
     python pretrain_toy.py --stage unet --minutes 60          # needs the VAE
     python pretrain_toy.py --stage classifier --minutes 3
     python pretrain_toy.py --check                            # the quality report of the README
+    python pretrain_toy.py --probe-ceiling --max-steps 2500   # diagnostic: the same encoder shape trained WITH
+                                                              # the patch labels, probed as it learns (not saved)
 """
 from __future__ import annotations
 
@@ -834,6 +836,46 @@ def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) ->
         return float((probe(xva).argmax(1) == yva).float().mean())
 
 
+def probe_ceiling(sizes: ModelSizes, cfg: TrainConfig, every: int = 500, probe_images: int = 512) -> list:
+    """Diagnostic, never saved: an encoder of the shipped shape trained *with* the per-patch class labels, through
+    a linear head on its tokens (the probe's own form), and probed every `every` steps. The labels are what the
+    self-supervised encoder must not see; this run only measures how much of the probe target the architecture
+    learns at all in a CPU budget. Returns [{"step", "seconds", "probe_acc"}, ...]."""
+    torch.manual_seed(cfg.seed)
+    enc = build_encoder(sizes)
+    head = nn.Linear(sizes.enc_hidden, len(CLASSES) + 1)
+    params = list(enc.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
+    data = scene_batches(cfg.batch_size, cfg.seed + 7, workers=1 if cfg.max_steps > 100 else 0)
+    t0, step, points = time.time(), 0, []
+
+    def probe() -> None:
+        enc.eval()
+        acc = linear_probe(enc, n_train=probe_images, n_val=probe_images)
+        enc.train()
+        points.append({"step": step, "seconds": round(time.time() - t0), "probe_acc": round(acc, 4)})
+        print(f"ceiling step {step}: probe {acc:.4f}", flush=True)
+
+    bar = tqdm(desc="ceiling", unit="step", mininterval=5)
+    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
+        batch = next(data)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 100)
+        logits = head(patch_features(enc, batch["image"]))  # (B, N, C+1)
+        loss = F.cross_entropy(logits.flatten(0, 1), patch_labels(batch["semantic"], sizes.patch).flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % every == 0:
+            probe()
+    bar.close()
+    if not points or points[-1]["step"] != step:
+        probe()
+    return points
+
+
 def class_set_counts(pred: torch.Tensor, items: list) -> torch.Tensor:
     """(true positives, false positives, false negatives, exactly right images) of predicted class sets (b, C) bool
     against the classes present in each scene."""
@@ -949,6 +991,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=["vae", "encoder", "unet", "classifier", "all"], help="what to train")
     ap.add_argument("--check", action="store_true", help="print the quality report (and write the PNG grids)")
+    ap.add_argument("--probe-ceiling", action="store_true",
+                    help="diagnostic: train an encoder of the same shape WITH the patch labels and print its probe "
+                         "every --probe-every steps (nothing is saved)")
+    ap.add_argument("--probe-every", type=int, default=500, help="steps between probes of --probe-ceiling")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models folder (default: toy_models/)")
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the stage")
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
@@ -968,8 +1014,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps of --check")
     ap.add_argument("--figures", type=Path, default=ROOT / "figures", help="where --check writes its PNGs")
     args = ap.parse_args(argv)
-    if not args.stage and not args.check:
-        ap.error("give --stage or --check")
+    if not args.stage and not args.check and not args.probe_ceiling:
+        ap.error("give --stage, --check or --probe-ceiling")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
@@ -992,6 +1038,11 @@ def main(argv=None) -> None:
             train_unet(args.out, sizes, cfg, args.resume)
         else:
             train_classifier(args.out, cfg)
+    if args.probe_ceiling:
+        cfg = TrainConfig(batch_size=args.batch_size or 32, lr=args.lr or 1e-3, minutes=args.minutes,
+                          max_steps=args.max_steps)
+        points = probe_ceiling(sizes, cfg, args.probe_every, probe_images=16 if args.tiny else 512)
+        print(json.dumps({"probe_ceiling": points, "lr": cfg.lr, "batch_size": cfg.batch_size}, indent=2))
     if args.check:
         report = check(args.out, args.check_images, args.guidance, args.steps, args.figures)
         report["shipped_mb"] = round(folder_size_mb(args.out), 2)

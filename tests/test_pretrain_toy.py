@@ -132,3 +132,55 @@ def test_log_run_adds_up_resumed_runs(tmp_path):
     assert (log["steps"], log["seconds"], len(log["runs"])) == (17, 9, 2)
     pt.log_run(tmp_path, "unet", False, {"started": "c", "steps": 1, "seconds": 1})  # a fresh start forgets the past
     assert json.loads((tmp_path / "training_log.json").read_text())["unet"]["steps"] == 1
+
+
+class _LookupEncoder:
+    """A stand-in encoder whose 'patch tokens' are a fixed function of each patch's true class: one-hot (oracle) or
+    constant (blind). The probe must read 1.0 off the first and the background share off the second."""
+
+    def __init__(self, scenes, oracle: bool):
+        self.config = type("Cfg", (), {"patch_size": 4})()
+        self.table = {self.key(it["image"]): it["semantic"] for it in scenes}
+        self.oracle = oracle
+
+    @staticmethod
+    def key(image: torch.Tensor) -> bytes:  # toy images are 8-bit colours: exact after rounding
+        return (image * 255).round().to(torch.uint8).numpy().tobytes()
+
+    def __call__(self, pixel_values):
+        images = pixel_values * 0.25 + 0.5  # undo patch_features' normalisation
+        tokens = []
+        for img in images:
+            sem = self.table[self.key(img)]
+            labels = pt.patch_labels(sem[None], 4)[0]  # (N,)
+            onehot = torch.nn.functional.one_hot(labels, len(pt.CLASSES) + 1).float()
+            tokens.append(onehot if self.oracle else torch.ones_like(onehot))
+        out = torch.stack(tokens)
+        return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
+
+
+def test_linear_probe_against_an_oracle_and_a_blind_encoder():
+    n = 24
+    scenes = [pt.ToyScenes("train", length=n, offset=8_000_000)[i] for i in range(n)]
+    scenes += [pt.ToyScenes("val", length=n)[i] for i in range(n)]
+    assert pt.linear_probe(_LookupEncoder(scenes, oracle=True), n_train=n, n_val=n, steps=200) == 1.0
+    # blind: the probe can only answer the majority class; count each patch's majority label by brute force
+    background = total = 0
+    for it in scenes[n:]:
+        sem = it["semantic"]
+        for y in range(0, 64, 4):
+            for x0 in range(0, 64, 4):
+                counts = torch.bincount(sem[y:y + 4, x0:x0 + 4].flatten(), minlength=len(pt.CLASSES) + 1)
+                background += int(counts.argmax() == 0)
+                total += 1
+    blind = pt.linear_probe(_LookupEncoder(scenes, oracle=False), n_train=n, n_val=n, steps=200)
+    assert blind == pytest.approx(background / total, abs=1e-6)
+
+
+def test_probe_ceiling_probes_on_schedule_and_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = pt.TrainConfig(batch_size=4, lr=1e-3, max_steps=5)
+    points = pt.probe_ceiling(pt.ModelSizes.tiny(), cfg, every=2, probe_images=8)
+    assert [p["step"] for p in points] == [2, 4, 5]
+    assert all(0.0 <= p["probe_acc"] <= 1.0 for p in points)
+    assert list(tmp_path.iterdir()) == []
