@@ -35,8 +35,9 @@ Commands (each stage saves as it goes and `--resume` continues from the saved we
     python pretrain_toy.py --stage unet --minutes 60          # needs the VAE
     python pretrain_toy.py --stage classifier --minutes 3
     python pretrain_toy.py --check                            # the quality report of the README
-    python pretrain_toy.py --probe-ceiling --max-steps 2500   # diagnostic: the same encoder shape trained WITH
-                                                              # the patch labels, probed as it learns (not saved)
+    python pretrain_toy.py --probe-ceiling --max-steps 2500 --minutes 40
+                            # diagnostic: the same encoder shape trained WITH the patch labels, probed as it learns
+                            # (nothing is saved; the README's ceiling table)
 """
 from __future__ import annotations
 
