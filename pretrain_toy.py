@@ -1040,7 +1040,8 @@ def main(argv=None) -> None:
         else:
             train_classifier(args.out, cfg)
     if args.probe_ceiling:
-        cfg = TrainConfig(batch_size=args.batch_size or 32, lr=args.lr or 1e-3, minutes=args.minutes,
+        bs, lr = defaults["encoder"]  # the shipped encoder's batch and rate
+        cfg = TrainConfig(batch_size=args.batch_size or bs, lr=args.lr or lr, minutes=args.minutes,
                           max_steps=args.max_steps)
         points = probe_ceiling(sizes, cfg, args.probe_every, probe_images=16 if args.tiny else 512)
         print(json.dumps({"probe_ceiling": points, "lr": cfg.lr, "batch_size": cfg.batch_size}, indent=2))
