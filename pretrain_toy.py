@@ -489,6 +489,28 @@ def dense_infonce(z1: torch.Tensor, z2: torch.Tensor, theta1: torch.Tensor, thet
     return (loss * ok).sum() / ok.sum().clamp(min=1)
 
 
+def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
+    """Majority id of each p×p patch of an integer map (B, H, W) with ids 0..num_ids−1 → (B, N)."""
+    onehot = F.one_hot(labels, num_ids).permute(0, 3, 1, 2).float()  # (B, I, H, W)
+    return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
+
+
+def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Supervised contrast of the tokens of one image (SupCon, Khosla et al. 2020, within each image): a token's
+    positives are the other tokens of its own instance (background is one group), its negatives every token of
+    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss."""
+    z = F.normalize(tokens, dim=-1)
+    logits = torch.einsum("bnd,bmd->bnm", z, z) / tau  # (B, N, N) cosine similarities / τ
+    n = z.shape[1]
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)[None]  # (1, N, N)
+    logits = logits.masked_fill(self_mask, float("-inf"))  # a token is not its own candidate
+    log_prob = logits.log_softmax(dim=-1)  # (B, N, N): over all other tokens of the image
+    pos = (ids[:, :, None] == ids[:, None, :]) & ~self_mask  # (B, N, N) same instance
+    n_pos = pos.sum(-1)  # (B, N)
+    per_token = -(log_prob.masked_fill(~pos, 0.0)).sum(-1) / n_pos.clamp(min=1)  # mean over positives
+    return per_token[n_pos > 0].mean()
+
+
 class ProjectionHead(nn.Module):
     """Token-wise MLP from encoder tokens to the contrastive space (thrown away after pretraining)."""
 
@@ -511,8 +533,12 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         else build_encoder(sizes)
     p = enc.config.patch_size
     side = 64 // p
-    head = ProjectionHead(enc.config.hidden_size) if objective == "dense" else \
-        MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
+    if objective == "dense":
+        head = ProjectionHead(enc.config.hidden_size)
+    elif objective == "instance":
+        head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
+    else:
+        head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
     params = list(enc.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
     data = scene_batches(cfg.batch_size, cfg.seed + 7, workers=1 if cfg.max_steps > 100 else 0)
@@ -522,11 +548,20 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     step = 0
     bar = tqdm(desc="encoder", unit="step", mininterval=5)
     while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
-        x = next(data)["image"]
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective == "dense":
+        if objective == "instance":
+            batch = next(data)
+            x, inst, sem = batch["image"], batch["instance"], batch["semantic"]
+            if torch.rand((), generator=gen) < 0.5:
+                x, inst, sem = x.flip(-1), inst.flip(-1), sem.flip(-1)
+            tokens = patch_features(enc, x)  # (B, N, D)
+            ids = patch_majority(inst, p, toyworld.MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
+            cls = patch_majority(sem, p, len(CLASSES) + 1)  # (B, N) class of each patch
+            loss = instance_contrast(tokens, ids) + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
+        elif objective == "dense":
+            x = next(data)["image"]
             (v1, th1), (v2, th2) = random_views(x, gen), random_views(x, gen)
             v1, v2 = recolour(v1, gen), recolour(v2, gen)
             z1, z2 = head(patch_features(enc, v1), side), head(patch_features(enc, v2), side)  # (B, 128, s, s)
@@ -534,6 +569,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             loss = 0.5 * (dense_infonce(z1, z2, th1, th2, gen, exclude=ex)
                           + dense_infonce(z2, z1, th2, th1, gen, exclude=ex))
         else:
+            x = next(data)["image"]
             if torch.rand(()) < 0.5:
                 x = x.flip(-1)
             masked = block_mask(x.shape[0], side, mask_ratio, gen)  # (B, N)
@@ -556,7 +592,10 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     _save_atomic(enc, folder)
     about = {"dense": "patch-level InfoNCE across two crops (colour channels permuted), "
                       f"neighbours within {cfg.contrast_exclude} not negatives",
-             "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}"}[objective]
+             "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}",
+             "instance": "WITH the world's labels (a stand-in for DINOv2's instance-aware tokens): supervised "
+                         "contrast of the tokens within each image (same instance positive, τ 0.1) + per-token "
+                         "class cross-entropy through a linear head"}[objective]
     log_run(out, "encoder", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
                                      "lr": cfg.lr, "objective": about})
 
@@ -1001,7 +1040,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["dense", "mae"], default="dense",
+    ap.add_argument("--encoder-objective", choices=["dense", "mae", "instance"], default="dense",
                     help="encoder pretraining: patch contrast across crops (dense) or masked-patch prediction (mae)")
     ap.add_argument("--contrast-exclude", type=float, default=0.25,
                     help="dense encoder objective: same-image negatives closer than this (scene units) are left out")

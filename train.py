@@ -40,12 +40,15 @@ PRESETS = {
     "toy": dict(encoder=str(ROOT / "toy_models" / "encoder"), sd=str(ROOT / "toy_models" / "sd"),
                 encoder_size=64, decoder_size=64, num_slots=5, iters=3, slot_dim=128, slot_mlp=256,
                 mlp_hidden=256, match_size=64, num_classes=4, data="data/toy_pseudo", num_images=512,
+                # one learned vector per slot + the bi-level detach: slots bind within the CPU budget
+                # (docs/binding.md); the paper preset keeps the authors' Gaussian init
+                slot_init="learned", bilevel="yes",
                 batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4,
                 warmup=100, log_every=50, ckpt_every=300, out="runs/toy", eval_images=256),
     # DESIGN.md §4/§5: DINOv2 ViT-B/14 at 448 px, SD 2.1 at 256 px (v-prediction), Stable-LSD's AdamW 2e-5
     "paper": dict(encoder="facebook/dinov2-base", sd="stabilityai/stable-diffusion-2-1", encoder_size=448,
                   decoder_size=256, num_slots=7, iters=5, slot_dim=768, slot_mlp=768, mlp_hidden=2048,
-                  match_size=128, num_classes=80, data=None, num_images=None, batch_size=32, steps1=200000,
+                  match_size=128, num_classes=80, slot_init="gaussian", bilevel="no", data=None, num_images=None, batch_size=32, steps1=200000,
                   steps2=50000, lr_slots1=2e-5, lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100,
                   ckpt_every=5000, out="runs/paper", eval_images=0),
 }
@@ -68,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--slot-dim", type=int, help="slot width D")
     a("--slot-mlp", type=int, help="slot MLP hidden width")
     a("--mlp-hidden", type=int, help="MLP decoder hidden width")
+    a("--slot-init", choices=["gaussian", "learned"],
+      help="initial slots: sampled from one learned Gaussian (the authors' release) or one learned vector per slot")
+    a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init")
     a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
     a("--num-classes", type=int, help="classes of the pseudo masks")
     a("--batch-size", type=int, help="per process")
@@ -195,7 +201,8 @@ def model_config(args):
                        encoder_std=(0.25,) * 3 if args.preset == "toy" else (0.229, 0.224, 0.225),
                        sd=args.sd, decoder_size=args.decoder_size,
                        slots=GLASSSlotConfig(num_slots=args.num_slots, iters=args.iters, dim=args.slot_dim,
-                                             mlp_hidden=args.slot_mlp),
+                                             mlp_hidden=args.slot_mlp, learned_init=args.slot_init == "learned",
+                                             bilevel=args.bilevel == "yes"),
                        num_classes=args.num_classes, mlp_hidden=args.mlp_hidden,
                        lambda_semantic=args.lambda_semantic, lambda_instance=args.lambda_instance,
                        use_recon=not args.no_recon, use_semantic=not args.no_semantic,

@@ -108,6 +108,44 @@ def test_dense_infonce_rewards_the_true_correspondence():
     assert loss(codes.roll(1, 0), ident) > 1.0  # tokens of the other image
 
 
+def test_instance_contrast_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randn(2, 6, 3, generator=g)
+    ids = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 0, 3]])  # id 2 / 3: a single-token instance, no positives
+    tau = 0.5
+    per_token = []
+    for b in range(2):
+        z = torch.nn.functional.normalize(tokens[b], dim=-1)
+        for i in range(6):
+            others = [j for j in range(6) if j != i]
+            pos = [j for j in others if ids[b, j] == ids[b, i]]
+            if not pos:
+                continue
+            denom = torch.logsumexp(torch.stack([z[i] @ z[j] / tau for j in others]), 0)
+            per_token.append(-sum(z[i] @ z[j] / tau - denom for j in pos) / len(pos))
+    expected = torch.stack(per_token).mean()
+    assert torch.allclose(pt.instance_contrast(tokens, ids, tau=tau), expected, atol=1e-6)
+    # tokens that are exactly their instance's code beat shuffled ones
+    codes = torch.eye(4)[ids] * 5  # (2, 6, 4)
+    assert pt.instance_contrast(codes, ids) < pt.instance_contrast(codes.flip(1), ids)
+
+
+def test_patch_majority_by_hand():
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, :2, :2] = 2  # top-left patch all 2
+    labels[0, 2:, 2:] = 1
+    labels[0, 3, 3] = 0  # bottom-right: three 1s, one 0
+    assert pt.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
+
+
+def test_instance_objective_trains(tmp_path):
+    pt.main(["--stage", "encoder", "--encoder-objective", "instance", "--tiny", "--max-steps", "2", "--out",
+             str(tmp_path)])
+    from transformers import Dinov2Model
+    assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
+    assert "instance" in (tmp_path / "training_log.json").read_text()
+
+
 def test_class_set_counts_by_hand():
     items = [{"classes": torch.tensor([0, 2, -1])}, {"classes": torch.tensor([1, -1, -1])}]
     pred = torch.tensor([[True, False, False, True], [False, True, False, False]])

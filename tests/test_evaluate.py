@@ -1,0 +1,88 @@
+"""Tests of evaluate.py's binding ladder: oracle datasets hold the ground truth, the k-means floor against
+scikit-learn on a hand-made case, FG-ARI on multi-object scenes, and one small ladder run end to end."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+import evaluate
+import pseudo_gt
+import toyworld
+
+
+@pytest.mark.parametrize("kind", ["semantic", "instance"])
+def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
+    out = evaluate.write_oracle_dataset(tmp_path / kind, 6, kind)
+    ds = pseudo_gt.PseudoGTDataset(out)
+    assert len(ds) == 6 and ds.num_classes == 4
+    for i in range(6):
+        scene = toyworld.make_scene("train", evaluate.ORACLE_OFFSET + i)
+        truth = scene.semantic if kind == "semantic" else scene.instance
+        item = ds[i]
+        assert torch.equal(item["mask"], torch.from_numpy(truth.astype(np.int64))), i
+        assert torch.equal((item["image"] * 255).round().to(torch.uint8).permute(1, 2, 0),
+                           torch.from_numpy(scene.image)), i
+    # resumable: a second call keeps the items and writes nothing twice
+    evaluate.write_oracle_dataset(out, 8, kind)
+    lines = (out / "items-rank0.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["index"] for line in lines) == list(range(8))
+
+
+def test_oracle_dataset_rejects_unknown_masks(tmp_path):
+    with pytest.raises(ValueError, match="semantic"):
+        evaluate.write_oracle_dataset(tmp_path, 2, "panoptic")
+
+
+def test_kmeans_recovers_separated_regions():
+    # three regions on a 16×16 grid; tokens are far-apart region codes plus small noise
+    regions = torch.zeros(16, 16, dtype=torch.long)
+    regions[:, 8:] = 1
+    regions[10:, :5] = 2
+    codes = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    g = torch.Generator().manual_seed(0)
+    tokens = (codes[regions.flatten()] + 0.1 * torch.randn(256, 2, generator=g))[None]  # (1, 256, 2)
+    labels = evaluate.kmeans_labels(tokens, k=3, size=64)
+    assert labels.shape == (1, 64, 64)
+    truth = regions.repeat_interleave(4, 0).repeat_interleave(4, 1)  # nearest upsampling by hand
+    assert adjusted_rand_score(truth.flatten().numpy(), labels[0].flatten().numpy()) == pytest.approx(1.0)
+
+
+def test_pixel_tokens_by_hand():
+    img = torch.zeros(1, 3, 8, 8)
+    img[0, 0, 4:, :4] = 1.0  # red bottom-left quarter
+    tok = evaluate.pixel_tokens(img, patch=4, position_weight=2.0)  # 2×2 grid
+    assert tok.shape == (1, 4, 3 * 16 + 2)
+    assert tok[0, 2, :16].eq(1).all() and tok[0, 2, 16:48].eq(0).all()  # token 2 = row 1, col 0: red only
+    assert tok[0, :, 48:].tolist() == [[0, 0], [2, 0], [0, 2], [2, 2]]  # (x, y) × 2 at the cell centres' grid
+
+
+def test_fg_ari_multi_leaves_single_object_scenes_out():
+    inst = torch.zeros(2, 8, 8, dtype=torch.long)
+    inst[0, :4, :4] = 1  # one object
+    inst[1, :4, :4], inst[1, 4:, 4:] = 1, 2  # two objects
+    pred = inst.clone()
+    pred[0, 0, 0] = 3  # one pixel of the single object elsewhere: its FG-ARI drops to 0
+    out = evaluate.score_masks(pred, inst, (inst > 0).long())
+    assert out["fg_ari"][0] == pytest.approx(0.0) and out["fg_ari"][1] == pytest.approx(1.0)
+    assert torch.isnan(out["fg_ari_multi"][0]) and out["fg_ari_multi"][1] == pytest.approx(1.0)
+
+
+def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
+    extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
+             "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
+             "--log-every", "1", "--warmup", "1"]
+    res = evaluate.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+                              only=["pixels", "ceiling", "1", "5"])
+    assert set(res) == {"k-means on pixel colour + position (K = 4)", evaluate.LADDER[0][0], evaluate.LADDER[4][0],
+                        "ground-truth semantic mask as slots (perfect semantic guidance)"}
+    for r in res.values():
+        assert r["val"]["images"] == 4 and r["shift"]["images"] == 4
+        assert 0.0 <= r["val"]["mbo_i"] <= 1.0
+    ceiling = res["ground-truth semantic mask as slots (perfect semantic guidance)"]["val"]
+    assert ceiling["miou_c"] == ceiling["mbo_c"] == 1.0  # the semantic mask scored against itself
+    assert "| rung |" in evaluate.ladder_table(res)
+    again = evaluate.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+                                only=["pixels", "ceiling", "1", "5"])
+    assert again == json.loads((tmp_path / "ladder.json").read_text()) == res  # nothing retrained
