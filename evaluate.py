@@ -267,15 +267,17 @@ def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: li
             r = discovery(model, "val", eval_images, torch.device("cpu"))
             r["minutes"] = round((time.time() - t0) / 60, 2)
             results.setdefault(name, []).append(r)
-            print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in
-                                                                ("miou_i", "mbo_i", "mbo_c", "fg_ari")), flush=True)
+            print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS), flush=True)
             (out / "ablation.json").write_text(json.dumps(results, indent=2))
     return results
 
 
+ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
+
+
 def ablation_table(results: dict) -> str:
-    keys = ("miou_i", "mbo_i", "mbo_c", "fg_ari")
-    lines = ["| losses | mIoU_i | mBO_i | mBO_c | FG-ARI |", "|---|---|---|---|---|"]
+    keys = ABLATION_KEYS
+    lines = ["| losses | mIoU_i | mBO_i | mBO_c | FG-ARI all | FG-ARI multi |", "|---|---|---|---|---|---|"]
     for name, runs in results.items():
         cells = []
         for k in keys:
@@ -289,14 +291,14 @@ def plot_ablation(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    keys = ("miou_i", "mbo_i", "mbo_c", "fg_ari")
-    fig, ax = plt.subplots(figsize=(8, 3))
+    keys = ABLATION_KEYS
+    fig, ax = plt.subplots(figsize=(9, 3))
     width = 0.2
     for j, (name, runs) in enumerate(results.items()):
         means = [np.mean([r[k] for r in runs]) for k in keys]
         stds = [np.std([r[k] for r in runs]) for k in keys]
-        ax.bar(np.arange(4) + j * width, means, width, yerr=stds, label=name)
-    ax.set_xticks(np.arange(4) + 1.5 * width, keys)
+        ax.bar(np.arange(len(keys)) + j * width, means, width, yerr=stds, label=name)
+    ax.set_xticks(np.arange(len(keys)) + 1.5 * width, keys)
     ax.legend(fontsize=7)
     ax.set_title("loss ablation on the toy val split (python evaluate.py ablation)", fontsize=9)
     fig.tight_layout()

@@ -7,20 +7,20 @@ toy world's `train` split and writes them where the GLASS code loads them from, 
                           vae/ AutoencoderKL 64 px → 16×16×4 latents, text_encoder/ CLIPTextModel (frozen random
                           init), tokenizer/ CLIPTokenizer over the world's words, unet/ UNet2DConditionModel with
                           cross-attention at 16×16 and 8×8, scheduler/ DDPM (scaled-linear betas, ε-prediction)
-    toy_models/encoder/   a transformers Dinov2Model (patch 4 → 16×16 tokens at 64 px), trained without labels
+    toy_models/encoder/   a transformers Dinov2Model (patch 4 → 16×16 tokens at 64 px), pretrained WITH the world's
+                          labels to stand in for DINOv2's instance-aware tokens (GLASS never sees the labels)
     toy_models/eval_classifier/   an evaluation-only multi-label CNN (which classes are in an image)
 
 Objectives:
     VAE       MSE reconstruction + 1e-6·KL (the SD recipe without the GAN and perceptual terms)
-    encoder   patch-level contrast across two views (`--encoder-objective dense`, the default; DenseCL / PixPro
-              family): each scene is cropped twice (30–100 % of the area, random flips) and each crop's colour
-              channels are permuted; a token of one view must pick out, among all tokens of the batch, the other
-              view's feature at the same scene point (InfoNCE, τ 0.2, neighbours within 2 tokens in the same image
-              left out of the negatives). Positions differ between views, so the position embedding cannot answer,
-              and colours are shuffled, so colour cannot either: what is left to tell a patch from every other
-              patch is the shape it belongs to and where in it the patch sits. Two earlier objectives barely beat
-              a random encoder on the linear probe (README): SimMIM (40 % random patches) and MAE-style
-              masked-patch prediction with block masks (`--encoder-objective mae`).
+    encoder   `--encoder-objective instance` (the default, the shipped encoder): supervised contrast of the tokens
+              within each image (SupCon: tokens of one object are positives, other objects' and the background's
+              negatives, cosine, τ 0.1) plus per-token class cross-entropy through a linear head. It uses the
+              world's instance and class labels, as a stand-in for what DINOv2 gives GLASS (tokens that group by
+              object); docs/binding.md §2 measures why the self-supervised objectives were not enough.
+              `dense`: patch-level contrast across two views without labels (DenseCL / PixPro family; each scene
+              cropped twice, colour channels permuted, a token must find the other view's feature at the same scene
+              point, InfoNCE τ 0.2). `mae`: masked-patch prediction with block masks.
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, DESIGN.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
@@ -31,7 +31,7 @@ the class names alone (the probe prompt of pseudo_gt.py), the caption alone, or 
 
 Commands (each stage saves as it goes and `--resume` continues from the saved weights):
     python pretrain_toy.py --stage vae --minutes 25
-    python pretrain_toy.py --stage encoder --minutes 20
+    python pretrain_toy.py --stage encoder --max-steps 1057 --minutes 30
     python pretrain_toy.py --stage unet --minutes 60          # needs the VAE
     python pretrain_toy.py --stage classifier --minutes 3
     python pretrain_toy.py --check                            # the quality report of the README
@@ -523,9 +523,10 @@ class ProjectionHead(nn.Module):
         return z.transpose(1, 2).reshape(z.shape[0], -1, side, side)  # (B, out, s, s)
 
 
-def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "dense",
+def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "instance",
                   mask_ratio: float = 0.6) -> None:
-    """objective "dense": patch-level contrast across two crops (the default); "mae": masked-patch prediction."""
+    """objective "instance": labelled within-image token contrast + class head (the default, the shipped
+    stand-in); "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -1040,8 +1041,9 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["dense", "mae", "instance"], default="dense",
-                    help="encoder pretraining: patch contrast across crops (dense) or masked-patch prediction (mae)")
+    ap.add_argument("--encoder-objective", choices=["instance", "dense", "mae"], default="instance",
+                    help="encoder pretraining: labelled instance contrast + class head (instance, the shipped "
+                         "stand-in), patch contrast across crops (dense) or masked-patch prediction (mae)")
     ap.add_argument("--contrast-exclude", type=float, default=0.25,
                     help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
     ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")

@@ -65,18 +65,21 @@ for k in range(K):
     plt.plot(range(1, T + 1), wins[:, k], marker="o", label=f"slot {k}")
 plt.xlabel("iteration"); plt.ylabel("share of tokens won"); plt.legend(fontsize=7, ncol=2)
 plt.title("competition between slots over iterations"); plt.show()""",
-        "## More or fewer slots, more or fewer iterations\nThe same trained module, sampled with K slots "
-        "(the Gaussian init is shared by all slots, so K can change at test time) and run with T iterations.",
+        "## Fewer slots, more or fewer iterations\nThe same trained module with K slots and T iterations. A shared "
+        "Gaussian init can be sampled for any K; the toy preset's learned per-slot queries can only be dropped, so "
+        "K ≤ the trained number here.",
         """from matplotlib.colors import ListedColormap
 cmap = plt.get_cmap("tab10")
-settings = [(3, T), (5, T), (7, T), (K, 1), (K, 3), (K, 8)]
+def initial_slots(k):                               # (1, k, D)
+    return sa.sample_init(1)[:, :k] if sa.learned_init else sa.sample_init(1, num_slots=k)
+settings = [(2, T), (3, T), (K, T), (K, 1), (K, 3), (K, 8)]
 fig, axes = plt.subplots(1, len(settings) + 1, figsize=(2 * (len(settings) + 1), 2.3))
 axes[0].imshow(image[0].permute(1, 2, 0)); axes[0].set_title("scene", fontsize=8)
 with torch.no_grad():
     for a, (k_slots, iters) in zip(axes[1:], settings):
         torch.manual_seed(1)
         sa.iters = iters
-        attn = sm(feats, slots=sa.sample_init(1, num_slots=k_slots)).attn[0].reshape(-1, g, g)
+        attn = sm(feats, slots=initial_slots(k_slots)).attn[0].reshape(-1, g, g)
         a.imshow(attn.argmax(0), cmap=cmap, vmin=0, vmax=9, interpolation="nearest")
         a.set_title(f"K={k_slots}, T={iters}", fontsize=8)
 sa.iters = T
