@@ -1,11 +1,16 @@
 """The paper's experiments (GLASS §5) as commands, on the toy world.
 
     python evaluate.py discovery --ckpt runs/toy/phase2          # object discovery on val and shift (+ SO/PO/GO)
-    python evaluate.py ablation --seeds 0 1 --steps 600          # loss ablation (paper Tab. 6a) on phase 1
+    python evaluate.py ablation --seeds 0 1 2 --steps 400        # loss ablation (paper Tab. 6a) on phase 1
+    python evaluate.py ladder --steps 400                        # where binding is won or lost (docs/binding.md)
 
 Masks are the last-iteration slot attention resized bilinearly to the ground truth and argmaxed over slots;
 background is not a GT segment (DINOSAUR/SPOT protocol) unless `--background-segment`.
-Built so far: discovery and the loss ablation. Conditional/compositional generation metrics, property prediction and
+The ladder scores k-means floors (per image, K = slots, on encoder tokens and on pixel colour + position), the
+ground-truth semantic mask as if it were slot masks, and phase-1 runs on the quick start's data and on oracle
+datasets of real scenes with ground-truth semantic or instance masks. FG-ARI is reported over all scenes and over
+scenes with two or more objects (single-object scenes score 0 for any mask upsampled from a token grid).
+Built so far: discovery, the loss ablation and the ladder. Conditional/compositional generation metrics, property prediction and
 semantic-level discovery are still to come (see the README's status list).
 """
 from __future__ import annotations
