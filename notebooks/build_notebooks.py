@@ -261,7 +261,7 @@ for r, run in enumerate(runs):
     axes[r + 1, 0].set_ylabel(run.name.replace("_seed0", ""), fontsize=7)
 for a in axes.flat: a.set_xticks([]); a.set_yticks([])
 plt.tight_layout(); plt.show()""",
-        "## What the toy world shows\nThe README's ablation section gives the measured table (two seeds) and the reading of it.",
+        "## What the toy world shows\nThe README's ablation section gives the measured table (three seeds) and the reading of it; its ladder says why the semantic term groups objects in this world.",
     ],
     "05_generation.ipynb": [
         "# 05 · Generation from slots (GLASS §5: conditional and compositional generation)\n"
