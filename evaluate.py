@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 import metrics
 import toyworld
+from slot_attention import build_grid
 
 ROOT = Path(__file__).resolve().parent
 
@@ -56,18 +57,15 @@ def score_masks(pred: torch.Tensor, inst: torch.Tensor, sem: torch.Tensor, backg
 
 def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
     """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
-    maps `predict(images (B, 3, H, W)) → (B, H, W)` on the first n scenes of a split. `predict` may instead be the
-    string "semantic": the ground-truth semantic mask itself as the prediction (what perfect class-level slots,
-    all instances of a class in one slot, would score)."""
+    maps `predict(batch) → (B, H, W)` on the first n scenes of a split; batch holds image (B, 3, H, W), instance
+    and semantic (B, H, W)."""
     ds = toyworld.ToyScenes(split, length=n)
     vals: dict = {}
     for s in range(0, n, batch_size):
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
-        images = torch.stack([it["image"] for it in items])
-        inst = torch.stack([it["instance"] for it in items])
-        sem = torch.stack([it["semantic"] for it in items])
-        pred = sem if isinstance(predict, str) and predict == "semantic" else predict(images).cpu()
-        for k, v in score_masks(pred, inst, sem, background_segment).items():
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
+        pred = predict(batch).cpu()
+        for k, v in score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
             vals.setdefault(k, []).append(v)
     out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
     out.update(split=split, images=n, background_segment=background_segment)
@@ -82,7 +80,8 @@ def discovery(model, split: str, n: int, device, background_segment: bool = Fals
     torch.manual_seed(seed)
     model.eval()
 
-    def predict(images):
+    def predict(batch):
+        images = batch["image"]
         masks = model.encode(images.to(device)).masks  # (B, K, h, w)
         return F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False).argmax(1)
 
@@ -101,8 +100,7 @@ def pixel_tokens(images: torch.Tensor, patch: int = 4, position_weight: float = 
     cells = images.unfold(2, patch, patch).unfold(3, patch, patch)  # (B, 3, h', w', p, p)
     gh, gw = h // patch, w // patch
     colour = cells.permute(0, 2, 3, 1, 4, 5).reshape(b, gh * gw, -1)  # (B, N, 3p²)
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, gh), torch.linspace(0, 1, gw), indexing="ij")
-    pos = torch.stack([xs, ys], -1).reshape(1, gh * gw, 2).expand(b, -1, -1) * position_weight  # (B, N, 2)
+    pos = build_grid(gh, gw)[None, :, :2].expand(b, -1, -1) * position_weight  # (B, N, 2): (x, y) of each cell
     return torch.cat([colour, pos], dim=-1)
 
 
@@ -121,7 +119,8 @@ def kmeans_labels(tokens: torch.Tensor, k: int, size: int, seed: int = 0) -> tor
 def kmeans_floor(kind: str, split: str, n: int, k: int, encoder=None) -> dict:
     """Discovery of the k-means floor on encoder tokens (`kind` "tokens", needs `encoder`: a FrozenEncoder) or
     on pixel colour + position (`kind` "pixels")."""
-    def predict(images):
+    def predict(batch):
+        images = batch["image"]
         with torch.no_grad():
             tokens = encoder(images) if kind == "tokens" else pixel_tokens(images)
         return kmeans_labels(tokens, k, images.shape[-1])
@@ -191,18 +190,21 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
     def save():
         results_path.write_text(json.dumps(results, indent=2))
 
-    encoder = FrozenEncoder(args.encoder, args.encoder_size, (0.5,) * 3, (0.25,) * 3)
-    for name, kind in ((f"k-means on encoder tokens (K = {args.num_slots})", "tokens"),
-                       (f"k-means on pixel colour + position (K = {args.num_slots})", "pixels")):
-        if name not in results and (only is None or kind in only):
-            results[name] = {s: kmeans_floor(kind, s, n, args.num_slots, encoder) for s, n in splits.items()}
+    cfg = train.model_config(args)
+    k = args.num_slots
+    encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std) \
+        if only is None or "tokens" in only else None
+    floors = [  # (row, --only key, scorer of one split)
+        (f"k-means on encoder tokens (K = {k})", "tokens", lambda s, n: kmeans_floor("tokens", s, n, k, encoder)),
+        (f"k-means on pixel colour + position (K = {k})", "pixels", lambda s, n: kmeans_floor("pixels", s, n, k)),
+        ("ground-truth semantic mask as slots (perfect semantic guidance)", "ceiling",
+         lambda s, n: discovery_of(lambda batch: batch["semantic"], s, n)),
+    ]
+    for name, key, score in floors:
+        if name not in results and (only is None or key in only):
+            results[name] = {s: score(s, n) for s, n in splits.items()}
             save()
             print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
-    name = "ground-truth semantic mask as slots (perfect semantic guidance)"
-    if name not in results and (only is None or "ceiling" in only):
-        results[name] = {s: discovery_of("semantic", s, n) for s, n in splits.items()}
-        save()
-        print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
     for r, (name, data, flags) in enumerate(LADDER):
         if name in results or (only is not None and str(r + 1) not in only):
             continue

@@ -559,7 +559,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                 x, inst, sem = x.flip(-1), inst.flip(-1), sem.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
             ids = patch_majority(inst, p, toyworld.MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
-            cls = patch_majority(sem, p, len(CLASSES) + 1)  # (B, N) class of each patch
+            cls = patch_labels(sem, p)  # (B, N) class of each patch
             loss = instance_contrast(tokens, ids) + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
         elif objective == "dense":
             x = next(data)["image"]
@@ -842,8 +842,7 @@ def patch_features(enc, images: torch.Tensor) -> torch.Tensor:
 
 def patch_labels(semantic: torch.Tensor, p: int) -> torch.Tensor:
     """Majority class (0 = background) of each p×p patch: (B, H, W) → (B, N)."""
-    onehot = F.one_hot(semantic, len(CLASSES) + 1).permute(0, 3, 1, 2).float()  # (B, C+1, H, W)
-    return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
+    return patch_majority(semantic, p, len(CLASSES) + 1)
 
 
 def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) -> float:
