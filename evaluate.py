@@ -25,67 +25,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import metrics
-import toyworld
+import train
 from slot_attention import build_grid
+from toy import world
+from train import discovery, discovery_of
 
 ROOT = Path(__file__).resolve().parent
 
-ABLATIONS = {  # name → train.py flags (paper Tab. 6a)
-    "recon only": ["--no-semantic", "--no-instance"],
-    "+ semantic": ["--no-instance"],
-    "+ instance": ["--no-semantic"],
-    "all three": [],
+ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
+    "recon only": dict(no_semantic=True, no_instance=True),
+    "+ semantic": dict(no_instance=True),
+    "+ instance": dict(no_semantic=True),
+    "all three": dict(),
 }
-
-
-def score_masks(pred: torch.Tensor, inst: torch.Tensor, sem: torch.Tensor, background_segment: bool = False) -> dict:
-    """Per-image metrics (each (B,)) of predicted label maps (B, H, W) against GT instance and semantic masks."""
-    kw = {"background_segment": background_segment}
-    out = {"miou_i": metrics.miou(pred, inst, **kw), "mbo_i": metrics.mbo(pred, inst, **kw),
-           "miou_c": metrics.miou(pred, sem, **kw), "mbo_c": metrics.mbo(pred, sem, **kw),
-           "fg_ari": metrics.fg_ari(pred, inst)}
-    num_objects = torch.tensor([int(((t.unique() > 0) & (t.unique() != 255)).sum()) for t in inst])  # (B,)
-    # FG-ARI of a single-object scene is 1 only if every object pixel lands in one slot: masks upsampled from a
-    # token grid leak edge pixels, so such scenes score 0 for every model. FG-ARI over scenes with ≥ 2 objects
-    # measures what FG-ARI is for: whether different objects land in different slots.
-    out["fg_ari_multi"] = torch.where(num_objects >= 2, out["fg_ari"], torch.full_like(out["fg_ari"], float("nan")))
-    b = metrics.so_po_go(pred, inst)
-    out.update(so=b.so, po=b.po, go=b.go, bg=b.bg)
-    return out
-
-
-def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
-    """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
-    maps `predict(batch) → (B, H, W)` on the first n scenes of a split; batch holds image (B, 3, H, W), instance
-    and semantic (B, H, W)."""
-    ds = toyworld.ToyScenes(split, length=n)
-    vals: dict = {}
-    for s in range(0, n, batch_size):
-        items = [ds[i] for i in range(s, min(n, s + batch_size))]
-        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
-        pred = predict(batch).cpu()
-        for k, v in score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
-            vals.setdefault(k, []).append(v)
-    out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
-    out.update(split=split, images=n, background_segment=background_segment)
-    return out
-
-
-@torch.no_grad()
-def discovery(model, split: str, n: int, device, background_segment: bool = False, batch_size: int = 32,
-              seed: int = 0) -> dict:
-    """Object discovery of a GLASS model: slot masks (last-iteration attention resized bilinearly to the ground
-    truth, argmax over slots, §5) scored by `discovery_of`."""
-    torch.manual_seed(seed)
-    model.eval()
-
-    def predict(batch):
-        images = batch["image"]
-        masks = model.encode(images.to(device)).masks  # (B, K, h, w)
-        return F.interpolate(masks, size=images.shape[-2:], mode="bilinear", align_corners=False).argmax(1)
-
-    return discovery_of(predict, split, n, background_segment, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,8 +97,8 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
-    classes = list(toyworld.CLASSES) if masks == "semantic" else \
-        [f"object {i}" for i in range(1, toyworld.SPLITS["train"].max_objects + 1)]
+    classes = list(world.CLASSES) if masks == "semantic" else \
+        [f"object {i}" for i in range(1, world.SPLITS["train"].max_objects + 1)]
     meta = {"preset": f"toy-oracle-{masks}", "classes": classes, "source": f"toy:train:{ORACLE_OFFSET}+i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     done = pseudo_gt.read_done(out)
@@ -154,24 +106,24 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     for i in range(num_images):
         if i in done:
             continue
-        scene = toyworld.make_scene("train", ORACLE_OFFSET + i)
+        scene = world.make_scene("train", ORACLE_OFFSET + i)
         mask = scene.semantic if masks == "semantic" else scene.instance
-        pseudo_gt._save_png_atomic(scene.image, out / "images" / f"{i:07d}.png")
-        pseudo_gt._save_png_atomic(mask.astype(np.uint8), out / "masks" / f"{i:07d}.png")
-        pseudo_gt._append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
+        pseudo_gt.save_png_atomic(scene.image, out / "images" / f"{i:07d}.png")
+        pseudo_gt.save_png_atomic(mask.astype(np.uint8), out / "masks" / f"{i:07d}.png")
+        pseudo_gt.append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
                                         "caption": scene.caption, "prompt": scene.caption, "classes": scene.classes,
                                         "has_classes": True, "source": f"toy:train:{ORACLE_OFFSET + i}"})
     return out
 
 
-# (rung name, training data, train.py flags): the same slot model and budget on every rung
+# (rung name, training data, train.options overrides): the same slot model and budget on every rung
 LADDER = [
-    ("generated + pseudo semantic masks (GLASS), all three", "pseudo", []),
-    ("generated images, recon + instance (no semantic guidance)", "pseudo", ["--no-semantic"]),
-    ("real + GT semantic masks, all three", "semantic", []),
-    ("real + GT semantic masks, semantic only", "semantic", ["--no-recon", "--no-instance"]),
-    ("real + GT instance masks, semantic only", "instance", ["--no-recon", "--no-instance"]),
-    ("real + GT instance masks, all three", "instance", []),
+    ("generated + pseudo semantic masks (GLASS), all three", "pseudo", dict()),
+    ("generated images, recon + instance (no semantic guidance)", "pseudo", dict(no_semantic=True)),
+    ("real + GT semantic masks, all three", "semantic", dict()),
+    ("real + GT semantic masks, semantic only", "semantic", dict(no_recon=True, no_instance=True)),
+    ("real + GT instance masks, semantic only", "instance", dict(no_recon=True, no_instance=True)),
+    ("real + GT instance masks, all three", "instance", dict()),
 ]
 LADDER_KEYS = ("miou_i", "mbo_i", "fg_ari", "fg_ari_multi", "so", "go")
 
@@ -180,18 +132,17 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
                only: Optional[list] = None) -> dict:
     """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
     them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
-    import train
     from glass import FrozenEncoder, load_checkpoint_model
-    args = train.resolve_args(["--phase", "1", *extra])
+    args = train.options(extra, phase=1)
     results_path = out / "ladder.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    splits = {"val": eval_images, "shift": min(eval_images, len(toyworld.ToyScenes("shift")))}
+    splits = {"val": eval_images, "shift": min(eval_images, len(world.ToyScenes("shift")))}
 
     def save():
         results_path.write_text(json.dumps(results, indent=2))
 
     cfg = train.model_config(args)
-    k = args.num_slots
+    k = cfg.slots.num_slots
     encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std) \
         if only is None or "tokens" in only else None
     floors = [  # (row, --only key, scorer of one split)
@@ -214,8 +165,8 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
             data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
         run = out / f"rung{r + 1}"
         t0 = time.time()
-        train.main(["--phase", "1", "--steps", str(steps), "--data", str(data_dir), "--out", str(run),
-                    "--num-images", str(images), "--eval-images", "0", "--resume", *flags, *extra])
+        train.run(train.options(extra, phase=1, steps=steps, data=str(data_dir), out=str(run), num_images=images,
+                                eval_images=0, resume=True, **flags))
         model, _ = load_checkpoint_model(run / "phase1")
         results[name] = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
         results[name]["minutes"] = round((time.time() - t0) / 60, 2)
@@ -248,28 +199,25 @@ def fast_mode() -> bool:
 def demo_checkpoint(phase: int = 2) -> Path:
     """The checkpoint notebooks show: runs/toy/phase{phase} from `python train.py --phase 2` when it exists and
     GLASS_FAST is off; otherwise a short run is trained into runs/notebook_fast (a minute on a laptop)."""
-    import train
     ckpt = ROOT / "runs" / "toy" / f"phase{phase}"
     if (ckpt / "config.json").exists() and not fast_mode():
         return ckpt
     out = ROOT / "runs" / "notebook_fast"
     if not (out / f"phase{phase}" / "config.json").exists():
-        train.main(["--phase", str(phase), "--out", str(out), "--data", str(ROOT / "data" / "notebook_fast"),
-                    "--num-images", "32", "--steps1", "20", "--steps2", "10", "--batch-size", "8",
-                    "--eval-images", "0", "--workers", "0", "--log-every", "10"])
+        train.run(train.options(phase=phase, out=str(out), data=str(ROOT / "data" / "notebook_fast"), num_images=32,
+                                steps1=20, steps2=10, batch_size=8, eval_images=0, workers=0, log_every=10))
     return out / f"phase{phase}"
 
 
 def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: list) -> dict:
-    import train
     from glass import load_checkpoint_model
     results: dict = {}
     for name, flags in ABLATIONS.items():
         for seed in seeds:
             run = out / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"
             t0 = time.time()
-            train.main(["--phase", "1", "--steps", str(steps), "--seed", str(seed), "--out", str(run),
-                        "--eval-images", "0", "--resume", *flags, *extra])
+            train.run(train.options(extra, phase=1, steps=steps, seed=seed, out=str(run), eval_images=0, resume=True,
+                                    **flags))
             model, _ = load_checkpoint_model(run / "phase1")
             r = discovery(model, "val", eval_images, torch.device("cpu"))
             r["minutes"] = round((time.time() - t0) / 60, 2)
@@ -340,7 +288,7 @@ def main(argv=None) -> None:
         if not Path(args.ckpt).exists():
             ap.error(f"--ckpt {args.ckpt} does not exist")
         model, info = load_checkpoint_model(args.ckpt)
-        report = {split: discovery(model, split, min(args.images, len(toyworld.ToyScenes(split))),
+        report = {split: discovery(model, split, min(args.images, len(world.ToyScenes(split))),
                                    torch.device("cpu"), args.background_segment) for split in ("val", "shift")}
         report["checkpoint"] = {"path": args.ckpt, "phase": info["phase"], "step": info["step"]}
         print(json.dumps(report, indent=2))

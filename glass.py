@@ -7,9 +7,12 @@ Stable Diffusion UNet, guided by pseudo semantic masks (semantic) and by feature
     L_instance  MSE between F and the DINOSAUR MLP decoder's reconstruction of F from the slots
     L = L_recon + λs·L_semantic + λi·L_instance,   λs = 0.7, λi = 0.9
 
-Masks for matching: the attention A (B, K, h, w) is upsampled bilinearly to `match_size`² and the pseudo mask is
-resized there with nearest neighbour; evaluation (evaluate_masks in train.py) upsamples A to the ground truth's size
-the same way, so training and evaluation read slot masks identically.
+Slot masks are read in one place: `upsample_masks` resizes the attention A (B, K, h, w) bilinearly (for matching, to
+`match_size`², where the pseudo mask is resized with nearest neighbour) and `slot_labels` takes its argmax over slots
+(for evaluation, at the ground truth's size; §5). Training, evaluation and the notebooks all call these two.
+
+Presets: `PRESETS["paper"]` (the dataclass defaults: DINOv2 ViT-B/14, SD 2.1, the released slot config) and
+`PRESETS["toy"]` (the built-in world's models); `preset(name, **overrides)` builds one.
 
 Shape legend: B batch, K slots, N = h·w encoder tokens, D slot width, D_enc encoder width, D_ctx UNet context width,
 C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, generate / compose).
@@ -17,7 +20,7 @@ C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -38,17 +41,16 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @dataclass
 class GLASSConfig:
-    """One config for the whole model. Defaults: the toy preset; `paper_config()` gives the paper's models."""
-    encoder: str = str(ROOT / "toy_models" / "encoder")  # Dinov2Model folder or hub ID
-    encoder_size: int = 64  # encoder input (px): 64 → 16×16 toy tokens; 448 → 32×32 DINOv2 ViT-B/14 tokens
-    encoder_mean: tuple = (0.5, 0.5, 0.5)  # pixel normalisation the encoder was trained with
-    encoder_std: tuple = (0.25, 0.25, 0.25)
-    sd: str = str(ROOT / "toy_models" / "sd")  # pipeline folder or hub ID with vae/, unet/, scheduler/
-    decoder_size: int = 64  # image size fed to the VAE (256 for the released SD 2.1 decoder)
-    slots: GLASSSlotConfig = field(default_factory=lambda: GLASSSlotConfig(
-        num_slots=5, iters=3, dim=128, mlp_hidden=256))  # input_dim, out_dim are set from the loaded models
-    num_classes: int = 4  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore)
-    mlp_hidden: int = 1024  # DINOSAUR MLP decoder hidden width (2048 in the paper preset)
+    """One config for the whole model. Defaults: the paper preset; `PRESETS["toy"]` holds the toy world's."""
+    encoder: str = "facebook/dinov2-base"  # Dinov2Model folder or hub ID
+    encoder_size: int = 448  # encoder input (px): 448 → 32×32 DINOv2 ViT-B/14 tokens; 64 → 16×16 toy tokens
+    encoder_mean: tuple = IMAGENET_MEAN  # pixel normalisation the encoder was trained with
+    encoder_std: tuple = IMAGENET_STD
+    sd: str = "stabilityai/stable-diffusion-2-1"  # pipeline folder or hub ID with vae/, unet/, scheduler/
+    decoder_size: int = 256  # image size fed to the VAE (256 for the released SD 2.1 decoder)
+    slots: GLASSSlotConfig = field(default_factory=GLASSSlotConfig)  # input_dim, out_dim: set from the loaded models
+    num_classes: int = 80  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore): COCO's 80
+    mlp_hidden: int = 2048  # DINOSAUR MLP decoder hidden width
     mlp_layers: int = 3  # hidden layers of the MLP decoder
     lambda_semantic: float = 0.7  # λs
     lambda_instance: float = 0.9  # λi
@@ -56,7 +58,7 @@ class GLASSConfig:
     use_semantic: bool = True
     use_instance: bool = True
     background_segment: bool = True  # the background is a segment of the pseudo mask (one slot holds it)
-    match_size: int = 64  # resolution at which slot masks meet pseudo masks
+    match_size: int = 128  # resolution at which slot masks meet pseudo masks
     gradient_checkpointing: bool = False  # UNet gradient checkpointing (GPU memory)
 
     def to_json(self) -> str:
@@ -75,11 +77,28 @@ class GLASSConfig:
         return GLASSConfig(**d)
 
 
-def paper_config() -> GLASSConfig:
-    """The paper preset: DINOv2 ViT-B/14 at 448 px, SD 2.1 (v-prediction) at 256 px, 7 slots of 768."""
-    return GLASSConfig(encoder="facebook/dinov2-base", encoder_size=448, encoder_mean=IMAGENET_MEAN,
-                       encoder_std=IMAGENET_STD, sd="stabilityai/stable-diffusion-2-1", decoder_size=256,
-                       slots=GLASSSlotConfig(), num_classes=80, mlp_hidden=2048, match_size=128)
+PRESETS = {
+    "paper": GLASSConfig(),
+    # the built-in world: 16×16 tokens of a small Dinov2Model, a 64-px SD pipeline, 4 shape classes. One learned
+    # vector per slot + the bi-level detach, so slots bind within a CPU budget (docs/binding.md); the paper preset
+    # keeps the authors' shared Gaussian init
+    "toy": GLASSConfig(encoder=str(ROOT / "toy_models" / "encoder"), encoder_size=64, encoder_mean=(0.5, 0.5, 0.5),
+                       encoder_std=(0.25, 0.25, 0.25), sd=str(ROOT / "toy_models" / "sd"), decoder_size=64,
+                       slots=GLASSSlotConfig(num_slots=5, iters=3, dim=128, mlp_hidden=256, learned_init=True,
+                                             bilevel=True),
+                       num_classes=4, mlp_hidden=256, match_size=64),
+}
+
+
+def preset(name: str, **overrides) -> GLASSConfig:
+    """A copy of PRESETS[name] with some fields replaced; slot fields go in `slots` (a dict or GLASSSlotConfig)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    base = PRESETS[name]
+    slots = overrides.pop("slots", None)
+    if isinstance(slots, dict):
+        slots = replace(base.slots, **slots)
+    return replace(base, slots=slots or replace(base.slots), **overrides)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,6 +161,16 @@ class MLPDecoder(nn.Module):
         return recon, alpha
 
 
+def upsample_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """Slot attention on the token grid (B, K, h, w) → (B, K, size, size), bilinear; still sums to 1 over slots."""
+    return F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def slot_labels(masks: torch.Tensor, size: int) -> torch.Tensor:
+    """The slot each pixel belongs to, (B, size, size) long: upsampled attention, argmax over slots (§5)."""
+    return upsample_masks(masks, size).argmax(dim=1)
+
+
 class LossOutput(NamedTuple):
     total: torch.Tensor  # () the weighted sum of the switched-on terms
     recon: torch.Tensor  # () latent diffusion loss (0 when off)
@@ -179,8 +208,8 @@ class GLASS(nn.Module):
         self.scheduler = DDPMScheduler.from_pretrained(config.sd, subfolder="scheduler")
         d_enc = self.encoder.model.config.hidden_size
         d_ctx = self.unet.config.cross_attention_dim
-        slot_cfg = GLASSSlotConfig(**{**asdict(config.slots), "input_dim": d_enc, "out_dim": d_ctx})
-        self.config.slots = slot_cfg
+        slot_cfg = replace(config.slots, input_dim=d_enc, out_dim=d_ctx)
+        self.config = replace(config, slots=slot_cfg)  # resolved widths; the caller's config is left as it was
         self.slot_module = GLASSSlotModule(slot_cfg)
         self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.mlp_hidden,
                                       config.mlp_layers)
@@ -213,6 +242,12 @@ class GLASS(nn.Module):
         g = self.encoder.grid
         masks = out.attn.reshape(out.attn.shape[0], out.attn.shape[1], g, g)  # (B, K, h, w)
         return Encoded(features=feats, slots=out.slots, attn=out.attn, cond=out.cond, masks=masks)
+
+    @torch.no_grad()
+    def slot_masks(self, images: torch.Tensor, size: Optional[int] = None) -> torch.Tensor:
+        """Slot ids (B, size, size) of images (B, 3, H, W): the last iteration's attention, upsampled bilinearly,
+        argmax over slots (§5). size defaults to the images' own."""
+        return slot_labels(self.encode(images).masks, size or images.shape[-1])
 
     @torch.no_grad()
     def latents(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -254,8 +289,7 @@ class GLASS(nn.Module):
         semantic = zero
         present = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         if c.use_semantic:
-            soft = F.interpolate(enc.masks, size=(c.match_size, c.match_size), mode="bilinear",
-                                 align_corners=False)  # (B, K, S, S), still sums to 1 over slots
+            soft = upsample_masks(enc.masks, c.match_size)  # (B, K, S, S), still sums to 1 over slots
             mask = F.interpolate(batch["mask"][:, None].float(), size=(c.match_size, c.match_size),
                                  mode="nearest")[:, 0].long()  # (B, S, S)
             seg = segments_from_semantic(mask, c.num_classes, c.background_segment)

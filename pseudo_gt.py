@@ -19,21 +19,19 @@ Shape legend: B images, C classes of one prompt (padded to C_max), L layers, h×
 Checked by tests/test_pseudo_gt.py on tiny random models: recorded shapes, sub-token indices, the refinement against
 a hand-computed case, thresholds, identical images with and without recording, writer resume after a crash.
 
-Commands:
-    python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo        # the toy training set
-    python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo           # real photos → BLIP-2 → SD
-    python pseudo_gt.py --preset toy --localisation                                  # the README's quality numbers
+    python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo   # toy (quality: python -m toy.report pseudo-masks)
+    python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo      # real photos → BLIP-2 → SD
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import re
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -110,8 +108,8 @@ def coco_vocabulary() -> Vocabulary:
 
 
 def toy_vocabulary() -> Vocabulary:
-    import toyworld
-    return Vocabulary(toyworld.CLASSES, dict(toyworld.SYNONYMS))
+    from toy import world
+    return Vocabulary(world.CLASSES, dict(world.SYNONYMS))
 
 
 class ClassMention(NamedTuple):
@@ -121,6 +119,7 @@ class ClassMention(NamedTuple):
     tagger: str  # "nltk" or "lexicon": which noun finder ran
 
 
+@functools.lru_cache(maxsize=1)
 def _nltk_tagger():
     """NLTK's perceptron tagger if its data is installed locally, else None (never downloads)."""
     try:
@@ -132,10 +131,6 @@ def _nltk_tagger():
         return None
 
 
-_TAGGER = None
-_TAGGER_LOADED = False
-
-
 def find_classes(caption: str, vocabulary: Vocabulary, use_nltk: Optional[bool] = None) -> ClassMention:
     """The classes a caption names: longest-match n-grams against the vocabulary's singular/plural surface forms.
 
@@ -143,13 +138,10 @@ def find_classes(caption: str, vocabulary: Vocabulary, use_nltk: Optional[bool] 
     if its last word is tagged as a noun (NN*), so "a man boxes" does not name a box. Without it (the offline
     path) the vocabulary itself serves as the noun lexicon. Never raises on a caption without classes.
     """
-    global _TAGGER, _TAGGER_LOADED
-    if not _TAGGER_LOADED and use_nltk is not False:
-        _TAGGER, _TAGGER_LOADED = _nltk_tagger(), True
-    if use_nltk and _TAGGER is None:
+    tagger = _nltk_tagger() if use_nltk is not False else None
+    if use_nltk and tagger is None:
         raise RuntimeError("NLTK tagger data 'averaged_perceptron_tagger_eng' is not installed; install it with "
                            "python -m nltk.downloader averaged_perceptron_tagger_eng, or use use_nltk=False")
-    tagger = _TAGGER if use_nltk is not False else None
     words = re.findall(r"[a-z]+", caption.lower())
     tags = [t for _, t in tagger.tag(words)] if tagger is not None and words else None
     forms = vocabulary.surface_forms()
@@ -189,8 +181,7 @@ def build_prompt(caption: str, classes: list) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 class ToyCaptioner:
-    """The toy world's captioner: the scene's own caption generator (toyworld.make_caption) plays BLIP-2's role."""
-
+    """The toy world's captioner: the scene's own caption generator (toy.world.make_caption) plays BLIP-2's role."""
     def __call__(self, items: list) -> list:
         return [it["caption"] for it in items]
 
@@ -262,9 +253,6 @@ class AttentionRecorder:
     @property
     def active(self) -> bool:
         return self.steps is None or self.step in self.steps
-
-    def next_step(self) -> None:
-        self.step += 1
 
     def _cond(self, x: torch.Tensor) -> torch.Tensor:
         return x[x.shape[0] // 2:] if self.cfg_batch else x
@@ -489,7 +477,7 @@ def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch
     previous = attach_recorder(pipe.unet, rec)
 
     def on_step_end(_pipe, _i, _t, kwargs):
-        rec.next_step()
+        rec.step += 1  # the recorder's `steps` filter counts denoising steps
         return kwargs
 
     try:
@@ -541,7 +529,7 @@ def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
 # the dataset writer and reader
 # ---------------------------------------------------------------------------------------------------------------
 
-def _save_png_atomic(array: np.ndarray, path: Path) -> None:
+def save_png_atomic(array: np.ndarray, path: Path) -> None:
     from PIL import Image
     tmp = path.with_name(path.name + ".tmp")
     Image.fromarray(array).save(tmp, format="PNG")
@@ -562,7 +550,7 @@ def read_done(out: Path) -> set:
     return done
 
 
-def _append_jsonl(path: Path, record: dict) -> None:
+def append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
@@ -578,14 +566,15 @@ def _repair_jsonl(path: Path) -> None:
 
 
 def load_image_sources(images_dir: Path) -> tuple[list, int]:
-    """The readable images of a folder, as (path, PIL image) in name order, and how many were skipped."""
+    """The image files of a folder whose headers read, in name order, and how many were skipped. Only headers are
+    checked here (a COCO-sized folder does not fit in memory decoded); each batch decodes its own images."""
     from PIL import Image, UnidentifiedImageError
-    paths = sorted(p for p in images_dir.iterdir() if p.is_file())
     good, skipped = [], 0
-    for p in paths:
+    for p in sorted(p for p in images_dir.iterdir() if p.is_file()):
         try:
             with Image.open(p) as im:
-                good.append((p, im.convert("RGB")))
+                im.verify()
+            good.append(p)
         except (UnidentifiedImageError, OSError) as e:
             warnings.warn(f"skipping unreadable image {p.name}: {e}")
             skipped += 1
@@ -601,7 +590,7 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     takes the indices i ≡ rank (mod world_size). `stop_after` (tests) simulates a crash after that many batches.
     """
     from tqdm import tqdm
-    import toyworld
+    from toy.world import make_scene
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
@@ -630,9 +619,10 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
             break
         idx = todo[start:start + batch_size]
         if sources is None:
-            items = [{"caption": toyworld.make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
+            items = [{"caption": make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
         else:
-            items = [{"image": sources[i][1], "source": sources[i][0].name} for i in idx]
+            from PIL import Image
+            items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
         captions = captioner(items)
         mentions = [find_classes(c, vocab, use_nltk) for c in captions]
         prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
@@ -647,9 +637,9 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
             if not mentions[r].has_classes:
                 mask[:] = 0  # nothing named: no semantic target
                 stats["no_classes"] += 1
-            _save_png_atomic(img, out / "images" / f"{i:07d}.png")
-            _save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
-            _append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
+            save_png_atomic(img, out / "images" / f"{i:07d}.png")
+            save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
+            append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
                                   "caption": captions[r], "prompt": prompts[r], "classes": class_lists[r],
                                   "class_ids": [class_index[n] for n in class_lists[r]],
                                   "has_classes": mentions[r].has_classes, "seed": seed + i,
@@ -660,161 +650,14 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     return stats
 
 
-class PseudoGTDataset(torch.utils.data.Dataset):
-    """A folder written by `write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (), prompt."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        if not (self.folder / "meta.json").exists():
-            raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
-                                    f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
-        self.meta = json.loads((self.folder / "meta.json").read_text())
-        records = {}
-        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
-            for line in jl.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                records[rec["index"]] = rec
-        self.records = [records[i] for i in sorted(records)]
-        self.num_classes = len(self.meta["classes"])
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> dict:
-        from PIL import Image
-        rec = self.records[i]
-        image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
-        mask = torch.from_numpy(np.asarray(Image.open(self.folder / rec["mask"])).copy()).long()
-        return {"image": image.permute(2, 0, 1).float() / 255.0, "mask": mask,
-                "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
-                "index": torch.tensor(rec["index"])}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# quality on the toy world
-# ---------------------------------------------------------------------------------------------------------------
-
-def semantic_miou(labels: torch.Tensor, truth: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-    """Per image (B,): mean over the image's classes of IoU(pred == c, truth == c); ignore pixels predict no class."""
-    out = torch.zeros(labels.shape[0], dtype=torch.float64)
-    for i in range(labels.shape[0]):
-        ids = [int(c) for c in class_ids[i] if c > 0]
-        ious = []
-        for c in ids:
-            p, t = labels[i] == c, truth[i] == c
-            union = (p | t).sum()
-            ious.append(float((p & t).sum()) / float(union) if union > 0 else 1.0)
-        out[i] = float(np.mean(ious)) if ious else float("nan")
-    return out
-
-
-@torch.no_grad()
-def localisation(pipe, cfg: MaskConfig, n: int = 128, timesteps=(200, 400, 600), batch_size: int = 16,
-                 seed: int = 0) -> dict:
-    """Noise real val scenes to fixed steps, run the UNet on "caption; names" while recording, build masks, and
-    score them against the scenes' ground-truth semantic masks (mIoU over the classes of each image)."""
-    import toyworld
-    vocab = toy_vocabulary()
-    ds = toyworld.ToyScenes("val", length=n)
-    per_t = {}
-    for t in timesteps:
-        scores = []
-        for s in range(0, n, batch_size):
-            items = [ds[i] for i in range(s, min(n, s + batch_size))]
-            class_lists = [find_classes(it["caption"], vocab, use_nltk=False).classes for it in items]
-            prompts = [build_prompt(it["caption"], cl) for it, cl in zip(items, class_lists)]
-            class_ids = class_id_matrix(class_lists, vocab)
-            x = torch.stack([it["image"] for it in items]) * 2 - 1
-            z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
-            g = torch.Generator().manual_seed(seed + s + t)
-            noise = torch.randn(z0.shape, generator=g)
-            tt = torch.full((len(items),), t, dtype=torch.long)
-            zt = pipe.scheduler.add_noise(z0, noise, tt)
-            rec = make_recorder(pipe, class_lists, cfg, cfg_batch=False)
-            previous = attach_recorder(pipe.unet, rec)
-            try:
-                pipe.unet(zt, tt, encoder_hidden_states=encode_text(pipe, prompts))
-            finally:
-                pipe.unet.set_attn_processor(previous)
-            labels = masks_from_recorder(rec, class_ids, 64, cfg)["labels"]
-            truth = torch.stack([it["semantic"] for it in items])
-            scores.append(semantic_miou(labels, truth, class_ids))
-        per_t[t] = float(torch.cat(scores).mean())
-    return {"miou": float(np.mean(list(per_t.values()))), "per_t": per_t}
-
-
-def generation_report(pipe, preset: Preset, n: int, batch_size: int, figure: Optional[Path], seed: int = 0) -> dict:
-    """Generate from train captions with recording: complete-mask share, ignore share, timing against no recording."""
-    import toyworld
-    vocab = toy_vocabulary()
-    complete, ignore, shown = [], [], []
-    t_rec = t_plain = 0.0
-    for s in range(0, n, batch_size):
-        idx = list(range(s, min(n, s + batch_size)))
-        captions = [toyworld.make_scene("train", 5_000_000 + i).caption for i in idx]
-        class_lists = [find_classes(c, vocab, use_nltk=False).classes for c in captions]
-        prompts = [build_prompt(c, cl) for c, cl in zip(captions, class_lists)]
-        class_ids = class_id_matrix(class_lists, vocab)
-        t0 = time.perf_counter()
-        g = [torch.Generator().manual_seed(seed + i) for i in idx]
-        pipe(prompts, height=preset.size, width=preset.size, num_inference_steps=preset.steps,
-             guidance_scale=preset.guidance, generator=g, output_type="pt")
-        t_plain += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        g = [torch.Generator().manual_seed(seed + i) for i in idx]
-        out = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, g, preset.mask,
-                                  steps=preset.steps, guidance=preset.guidance)
-        t_rec += time.perf_counter() - t0
-        for r in range(len(idx)):
-            present = set(out.labels[r].unique().tolist())
-            complete.append(all(int(c) in present for c in class_ids[r] if c > 0))
-            ignore.append(float((out.labels[r] == 255).float().mean()))
-            shown.append((prompts[r], out.images[r], out.labels[r]))
-    if figure is not None:
-        _plot_generated(shown[:12], figure)
-    return {"complete_share": float(np.mean(complete)), "ignore_share": float(np.mean(ignore)),
-            "time_ratio": t_rec / t_plain, "seconds_per_image_recording": t_rec / n,
-            "seconds_per_image_plain": t_plain / n}
-
-
-def _plot_generated(shown: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    cmap = ListedColormap(["#222222", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#ffffff"])
-    k = len(shown)
-    fig, axes = plt.subplots(2, k, figsize=(1.6 * k, 3.6))
-    for j, (prompt, img, lab) in enumerate(shown):
-        axes[0, j].imshow(img.permute(1, 2, 0).numpy())
-        axes[0, j].set_title(prompt.split(";")[-1].strip()[:22], fontsize=6)
-        show = lab.clone()
-        show[show == 255] = 5
-        axes[1, j].imshow(show.numpy(), cmap=cmap, vmin=0, vmax=5, interpolation="nearest")
-    for a in axes.flat:
-        a.axis("off")
-    fig.suptitle("generated images and pseudo masks (black bg, red circle, blue square, green triangle, "
-                 "orange cross, white ignore)\npython pseudo_gt.py --preset toy --localisation", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------------
 
-def _dist_info() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="toy", help="toy world or the paper's models")
-    ap.add_argument("--out", type=Path, help="dataset folder to write (continues where it stopped)")
+    ap.add_argument("--out", type=Path, required=True, help="dataset folder to write (continues where it stopped)")
     ap.add_argument("--num-images", type=int, default=None, help="items to write (toy: required)")
     ap.add_argument("--images", type=Path, default=None, help="folder of real photos to caption (paper preset)")
     ap.add_argument("--sd", default=None, help="pipeline folder or hub ID (default: the preset's)")
@@ -826,27 +669,16 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nltk", choices=["auto", "yes", "no"], default="auto", help="POS-tag nouns with NLTK")
-    ap.add_argument("--localisation", action="store_true", help="print the toy quality report (README numbers)")
-    ap.add_argument("--eval-images", type=int, default=128, help="scenes for --localisation")
-    ap.add_argument("--figure", type=Path, default=None,
-                    help="PNG of --localisation's generated masks (default: figures/pseudo_gt_samples.png, written "
-                         "only for the preset's own pipeline)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
 
     preset = PRESETS[args.preset]
-    mask = preset.mask
-    if args.tau is not None:
-        mask = MaskConfig(**{**asdict(mask), "tau": args.tau})
-    if args.refine is not None:
-        mask = MaskConfig(**{**asdict(mask), "refine": args.refine == "yes"})
-    preset = Preset(**{**asdict(preset), "mask": mask, "sd": args.sd or preset.sd,
-                       "steps": args.steps or preset.steps,
-                       "guidance": preset.guidance if args.guidance is None else args.guidance,
-                       "captioner": args.captioner or preset.captioner})
-    if not args.localisation and args.out is None:
-        ap.error("give --out DIR (or --localisation)")
-    if args.images is None and args.num_images is None and not args.localisation:
+    mask_flags = {"tau": args.tau, "refine": None if args.refine is None else args.refine == "yes"}
+    mask = replace(preset.mask, **{k: v for k, v in mask_flags.items() if v is not None})
+    preset = replace(preset, mask=mask, sd=args.sd or preset.sd, steps=args.steps or preset.steps,
+                     guidance=preset.guidance if args.guidance is None else args.guidance,
+                     captioner=args.captioner or preset.captioner)
+    if args.images is None and args.num_images is None:
         ap.error("give --num-images N (toy) or --images DIR (paper)")
     if args.images is not None and not args.images.is_dir():
         ap.error(f"--images {args.images} is not a folder")
@@ -854,20 +686,7 @@ def main(argv=None) -> None:
         ap.error(f"pipeline folder {preset.sd} does not exist")
 
     pipe = load_pipeline(preset.sd, device=args.device)
-    if args.localisation:
-        report = {}
-        for refine_on in (False, True):
-            cfg = MaskConfig(**{**asdict(preset.mask), "refine": refine_on})
-            key = "with_refinement" if refine_on else "cross_attention_only"
-            report[key] = localisation(pipe, cfg, n=args.eval_images)
-            print(key, json.dumps(report[key]), flush=True)
-        figure = args.figure or (ROOT / "figures" / "pseudo_gt_samples.png" if args.sd is None else None)
-        report["generation"] = generation_report(pipe, preset, n=32, batch_size=8, figure=figure)
-        report["settings"] = {"mask": asdict(preset.mask), "steps": preset.steps, "guidance": preset.guidance,
-                              "eval_images": args.eval_images}
-        print(json.dumps(report, indent=2))
-        return
-    rank, world = _dist_info()
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
     stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
                           batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
                           device=args.device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk])

@@ -10,7 +10,11 @@ slot module and MLP decoder with a small learning rate and the UNet with a large
 
 Loop order: lr → forward → losses → backward → clip → step → log → checkpoint. One log line per interval with
 every loss term and the rate; a CSV and a PNG of the curves; at the end, val metrics (mIoU_i, mBO_i, mBO_c,
-FG-ARI, from evaluate.discovery) as JSON and a PNG of val scenes with slot masks and reconstructions.
+FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with slot masks and reconstructions.
+
+Here too: the pseudo-GT dataset reader (`PseudoGTDataset`), the deterministic step sampler, checkpoints, and
+object discovery on the toy splits. The model's preset lives in glass.PRESETS; this file's PRESETS hold only the
+training knobs. Other modules call `run(options(...))`, never `main(argv)`.
 
 Checkpoints (out/phase{1,2}/): model.safetensors (trainable weights), config.json (model config, phase, step,
 versions, arguments), train_state.pt (optimiser, RNG and data position; loaded with weights_only=True), written to a
@@ -25,10 +29,11 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent
 
@@ -36,29 +41,29 @@ ROOT = Path(__file__).resolve().parent
 # presets: applied before the command line's own flags
 # ---------------------------------------------------------------------------------------------------------------
 
-PRESETS = {
-    "toy": dict(encoder=str(ROOT / "toy_models" / "encoder"), sd=str(ROOT / "toy_models" / "sd"),
-                encoder_size=64, decoder_size=64, num_slots=5, iters=3, slot_dim=128, slot_mlp=256,
-                mlp_hidden=256, match_size=64, num_classes=4, data="data/toy_pseudo", num_images=512,
-                # one learned vector per slot + the bi-level detach: slots bind within the CPU budget
-                # (docs/binding.md); the paper preset keeps the authors' Gaussian init
-                slot_init="learned", bilevel="yes",
-                batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4,
-                warmup=100, log_every=50, ckpt_every=300, out="runs/toy", eval_images=256),
-    # DESIGN.md §4/§5: DINOv2 ViT-B/14 at 448 px, SD 2.1 at 256 px (v-prediction), Stable-LSD's AdamW 2e-5
-    "paper": dict(encoder="facebook/dinov2-base", sd="stabilityai/stable-diffusion-2-1", encoder_size=448,
-                  decoder_size=256, num_slots=7, iters=5, slot_dim=768, slot_mlp=768, mlp_hidden=2048,
-                  match_size=128, num_classes=80, slot_init="gaussian", bilevel="no", data=None, num_images=None, batch_size=32, steps1=200000,
-                  steps2=50000, lr_slots1=2e-5, lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100,
-                  ckpt_every=5000, out="runs/paper", eval_images=0),
+PRESETS = {  # training knobs only; the model's preset (slots, encoder, decoder, λs) lives in glass.PRESETS
+    "toy": dict(data="data/toy_pseudo", num_images=512, batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4,
+                lr_slots2=1e-4, lr_unet=1e-4, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
+                eval_images=256),
+    # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
+    "paper": dict(data=None, num_images=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
+                  lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100, ckpt_every=5000, out="runs/paper",
+                  eval_images=0),
 }
+
+# flags that override a field of the model preset (glass.GLASSConfig; slot fields go to GLASSSlotConfig)
+MODEL_FLAGS = {"encoder": "encoder", "sd": "sd", "encoder_size": "encoder_size", "decoder_size": "decoder_size",
+               "mlp_hidden": "mlp_hidden", "match_size": "match_size", "num_classes": "num_classes",
+               "lambda_semantic": "lambda_semantic", "lambda_instance": "lambda_instance"}
+SLOT_FLAGS = {"num_slots": "num_slots", "iters": "iters", "slot_dim": "dim", "slot_mlp": "mlp_hidden"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = ap.add_argument
     a("--phase", type=int, choices=[1, 2], default=2, help="1: slots + MLP decoder; 2: also the UNet")
-    a("--preset", choices=sorted(PRESETS), default="toy", help="toy world (default) or the paper's models")
+    a("--preset", choices=sorted(PRESETS), default="toy",
+      help="toy world (default) or the paper's models: training knobs here, the model's in glass.PRESETS")
     a("--out", help="run folder (checkpoints, logs, figures)")
     a("--data", help="pseudo-GT dataset folder written by pseudo_gt.py")
     a("--num-images", type=int, help="toy: images to generate when --data does not exist")
@@ -71,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--slot-dim", type=int, help="slot width D")
     a("--slot-mlp", type=int, help="slot MLP hidden width")
     a("--mlp-hidden", type=int, help="MLP decoder hidden width")
-    a("--slot-init", choices=["gaussian", "learned"],
-      help="initial slots: sampled from one learned Gaussian (the authors' release) or one learned vector per slot")
-    a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init")
+    a("--slot-init", choices=["gaussian", "learned"], help="initial slots: sampled from one learned Gaussian (the "
+      "authors' release, paper preset) or one learned vector per slot (toy preset)")
+    a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init "
+      "(toy preset: yes)")
     a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
     a("--num-classes", type=int, help="classes of the pseudo masks")
     a("--batch-size", type=int, help="per process")
@@ -86,12 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--warmup", type=int, help="linear warm-up steps, then constant")
     a("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     a("--clip", type=float, default=1.0, help="gradient-norm clipping")
-    a("--lambda-semantic", type=float, default=0.7, help="λs")
-    a("--lambda-instance", type=float, default=0.9, help="λi")
+    a("--lambda-semantic", type=float, help="λs (paper: 0.7)")
+    a("--lambda-instance", type=float, help="λi (paper: 0.9)")
     a("--no-recon", action="store_true", help="ablation: drop L_recon")
     a("--no-semantic", action="store_true", help="ablation: drop L_semantic")
     a("--no-instance", action="store_true", help="ablation: drop L_instance")
-    a("--background-segment", choices=["yes", "no"], default="yes", help="background as a pseudo-mask segment")
+    a("--background-segment", choices=["yes", "no"], help="background as a pseudo-mask segment (preset: yes)")
     a("--seed", type=int, default=0)
     a("--log-every", type=int)
     a("--ckpt-every", type=int)
@@ -106,21 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def resolve_args(argv=None) -> argparse.Namespace:
-    """Parse flags, fill the unset ones from the preset, and check paths with clear errors."""
+def options(argv=(), **overrides) -> argparse.Namespace:
+    """The knobs of a run: flags as on the command line (`argv`), then keyword overrides by flag name
+    (`options(phase=1, steps=400, no_semantic=True)`), then the preset's values for whatever is still unset.
+    Paths are checked with clear errors. What `python train.py ...` and evaluate.py's experiments both use."""
     ap = build_parser()
-    args = ap.parse_args(argv)
+    args = ap.parse_args(list(argv))
+    for k, v in overrides.items():
+        if not hasattr(args, k):
+            raise TypeError(f"train.py has no option {k!r}")
+        setattr(args, k, v)
     for k, v in PRESETS[args.preset].items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
     if args.data is None:
         ap.error("the paper preset needs --data: a folder written by `python pseudo_gt.py --preset paper "
                  "--images DIR --out DIR`")
+    cfg = model_config(args)
     for name in ("encoder", "sd"):
-        path = getattr(args, name)
+        path = getattr(cfg, name)
         if path.startswith(("/", ".")) and not Path(path).exists():
             ap.error(f"--{name} {path} does not exist (toy models ship in toy_models/; rebuild them with "
-                     f"pretrain_toy.py)")
+                     f"python -m toy.pretrain)")
     if args.init and not Path(args.init).exists():
         ap.error(f"--init {args.init} does not exist")
     if args.no_recon and args.no_semantic and args.no_instance:
@@ -168,8 +181,41 @@ def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world
                                        persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
 
 
+class PseudoGTDataset(torch.utils.data.Dataset):
+    """A folder written by `write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (), prompt."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        if not (self.folder / "meta.json").exists():
+            raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
+                                    f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
+        self.meta = json.loads((self.folder / "meta.json").read_text())
+        records = {}
+        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
+            for line in jl.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                records[rec["index"]] = rec
+        self.records = [records[i] for i in sorted(records)]
+        self.num_classes = len(self.meta["classes"])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+        rec = self.records[i]
+        image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
+        mask = torch.from_numpy(np.asarray(Image.open(self.folder / rec["mask"])).copy()).long()
+        return {"image": image.permute(2, 0, 1).float() / 255.0, "mask": mask,
+                "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
+                "index": torch.tensor(rec["index"])}
+
+
 def ensure_dataset(args, rank: int) -> None:
-    """A missing toy dataset is written first with the pseudo_gt.py writer (progress bar included)."""
+    """A missing toy dataset is written first with the pseudo-GT writer (progress bar included)."""
     import pseudo_gt
     folder = Path(args.data)
     if (folder / "meta.json").exists():
@@ -179,11 +225,12 @@ def ensure_dataset(args, rank: int) -> None:
     if args.preset != "toy":
         raise SystemExit(f"--data {folder} holds no pseudo-GT dataset; write one with pseudo_gt.py --preset paper")
     if rank == 0:
+        sd = model_config(args).sd
         print(f"[data] writing the toy pseudo-GT dataset: {args.num_images} images → {folder} "
               f"(python pseudo_gt.py --preset toy --num-images {args.num_images} --out {folder})", flush=True)
         t0 = time.time()
-        pseudo_gt.main(["--preset", "toy", "--num-images", str(args.num_images), "--out", str(folder),
-                        "--sd", args.sd, "--device", "cpu", "--batch-size", "16"])
+        preset = replace(pseudo_gt.PRESETS["toy"], sd=sd)
+        pseudo_gt.write_dataset(folder, preset, args.num_images, pipe=pseudo_gt.load_pipeline(sd), batch_size=16)
         print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -194,20 +241,20 @@ def ensure_dataset(args, rank: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def model_config(args):
-    from glass import GLASSConfig
-    from slot_attention import GLASSSlotConfig
-    return GLASSConfig(encoder=args.encoder, encoder_size=args.encoder_size,
-                       encoder_mean=(0.5,) * 3 if args.preset == "toy" else (0.485, 0.456, 0.406),
-                       encoder_std=(0.25,) * 3 if args.preset == "toy" else (0.229, 0.224, 0.225),
-                       sd=args.sd, decoder_size=args.decoder_size,
-                       slots=GLASSSlotConfig(num_slots=args.num_slots, iters=args.iters, dim=args.slot_dim,
-                                             mlp_hidden=args.slot_mlp, learned_init=args.slot_init == "learned",
-                                             bilevel=args.bilevel == "yes"),
-                       num_classes=args.num_classes, mlp_hidden=args.mlp_hidden,
-                       lambda_semantic=args.lambda_semantic, lambda_instance=args.lambda_instance,
-                       use_recon=not args.no_recon, use_semantic=not args.no_semantic,
-                       use_instance=not args.no_instance, background_segment=args.background_segment == "yes",
-                       match_size=args.match_size, gradient_checkpointing=args.grad_checkpointing)
+    """The model preset of `args.preset` (glass.PRESETS) with the model flags that were given."""
+    import glass
+    over = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    slots = {field: getattr(args, flag) for flag, field in SLOT_FLAGS.items() if getattr(args, flag) is not None}
+    if args.slot_init is not None:
+        slots["learned_init"] = args.slot_init == "learned"
+    if args.bilevel is not None:
+        slots["bilevel"] = args.bilevel == "yes"
+    if args.background_segment is not None:
+        over["background_segment"] = args.background_segment == "yes"
+    if args.grad_checkpointing:
+        over["gradient_checkpointing"] = True
+    return glass.preset(args.preset, slots=slots, use_recon=not args.no_recon, use_semantic=not args.no_semantic,
+                        use_instance=not args.no_instance, **over)
 
 
 def versions() -> dict:
@@ -257,15 +304,53 @@ def read_checkpoint_info(folder: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# evaluation on the toy val split
+# evaluation on the toy splits (object discovery, §5)
 # ---------------------------------------------------------------------------------------------------------------
 
+def score_masks(pred: torch.Tensor, inst: torch.Tensor, sem: torch.Tensor, background_segment: bool = False) -> dict:
+    """Per-image metrics (each (B,)) of predicted label maps (B, H, W) against GT instance and semantic masks."""
+    import metrics
+    kw = {"background_segment": background_segment}
+    out = {"miou_i": metrics.miou(pred, inst, **kw), "mbo_i": metrics.mbo(pred, inst, **kw),
+           "miou_c": metrics.miou(pred, sem, **kw), "mbo_c": metrics.mbo(pred, sem, **kw),
+           "fg_ari": metrics.fg_ari(pred, inst)}
+    num_objects = torch.tensor([int(((t.unique() > 0) & (t.unique() != 255)).sum()) for t in inst])  # (B,)
+    # FG-ARI of a single-object scene is 1 only if every object pixel lands in one slot: masks upsampled from a
+    # token grid leak edge pixels, so such scenes score 0 for every model. FG-ARI over scenes with ≥ 2 objects
+    # measures what FG-ARI is for: whether different objects land in different slots.
+    out["fg_ari_multi"] = torch.where(num_objects >= 2, out["fg_ari"], torch.full_like(out["fg_ari"], float("nan")))
+    b = metrics.so_po_go(pred, inst)
+    out.update(so=b.so, po=b.po, go=b.go, bg=b.bg)
+    return out
+
+
+def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
+    """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
+    maps `predict(batch) → (B, H, W)` on the first n scenes of a toy split; batch holds image (B, 3, H, W),
+    instance and semantic (B, H, W)."""
+    import metrics
+    from toy.world import ToyScenes
+    ds = ToyScenes(split, length=n)
+    vals: dict = {}
+    for s in range(0, n, batch_size):
+        items = [ds[i] for i in range(s, min(n, s + batch_size))]
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
+        pred = predict(batch).cpu()
+        for k, v in score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
+            vals.setdefault(k, []).append(v)
+    out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
+    out.update(split=split, images=n, background_segment=background_segment)
+    return out
+
+
 @torch.no_grad()
-def predict_masks(model, images: torch.Tensor, size: int) -> torch.Tensor:
-    """Slot ids (B, size, size): last-iteration attention resized bilinearly, argmax over slots (§5)."""
-    masks = model.encode(images).masks  # (B, K, h, w)
-    up = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
-    return up.argmax(dim=1)
+def discovery(model, split: str, n: int, device, background_segment: bool = False, batch_size: int = 32,
+              seed: int = 0) -> dict:
+    """Object discovery of a GLASS model on a toy split: `model.slot_masks` scored by `discovery_of`."""
+    torch.manual_seed(seed)
+    model.eval()
+    return discovery_of(lambda batch: model.slot_masks(batch["image"].to(device)), split, n, background_segment,
+                        batch_size)
 
 
 @torch.no_grad()
@@ -274,13 +359,14 @@ def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> Non
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import toyworld
+    from glass import slot_labels
+    from toy.world import ToyScenes
     torch.manual_seed(seed)
-    ds = toyworld.ToyScenes("val", length=n)
+    ds = ToyScenes("val", length=n)
     images = torch.stack([ds[i]["image"] for i in range(n)]).to(device)
     model.eval()
     enc = model.encode(images)
-    pred = F.interpolate(enc.masks, size=images.shape[-2:], mode="bilinear", align_corners=False).argmax(1).cpu()
+    pred = slot_labels(enc.masks, images.shape[-1]).cpu()
     recon = model.generate(enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
     model.train()
     fig, axes = plt.subplots(3, n, figsize=(1.8 * n, 5.6))
@@ -322,7 +408,6 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
 
 def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -> Path:
     from glass import GLASS
-    import pseudo_gt
     out = Path(args.out)
     ckpt = out / f"phase{phase}"
     is_main = rank == 0
@@ -365,7 +450,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    dataset = pseudo_gt.PseudoGTDataset(args.data)
+    dataset = PseudoGTDataset(args.data)
     loader = make_loader(dataset, args, start, num_steps - start, rank, world)
     trainable = [p for g in groups for p in g["params"]]
     csv_path = out / f"log_phase{phase}.csv"
@@ -449,8 +534,8 @@ def check_ranks_in_sync(model, phase: int) -> None:
 # entry point
 # ---------------------------------------------------------------------------------------------------------------
 
-def main(argv=None) -> dict:
-    args = resolve_args(argv)
+def run(args: argparse.Namespace) -> dict:
+    """One run as `options` describes it: data if missing, phase 1 if phase 2 needs it, the phase, val metrics."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     if args.device is None:
@@ -482,7 +567,6 @@ def main(argv=None) -> dict:
     if rank == 0 and args.eval_images and args.preset == "toy":
         from glass import load_checkpoint_model
         model, _ = load_checkpoint_model(ckpt, device)
-        from evaluate import discovery
         result["val"] = discovery(model, "val", args.eval_images, device)
         save_val_figure(model, out / f"val_phase{args.phase}.png", device)
         (out / f"val_phase{args.phase}.json").write_text(json.dumps(result, indent=2))
@@ -492,6 +576,10 @@ def main(argv=None) -> dict:
         import torch.distributed as dist
         dist.destroy_process_group()
     return result
+
+
+def main(argv=None) -> dict:
+    return run(options(argv if argv is not None else sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    """Tiny toy models (VAE, text encoder, UNet, Dinov2 encoder, classifier) trained one step by pretrain_toy.py."""
-    import pretrain_toy
+    """Tiny toy models (VAE, text encoder, UNet, Dinov2 encoder, classifier) trained one step by toy/pretrain.py."""
+    from toy import pretrain
     out = tmp_path_factory.mktemp("tiny_models")
-    pretrain_toy.main(["--stage", "all", "--tiny", "--max-steps", "1", "--out", str(out)])
+    pretrain.main(["--stage", "all", "--tiny", "--max-steps", "1", "--out", str(out)])
     return out
 
 
@@ -35,9 +35,10 @@ def tiny_dataset(tiny_models, tiny_pipe, tmp_path_factory):
 
 
 def tiny_glass_config(tiny_models, **kw):
-    from glass import GLASSConfig
+    """The toy preset on the tiny models (4 slots of 16, Gaussian init unless `slots` says otherwise)."""
+    import glass
     from slot_attention import GLASSSlotConfig
     args = dict(encoder=str(tiny_models / "encoder"), sd=str(tiny_models / "sd"),
                 slots=GLASSSlotConfig(num_slots=4, iters=2, dim=16, mlp_hidden=16), mlp_hidden=32)
     args.update(kw)
-    return GLASSConfig(**args)
+    return glass.preset("toy", **args)

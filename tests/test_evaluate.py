@@ -8,17 +8,17 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import evaluate
-import pseudo_gt
-import toyworld
+import train
+from toy import world
 
 
 @pytest.mark.parametrize("kind", ["semantic", "instance"])
 def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
     out = evaluate.write_oracle_dataset(tmp_path / kind, 6, kind)
-    ds = pseudo_gt.PseudoGTDataset(out)
+    ds = train.PseudoGTDataset(out)
     assert len(ds) == 6 and ds.num_classes == 4
     for i in range(6):
-        scene = toyworld.make_scene("train", evaluate.ORACLE_OFFSET + i)
+        scene = world.make_scene("train", evaluate.ORACLE_OFFSET + i)
         truth = scene.semantic if kind == "semantic" else scene.instance
         item = ds[i]
         assert torch.equal(item["mask"], torch.from_numpy(truth.astype(np.int64))), i
@@ -64,7 +64,7 @@ def test_fg_ari_multi_leaves_single_object_scenes_out():
     inst[1, :4, :4], inst[1, 4:, 4:] = 1, 2  # two objects
     pred = inst.clone()
     pred[0, 0, 0] = 3  # one pixel of the single object elsewhere: its FG-ARI drops to 0
-    out = evaluate.score_masks(pred, inst, (inst > 0).long())
+    out = train.score_masks(pred, inst, (inst > 0).long())
     assert out["fg_ari"][0] == pytest.approx(0.0) and out["fg_ari"][1] == pytest.approx(1.0)
     assert torch.isnan(out["fg_ari_multi"][0]) and out["fg_ari_multi"][1] == pytest.approx(1.0)
 

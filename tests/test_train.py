@@ -93,14 +93,14 @@ def test_ddp_two_processes_stay_in_sync(tiny_models, tiny_dataset, tmp_path):
 def make_paper_like_models(folder: Path):
     """Tiny models of the paper preset's classes: a patch-14 Dinov2Model, an SD folder whose UNet cross-attention
     width (24) differs from the text encoder's and whose scheduler predicts v."""
-    import pretrain_toy as pt
+    from toy import models
     from transformers import Dinov2Config, Dinov2Model
-    sizes = pt.ModelSizes.tiny()
+    sizes = models.ModelSizes.tiny()
     enc = Dinov2Model(Dinov2Config(image_size=56, patch_size=14, hidden_size=16, num_hidden_layers=1,
                                    num_attention_heads=2, mlp_ratio=2))
     enc.save_pretrained(folder / "encoder")
     sd = folder / "sd"
-    pt.build_vae(sizes).save_pretrained(sd / "vae")
+    models.build_vae(sizes).save_pretrained(sd / "vae")
     from diffusers import UNet2DConditionModel, DDPMScheduler
     UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 16),
                          down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2,

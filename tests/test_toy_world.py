@@ -1,12 +1,12 @@
-"""Tests of toyworld.py: determinism, masks consistent with images, captions naming exactly the classes present."""
+"""Tests of toy/world.py: determinism, masks consistent with images, captions naming exactly the classes present."""
 import re
 
 import numpy as np
 import pytest
 import torch
 
-import toyworld
-from toyworld import CLASSES, SYNONYMS, ToyScenes, make_scene
+from toy import world
+from toy.world import CLASSES, SYNONYMS, ToyScenes, make_scene
 
 
 def test_scenes_are_deterministic_and_splits_differ():
@@ -39,12 +39,12 @@ def test_world_statistics_match_the_spec():
     assert counts.min() >= 1 and counts.max() <= 4
     repeats = np.mean([len(set(s.classes)) < len(s.classes) for s in scenes])
     assert repeats >= 1 / 3, f"only {repeats:.2f} of scenes repeat a class"
-    assert {s.background for s in scenes} == set(toyworld.BACKGROUNDS_TRAIN)
+    assert {s.background for s in scenes} == set(world.BACKGROUNDS_TRAIN)
     assert {c for s in scenes for c in s.classes} == set(CLASSES)
     shift = [make_scene("shift", i) for i in range(50)]
     assert min(len(s.classes) for s in shift) >= 3
-    assert {s.background for s in shift}.isdisjoint(toyworld.BACKGROUNDS_TRAIN)
-    palette = {tuple(v) for v in toyworld.COLOURS.values()}
+    assert {s.background for s in shift}.isdisjoint(world.BACKGROUNDS_TRAIN)
+    palette = {tuple(v) for v in world.COLOURS.values()}
     assert any(tuple(c) not in palette for s in shift for c in s.rgb), "the shift split has unseen colour shades"
 
 
@@ -53,7 +53,7 @@ def caption_classes(caption):
     text = caption.lower()
     found = set()
     for word, cls in list(SYNONYMS.items()) + [(c, c) for c in CLASSES]:
-        forms = {word, toyworld.PLURALS.get(word, ""), toyworld.SYNONYM_PLURALS.get(word, "")} - {""}
+        forms = {word, world.PLURALS.get(word, ""), world.SYNONYM_PLURALS.get(word, "")} - {""}
         if any(re.search(rf"\b{re.escape(f)}\b", text) for f in forms):
             found.add(cls)
     return found
@@ -72,13 +72,13 @@ def test_captions_name_exactly_the_classes_present():
 
 def test_dataset_items():
     ds = ToyScenes("val")
-    assert len(ds) == toyworld.VAL_SIZE
+    assert len(ds) == world.VAL_SIZE
     item = ds[3]
     assert item["image"].shape == (3, 64, 64) and 0 <= item["image"].min() and item["image"].max() <= 1
     assert item["instance"].shape == (64, 64) and item["instance"].dtype == torch.long
     n = int(item["num_objects"])
     assert (item["classes"][:n] >= 0).all() and (item["classes"][n:] == -1).all()
-    assert item["labels"] == toyworld.class_names_prompt(make_scene("val", 3).classes)
+    assert item["labels"] == world.class_names_prompt(make_scene("val", 3).classes)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert batch["image"].shape == (4, 3, 64, 64) and len(batch["caption"]) == 4
     with pytest.raises(ValueError, match="length"):

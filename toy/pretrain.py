@@ -1,15 +1,7 @@
-"""Train the toy world's pretrained models: the stand-ins for Stable Diffusion and DINOv2 (DESIGN.md §7).
+"""Train the toy world's pretrained models: the stand-ins for Stable Diffusion and DINOv2 (docs/design.md §7).
 
-GLASS loads Stable Diffusion and DINOv2 from the hub; this script trains small models of the same classes on the
-toy world's `train` split and writes them where the GLASS code loads them from, so only the path differs:
-
-    toy_models/sd/        a diffusers Stable Diffusion pipeline folder (StableDiffusionPipeline.from_pretrained):
-                          vae/ AutoencoderKL 64 px → 16×16×4 latents, text_encoder/ CLIPTextModel (frozen random
-                          init), tokenizer/ CLIPTokenizer over the world's words, unet/ UNet2DConditionModel with
-                          cross-attention at 16×16 and 8×8, scheduler/ DDPM (scaled-linear betas, ε-prediction)
-    toy_models/encoder/   a transformers Dinov2Model (patch 4 → 16×16 tokens at 64 px), pretrained WITH the world's
-                          labels to stand in for DINOv2's instance-aware tokens (GLASS never sees the labels)
-    toy_models/eval_classifier/   an evaluation-only multi-label CNN (which classes are in an image)
+The models and their folders are described in toy/models.py; the shipped encoder is pretrained WITH the
+world's labels to stand in for DINOv2's instance-aware tokens (GLASS itself never sees the labels).
 
 Objectives:
     VAE       MSE reconstruction + 1e-6·KL (the SD recipe without the GAN and perceptual terms)
@@ -22,29 +14,25 @@ Objectives:
               cropped twice, colour channels permuted, a token must find the other view's feature at the same scene
               point, InfoNCE τ 0.2). `mae`: masked-patch prediction with block masks.
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
-              auxiliary *alignment loss* (`--align-weight`, DESIGN.md §7): at t < 800 the head-averaged
+              auxiliary *alignment loss* (`--align-weight`, docs/design.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
               resolution. It stands in for what web-scale pretraining gives SD: class words that localise. The
-              GLASS pipeline downstream is unchanged; pseudo_gt.py reports localisation with and without it.
+              GLASS pipeline downstream is unchanged; `python -m toy.report pseudo-masks` measures localisation.
 Prompts during UNet training: "caption; class names" (the Dataset Diffusion format GLASS generates with),
 the class names alone (the probe prompt of pseudo_gt.py), the caption alone, or empty.
 
 Commands (each stage saves as it goes and `--resume` continues from the saved weights):
-    python pretrain_toy.py --stage vae --minutes 25
-    python pretrain_toy.py --stage encoder --max-steps 1057 --minutes 30
-    python pretrain_toy.py --stage unet --minutes 60          # needs the VAE
-    python pretrain_toy.py --stage classifier --minutes 3
-    python pretrain_toy.py --check                            # the quality report of the README
-    python pretrain_toy.py --probe-ceiling --max-steps 2500 --minutes 40
-                            # diagnostic: the same encoder shape trained WITH the patch labels, probed as it learns
-                            # (nothing is saved; the README's ceiling table)
+    python -m toy.pretrain --stage vae --minutes 25
+    python -m toy.pretrain --stage encoder --max-steps 1057 --minutes 30
+    python -m toy.pretrain --stage unet --minutes 60          # needs the VAE
+    python -m toy.pretrain --stage classifier --minutes 3
+Their quality report: `python -m toy.report models`. Checked by tests/test_toy_pretrain.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,40 +42,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-import toyworld
-from toyworld import CLASSES, ToyScenes
-
-ROOT = Path(__file__).resolve().parent
-DEFAULT_OUT = ROOT / "toy_models"
+from toy.models import (DEFAULT_OUT, EvalClassifier, ModelSizes, build_encoder, build_scheduler, build_text_encoder,
+                        build_tokenizer, build_unet, build_vae, load_vae, patch_features, save_atomic,
+                        write_pipeline_index)
+from toy.world import CLASSES, MAX_OBJECTS, ToyScenes
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# configs
+# config and logs
 # ---------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class ModelSizes:
-    """Sizes of the toy models. `tiny()` gives the sizes the tests use."""
-    vae_channels: tuple = (32, 64, 64)  # three blocks: 64 px → 16×16 latents
-    vae_groups: int = 32
-    text_hidden: int = 128
-    text_layers: int = 3
-    text_heads: int = 4
-    max_tokens: int = 64  # longest prompt, in tokens, including BOS/EOS (the longest toy prompt has 43)
-    unet_channels: tuple = (64, 128)  # cross-attention blocks at 16×16 and 8×8
-    unet_layers: int = 1
-    unet_heads: int = 4
-    unet_groups: int = 32
-    enc_hidden: int = 128
-    enc_layers: int = 4
-    enc_heads: int = 4
-    patch: int = 4  # 64 px / 4 = 16×16 tokens
-
-    @staticmethod
-    def tiny() -> "ModelSizes":
-        return ModelSizes(vae_channels=(8, 8, 8), vae_groups=4, text_hidden=16, text_layers=1, text_heads=2,
-                          unet_channels=(16, 16), unet_layers=1, unet_heads=2, unet_groups=8, enc_hidden=16,
-                          enc_layers=1, enc_heads=2)
 
 
 @dataclass
@@ -107,157 +70,6 @@ class TrainConfig:
     seed: int = 0
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# tokenizer and model builders
-# ---------------------------------------------------------------------------------------------------------------
-
-def _bytes_alphabet() -> list:
-    """The 256 printable stand-ins of byte-level BPE (the GPT-2 / CLIP byte-to-unicode table)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def world_words() -> list:
-    """Every word the world's captions and prompts use (one whole-word token each)."""
-    words = set(CLASSES) | set(toyworld.PLURALS.values()) | set(toyworld.COLOURS)
-    for w in list(toyworld.SYNONYMS) + list(toyworld.SYNONYM_PLURALS.values()):
-        words |= set(w.split())
-    words |= set(toyworld.BACKGROUND_WORDS.values()) | set(toyworld.NUMBER_WORDS.values())
-    words |= set("a an and of on in with there is this image scene shows picture photo lying background wall "
-                 "floor front pattern".split())
-    words |= {",", ";", "."}
-    return sorted(words)
-
-
-def build_tokenizer(max_tokens: int):
-    """A CLIPTokenizer whose byte-level BPE has one merged token per world word (other text falls back to bytes)."""
-    from transformers import CLIPTokenizer
-
-    alphabet = _bytes_alphabet()
-    vocab: dict = {}
-    for ch in alphabet:
-        vocab.setdefault(ch, len(vocab))
-    for ch in alphabet:
-        vocab.setdefault(ch + "</w>", len(vocab))
-    merges: list = []
-    for word in world_words():
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        cur = parts[0]
-        for p in parts[1:]:
-            if (cur, p) not in merges:
-                merges.append((cur, p))
-            cur = cur + p
-            vocab.setdefault(cur, len(vocab))
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_tokens)
-
-
-def build_vae(s: ModelSizes):
-    from diffusers import AutoencoderKL
-    n = len(s.vae_channels)
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
-                         up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=s.vae_channels,
-                         layers_per_block=1, latent_channels=4, norm_num_groups=s.vae_groups, sample_size=64)
-
-
-def build_text_encoder(s: ModelSizes, vocab_size: int):
-    from transformers import CLIPTextConfig, CLIPTextModel
-    cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=s.text_hidden, intermediate_size=4 * s.text_hidden,
-                         num_hidden_layers=s.text_layers, num_attention_heads=s.text_heads,
-                         max_position_embeddings=s.max_tokens, bos_token_id=vocab_size - 2,
-                         eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
-    return CLIPTextModel(cfg)
-
-
-def build_unet(s: ModelSizes):
-    from diffusers import UNet2DConditionModel
-    n = len(s.unet_channels)
-    return UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=s.unet_layers,
-                                block_out_channels=s.unet_channels, down_block_types=("CrossAttnDownBlock2D",) * n,
-                                up_block_types=("CrossAttnUpBlock2D",) * n, cross_attention_dim=s.text_hidden,
-                                attention_head_dim=s.unet_heads, norm_num_groups=s.unet_groups)
-
-
-def build_scheduler():
-    from diffusers import DDPMScheduler
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
-                         beta_end=0.012, prediction_type="epsilon", clip_sample=False, steps_offset=1)
-
-
-def build_encoder(s: ModelSizes):
-    from transformers import Dinov2Config, Dinov2Model
-    cfg = Dinov2Config(image_size=64, patch_size=s.patch, hidden_size=s.enc_hidden, num_hidden_layers=s.enc_layers,
-                       num_attention_heads=s.enc_heads, mlp_ratio=4)
-    return Dinov2Model(cfg)
-
-
-class EvalClassifier(nn.Module):
-    """Evaluation-only multi-label CNN: image (B, 3, 64, 64) in [0, 1] → logits (B, C), one per class present."""
-
-    def __init__(self, num_classes: int = len(CLASSES), width: int = 32):
-        super().__init__()
-        layers, c_in = [], 3
-        for c in (width, 2 * width, 4 * width, 4 * width):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.GroupNorm(8, c), nn.SiLU(), nn.MaxPool2d(2)]
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).amax(dim=(2, 3)))  # global max pool: "is there one anywhere"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# saving and loading
-# ---------------------------------------------------------------------------------------------------------------
-
-def _save_atomic(model, folder: Path, fp16: bool = True) -> None:
-    """save_pretrained into a temporary folder, then swap it in, so a crash never leaves a half-written model."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    if fp16:
-        model = _half_copy(model)
-    # shards of at most 5 MB keep every committed file small; both libraries load sharded folders
-    model.save_pretrained(tmp, safe_serialization=True, max_shard_size="5MB")
-    config = tmp / "config.json"
-    meta = json.loads(config.read_text())
-    if meta.pop("_name_or_path", None) is not None:  # where it was loaded from on this machine: not part of a model
-        config.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    if folder.exists():
-        old = folder.with_name(folder.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(folder)
-
-
-def _half_copy(model):
-    import copy
-    return copy.deepcopy(model).half()
-
-
-def write_pipeline_index(sd_folder: Path) -> None:
-    """model_index.json of a StableDiffusionPipeline without safety checker and feature extractor."""
-    import diffusers
-    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
-             "feature_extractor": [None, None], "safety_checker": [None, None], "requires_safety_checker": False,
-             "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
-             "vae": ["diffusers", "AutoencoderKL"], "image_encoder": [None, None]}
-    (sd_folder / "model_index.json").write_text(json.dumps(index, indent=2))
-
-
 def log_info(out: Path, key: str, info: dict) -> None:
     """Write `info` into out/training_log.json under `key` (what each stage ran, for the README)."""
     path = out / "training_log.json"
@@ -274,11 +86,6 @@ def log_run(out: Path, key: str, resume: bool, run: dict) -> None:
     runs = [r for r in before.get("runs", []) if r.get("started") != run["started"]] + [run]
     log_info(out, key, {"steps": sum(r["steps"] for r in runs), "seconds": round(sum(r["seconds"] for r in runs)),
                         "runs": runs})
-
-
-def load_vae(out: Path):
-    from diffusers import AutoencoderKL
-    return AutoencoderKL.from_pretrained(out / "sd" / "vae", dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -368,7 +175,7 @@ def _finish_vae(vae, out: Path, sizes: ModelSizes, step: int, seconds: float, re
     vae.register_to_config(scaling_factor=float(1.0 / z.std()))  # unit-variance latents, as SD's 0.18215
     vae.train()
     (out / "sd").mkdir(parents=True, exist_ok=True)
-    _save_atomic(vae, out / "sd" / "vae")
+    save_atomic(vae, out / "sd" / "vae")
     log_info(out, "vae", {"steps": step, "seconds": round(seconds), "resumed": resume,
                           "channels": list(sizes.vae_channels)})
 
@@ -558,7 +365,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             if torch.rand((), generator=gen) < 0.5:
                 x, inst, sem = x.flip(-1), inst.flip(-1), sem.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
-            ids = patch_majority(inst, p, toyworld.MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
+            ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
             cls = patch_labels(sem, p)  # (B, N) class of each patch
             loss = instance_contrast(tokens, ids) + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
         elif objective == "dense":
@@ -587,10 +394,10 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         if step % cfg.log_every == 0:
             print(f"encoder step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
         if time.time() - last_save > cfg.save_every_s:
-            _save_atomic(enc, folder)
+            save_atomic(enc, folder)
             last_save = time.time()
     bar.close()
-    _save_atomic(enc, folder)
+    save_atomic(enc, folder)
     about = {"dense": "patch-level InfoNCE across two crops (colour channels permuted), "
                       f"neighbours within {cfg.contrast_exclude} not negatives",
              "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}",
@@ -599,6 +406,11 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                          "class cross-entropy through a linear head"}[objective]
     log_run(out, "encoder", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
                                      "lr": cfg.lr, "objective": about})
+
+
+def patch_labels(semantic: torch.Tensor, p: int) -> torch.Tensor:
+    """Majority class (0 = background) of each p×p patch: (B, H, W) → (B, N)."""
+    return patch_majority(semantic, p, len(CLASSES) + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -683,11 +495,11 @@ def train_unet(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool) -> 
     if (sd / "tokenizer").exists() and (sd / "text_encoder").exists():
         tokenizer = CLIPTokenizer.from_pretrained(sd / "tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder", dtype=torch.float32)
-    else:  # the text encoder is a frozen random init (DESIGN.md §7: a trained one behaved the same)
+    else:  # the text encoder is a frozen random init (docs/design.md §7: a trained one behaved the same)
         tokenizer = build_tokenizer(sizes.max_tokens)
         text_encoder = build_text_encoder(sizes, len(tokenizer))
         tokenizer.save_pretrained(sd / "tokenizer")
-        _save_atomic(text_encoder, sd / "text_encoder")
+        save_atomic(text_encoder, sd / "text_encoder")
     text_encoder.requires_grad_(False).eval()
     unet = UNet2DConditionModel.from_pretrained(sd / "unet", dtype=torch.float32) \
         if resume and (sd / "unet").exists() else build_unet(sizes)
@@ -767,7 +579,7 @@ def _save_unet(unet, ema: dict, sd: Path) -> None:
     from diffusers import UNet2DConditionModel
     shadow = UNet2DConditionModel.from_config(unet.config)  # default processors, no probes
     shadow.load_state_dict(ema)
-    _save_atomic(shadow, sd / "unet")
+    save_atomic(shadow, sd / "unet")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -800,241 +612,14 @@ def train_classifier(out: Path, cfg: TrainConfig) -> None:
     log_info(out, "classifier", {"steps": step, "seconds": time.time() - t0})
 
 
-def load_classifier(out: Path) -> EvalClassifier:
-    from safetensors.torch import load_file
-    cfg = json.loads((out / "eval_classifier" / "config.json").read_text())
-    model = EvalClassifier(cfg["num_classes"], cfg["width"])
-    model.load_state_dict({k: v.float() for k, v in load_file(out / "eval_classifier" / "model.safetensors").items()})
-    return model.eval()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the quality report
-# ---------------------------------------------------------------------------------------------------------------
-
-def load_pipeline(out: Path, scheduler: str = "ddim"):
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
-    pipe = StableDiffusionPipeline.from_pretrained(out / "sd", safety_checker=None, feature_extractor=None,
-                                                   requires_safety_checker=False, dtype=torch.float32)
-    if scheduler == "ddim":
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@torch.no_grad()
-def check_vae(out: Path, n: int) -> float:
-    vae = load_vae(out).eval()
-    ds = ToyScenes("val")
-    psnrs = []
-    for s in range(0, n, 64):
-        x = torch.stack([ds[i]["image"] for i in range(s, min(n, s + 64))])
-        r = (vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample.clamp(-1, 1) + 1) / 2
-        mse = (r - x).pow(2).flatten(1).mean(1)
-        psnrs.append(10 * torch.log10(1.0 / mse))
-    return float(torch.cat(psnrs).mean())
-
-
-def patch_features(enc, images: torch.Tensor) -> torch.Tensor:
-    """Encoder patch tokens (B, N, D) of images (B, 3, 64, 64) in [0, 1] (CLS dropped)."""
-    return enc(pixel_values=(images - 0.5) / 0.25).last_hidden_state[:, 1:]
-
-
-def patch_labels(semantic: torch.Tensor, p: int) -> torch.Tensor:
-    """Majority class (0 = background) of each p×p patch: (B, H, W) → (B, N)."""
-    return patch_majority(semantic, p, len(CLASSES) + 1)
-
-
-def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300) -> float:
-    """Per-patch semantic class accuracy (background included) of a linear probe on frozen patch tokens."""
-    p = enc.config.patch_size
-    tr = ToyScenes("train", length=n_train, offset=8_000_000)
-    va = ToyScenes("val", length=n_val)
-
-    @torch.no_grad()
-    def feats(ds):
-        xs, ys = [], []
-        for s in range(0, len(ds), 64):
-            items = [ds[i] for i in range(s, min(len(ds), s + 64))]
-            xs.append(patch_features(enc, torch.stack([it["image"] for it in items])).flatten(0, 1))
-            ys.append(patch_labels(torch.stack([it["semantic"] for it in items]), p).flatten())
-        return torch.cat(xs), torch.cat(ys)
-
-    xtr, ytr = feats(tr)
-    xva, yva = feats(va)
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    xtr, xva = (xtr - mu) / sd, (xva - mu) / sd
-    torch.manual_seed(0)
-    probe = nn.Linear(xtr.shape[1], len(CLASSES) + 1)
-    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
-    for _ in range(steps):
-        loss = F.cross_entropy(probe(xtr), ytr)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return float((probe(xva).argmax(1) == yva).float().mean())
-
-
-def probe_ceiling(sizes: ModelSizes, cfg: TrainConfig, every: int = 500, probe_images: int = 512) -> list:
-    """Diagnostic, never saved: an encoder of the shipped shape trained *with* the per-patch class labels, through
-    a linear head on its tokens (the probe's own form), and probed every `every` steps. The labels are what the
-    self-supervised encoder must not see; this run only measures how much of the probe target the architecture
-    learns at all in a CPU budget. Returns [{"step", "seconds", "probe_acc"}, ...]."""
-    torch.manual_seed(cfg.seed)
-    enc = build_encoder(sizes)
-    head = nn.Linear(sizes.enc_hidden, len(CLASSES) + 1)
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.05)
-    data = scene_batches(cfg.batch_size, cfg.seed + 7, workers=1 if cfg.max_steps > 100 else 0)
-    t0, step, points = time.time(), 0, []
-
-    def probe() -> None:
-        enc.eval()
-        acc = linear_probe(enc, n_train=probe_images, n_val=probe_images)
-        enc.train()
-        points.append({"step": step, "seconds": round(time.time() - t0), "probe_acc": round(acc, 4)})
-        print(f"ceiling step {step}: probe {acc:.4f}", flush=True)
-
-    bar = tqdm(desc="ceiling", unit="step", mininterval=5)
-    while step < cfg.max_steps and time.time() - t0 < cfg.minutes * 60:
-        batch = next(data)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 100)
-        logits = head(patch_features(enc, batch["image"]))  # (B, N, C+1)
-        loss = F.cross_entropy(logits.flatten(0, 1), patch_labels(batch["semantic"], sizes.patch).flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        bar.update(1)
-        if step % every == 0:
-            probe()
-    bar.close()
-    if not points or points[-1]["step"] != step:
-        probe()
-    return points
-
-
-def class_set_counts(pred: torch.Tensor, items: list) -> torch.Tensor:
-    """(true positives, false positives, false negatives, exactly right images) of predicted class sets (b, C) bool
-    against the classes present in each scene."""
-    truth = torch.zeros_like(pred)
-    for i, it in enumerate(items):
-        truth[i, it["classes"][it["classes"] >= 0]] = True
-    return torch.tensor([int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()),
-                         int((pred == truth).all(1).sum())])
-
-
-def f1_of(counts: torch.Tensor) -> float:
-    tp, fp, fn = counts[:3].tolist()
-    return 2 * tp / max(2 * tp + fp + fn, 1)
-
-
-@torch.no_grad()
-def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 0) -> dict:
-    """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names",
-    judged by the evaluation classifier, plus the images for the grid."""
-    pipe = load_pipeline(out)
-    clf = load_classifier(out)
-    ds = ToyScenes("val")
-    counts = torch.zeros(4, dtype=torch.long)
-    shown = []
-    for s in tqdm(range(0, n, 16), desc="generating", mininterval=5):
-        items = [ds[i] for i in range(s, min(n, s + 16))]
-        prompts = [f"{it['caption']} ; {it['labels']}" for it in items]
-        g = torch.Generator().manual_seed(seed + s)
-        imgs = pipe(prompts, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g,
-                    output_type="pt").images  # (b, 3, 64, 64) in [0, 1]
-        counts += class_set_counts(clf(imgs).sigmoid() > 0.5, items)
-        shown += list(zip(prompts, imgs))
-    return {"f1": f1_of(counts), "samples": shown}
-
-
-@torch.no_grad()
-def classifier_scores(out: Path, n: int = 512) -> dict:
-    """The evaluation classifier on real val scenes (its own sanity check): class-set F1 and exact accuracy."""
-    clf = load_classifier(out)
-    ds = ToyScenes("val")
-    counts = torch.zeros(4, dtype=torch.long)
-    for s in range(0, n, 64):
-        items = [ds[i] for i in range(s, min(n, s + 64))]
-        counts += class_set_counts(clf(torch.stack([it["image"] for it in items])).sigmoid() > 0.5, items)
-    return {"f1": f1_of(counts), "exact": int(counts[3]) / n}
-
-
-def save_grids(out: Path, samples: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ds = ToyScenes("val")
-    fig, axes = plt.subplots(2, 8, figsize=(16, 4.4))
-    for i in range(8):
-        it = ds[i]
-        axes[0, i].imshow(it["image"].permute(1, 2, 0).numpy())
-        axes[1, i].imshow(it["instance"].numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-        axes[0, i].set_title(it["caption"][:34], fontsize=6)
-    for a in axes.flat:
-        a.axis("off")
-    fig.suptitle("toy world val scenes and instance masks (python pretrain_toy.py --check)")
-    fig.savefig(path / "toy_scenes.png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    k = min(16, len(samples))
-    if k:
-        fig, axes = plt.subplots(2, 8, figsize=(16, 4.8))
-        for a, (prompt, img) in zip(axes.flat, samples[:k]):
-            a.imshow(img.permute(1, 2, 0).numpy())
-            a.set_title(prompt[:40], fontsize=5.5)
-        for a in axes.flat:
-            a.axis("off")
-        fig.suptitle("generated from val prompts, 25 DDIM steps (python pretrain_toy.py --check)")
-        fig.savefig(path / "toy_generated.png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-
-
-def check(out: Path, n_fid: int, guidance: float, steps: int, figures: Path) -> dict:
-    from transformers import Dinov2Model
-    report = {}
-    t = time.time()
-    report["vae_psnr_db"] = round(check_vae(out, 512), 2)
-    enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
-    report["encoder_probe_acc"] = round(linear_probe(enc), 4)
-    torch.manual_seed(0)
-    report["random_encoder_probe_acc"] = round(linear_probe(build_encoder(_sizes_of(enc)).eval()), 4)
-    judge = classifier_scores(out)
-    report["classifier_f1_real_val"] = round(judge["f1"], 4)
-    report["classifier_exact_acc_real_val"] = round(judge["exact"], 4)
-    fid = prompt_fidelity(out, n_fid, guidance, steps)
-    report["prompt_fidelity_f1"] = round(fid["f1"], 4)
-    report["fidelity_settings"] = {"images": n_fid, "ddim_steps": steps, "guidance": guidance}
-    figures.mkdir(parents=True, exist_ok=True)
-    save_grids(out, fid["samples"], figures)
-    report["seconds"] = round(time.time() - t, 1)
-    return report
-
-
-def _sizes_of(enc) -> ModelSizes:
-    c = enc.config
-    return ModelSizes(enc_hidden=c.hidden_size, enc_layers=c.num_hidden_layers, enc_heads=c.num_attention_heads,
-                      patch=c.patch_size)
-
-
-def folder_size_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2 ** 20
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------------
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=["vae", "encoder", "unet", "classifier", "all"], help="what to train")
-    ap.add_argument("--check", action="store_true", help="print the quality report (and write the PNG grids)")
-    ap.add_argument("--probe-ceiling", action="store_true",
-                    help="diagnostic: train an encoder of the same shape WITH the patch labels and print its probe "
-                         "every --probe-every steps (nothing is saved)")
-    ap.add_argument("--probe-every", type=int, default=500, help="steps between probes of --probe-ceiling")
+    ap.add_argument("--stage", choices=["vae", "encoder", "unet", "classifier", "all"], required=True,
+                    help="what to train")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models folder (default: toy_models/)")
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-clock budget of the stage")
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
@@ -1050,18 +635,12 @@ def main(argv=None) -> None:
     ap.add_argument("--resume", action="store_true", help="continue from the weights in --out")
     ap.add_argument("--tiny", action="store_true", help="tiny model sizes (tests)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--check-images", type=int, default=128, help="generated images for prompt fidelity")
-    ap.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale of --check")
-    ap.add_argument("--steps", type=int, default=25, help="DDIM steps of --check")
-    ap.add_argument("--figures", type=Path, default=ROOT / "figures", help="where --check writes its PNGs")
     args = ap.parse_args(argv)
-    if not args.stage and not args.check and not args.probe_ceiling:
-        ap.error("give --stage, --check or --probe-ceiling")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = ModelSizes.tiny() if args.tiny else ModelSizes()
     args.out.mkdir(parents=True, exist_ok=True)
-    stages = ["vae", "encoder", "unet", "classifier"] if args.stage == "all" else ([args.stage] if args.stage else [])
+    stages = ["vae", "encoder", "unet", "classifier"] if args.stage == "all" else [args.stage]
     defaults = {"vae": (16, 1e-3), "encoder": (32, 1e-3), "unet": (32, 5e-4), "classifier": (64, 2e-3)}
     for stage in stages:
         bs, lr = defaults[stage]
@@ -1079,18 +658,6 @@ def main(argv=None) -> None:
             train_unet(args.out, sizes, cfg, args.resume)
         else:
             train_classifier(args.out, cfg)
-    if args.probe_ceiling:
-        bs, lr = defaults["encoder"]  # the shipped encoder's batch and rate
-        cfg = TrainConfig(batch_size=args.batch_size or bs, lr=args.lr or lr, minutes=args.minutes,
-                          max_steps=args.max_steps)
-        points = probe_ceiling(sizes, cfg, args.probe_every, probe_images=16 if args.tiny else 512)
-        print(json.dumps({"probe_ceiling": points, "lr": cfg.lr, "batch_size": cfg.batch_size}, indent=2))
-    if args.check:
-        report = check(args.out, args.check_images, args.guidance, args.steps, args.figures)
-        report["shipped_mb"] = round(folder_size_mb(args.out), 2)
-        print(json.dumps(report, indent=2))
-        (args.out / "quality_report.json").write_text(json.dumps(report, indent=2))
-
 
 if __name__ == "__main__":
     main()

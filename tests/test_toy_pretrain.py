@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import pretrain_toy as pt
+from toy import models, pretrain, report, world
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "toy_models"
@@ -37,7 +37,7 @@ def check_models(folder: Path):
     assert lat.shape == (1, 4, 16, 16)
     out = enc(pixel_values=torch.zeros(1, 3, 64, 64)).last_hidden_state
     assert out.shape[1] == 1 + 16 * 16, "16×16 patch tokens plus CLS at 64 px"
-    assert pt.load_classifier(folder)(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
+    assert models.load_classifier(folder)(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
 
 
 def test_tiny_budget_pretraining_writes_loadable_folders(tiny_models):
@@ -50,22 +50,22 @@ def test_shipped_models_load_offline_and_are_small():
     if not (SHIPPED / "sd" / "unet").exists():
         pytest.fail("toy_models/ is missing: the shipped models must be committed (python pretrain_toy.py ...)")
     check_models(SHIPPED)
-    assert pt.folder_size_mb(SHIPPED) <= 30.0
+    assert models.folder_size_mb(SHIPPED) <= 30.0
 
 
 def test_patchify_order_matches_vit_tokens():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
-    p = pt.patchify(x, 4)
+    p = pretrain.patchify(x, 4)
     assert p.shape == (2, 4, 48)
     assert torch.equal(p[0, 1].reshape(3, 4, 4), x[0, :, 0:4, 4:8])  # token 1 = row 0, column 1
     assert torch.equal(p[1, 2].reshape(3, 4, 4), x[1, :, 4:8, 0:4])
 
 
 def test_class_token_positions():
-    tok = pt.build_tokenizer(40)
-    prompt, prefix = pt.make_prompt("full", "a red ball and a box", "circle square")
+    tok = models.build_tokenizer(40)
+    prompt, prefix = pretrain.make_prompt("full", "a red ball and a box", "circle square")
     ids = tok(prompt).input_ids
-    pos = pt.class_token_positions(tok, prefix, ["circle", "square"])
+    pos = pretrain.class_token_positions(tok, prefix, ["circle", "square"])
     assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["circle</w>", "square</w>"]
 
 
@@ -78,21 +78,21 @@ def smooth_images(b: int, size: int = 64, seed: int = 0) -> torch.Tensor:
 def test_views_and_their_maps_point_at_the_same_scene_points():
     x = smooth_images(4)
     gen = torch.Generator().manual_seed(1)
-    (v1, th1), (v2, th2) = pt.random_views(x, gen), pt.random_views(x, gen)
-    uv = pt.token_centres(16).expand(4, -1, -1)  # (B, 256, 2)
-    scene = pt.to_scene(th1, uv)
-    assert torch.allclose(pt.to_view(th1, scene), uv, atol=1e-5)
+    (v1, th1), (v2, th2) = pretrain.random_views(x, gen), pretrain.random_views(x, gen)
+    uv = pretrain.token_centres(16).expand(4, -1, -1)  # (B, 256, 2)
+    scene = pretrain.to_scene(th1, uv)
+    assert torch.allclose(pretrain.to_view(th1, scene), uv, atol=1e-5)
     sample = lambda img, pts: torch.nn.functional.grid_sample(img, pts[:, :, None], align_corners=False)[..., 0]
     direct = sample(x, scene)  # the scene itself, read at the scene points of view 1's tokens
     assert (sample(v1, uv) - direct).abs().max() < 0.03
-    in2 = pt.to_view(th2, scene)
+    in2 = pretrain.to_view(th2, scene)
     inside = (in2.abs() <= 1 - 1 / 16).all(-1)  # (B, 256), the anchors dense_infonce keeps
     assert inside.any()
     err = (sample(v2, in2) - direct).abs().amax(1)  # (B, 256)
     assert err[inside].max() < 0.03
     # a flipped view: its left edge is the scene's right side of the crop
     th = torch.tensor([[[-0.5, 0.0, 0.1], [0.0, 0.5, -0.2]]])
-    assert torch.allclose(pt.to_scene(th, torch.tensor([[[-1.0, 0.0]]])), torch.tensor([[[0.6, -0.2]]]))
+    assert torch.allclose(pretrain.to_scene(th, torch.tensor([[[-1.0, 0.0]]])), torch.tensor([[[0.6, -0.2]]]))
 
 
 def test_dense_infonce_rewards_the_true_correspondence():
@@ -100,7 +100,7 @@ def test_dense_infonce_rewards_the_true_correspondence():
     codes = torch.eye(b * s * s).reshape(b, s * s, b * s * s).transpose(1, 2).reshape(b, -1, s, s)  # one-hot per token
     ident = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
     flip = torch.tensor([[-1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
-    loss = lambda z2, th2: float(pt.dense_infonce(codes, z2, ident, th2, torch.Generator().manual_seed(0),
+    loss = lambda z2, th2: float(pretrain.dense_infonce(codes, z2, ident, th2, torch.Generator().manual_seed(0),
                                                   anchors=8, tau=0.05, exclude=0.0))
     assert loss(codes, ident) < 1e-3  # every token finds itself
     assert loss(codes.flip(-1), flip) < 1e-3  # the flipped view's feature map, read at the flipped place
@@ -124,10 +124,10 @@ def test_instance_contrast_against_a_loop():
             denom = torch.logsumexp(torch.stack([z[i] @ z[j] / tau for j in others]), 0)
             per_token.append(-sum(z[i] @ z[j] / tau - denom for j in pos) / len(pos))
     expected = torch.stack(per_token).mean()
-    assert torch.allclose(pt.instance_contrast(tokens, ids, tau=tau), expected, atol=1e-6)
+    assert torch.allclose(pretrain.instance_contrast(tokens, ids, tau=tau), expected, atol=1e-6)
     # tokens that are exactly their instance's code beat shuffled ones
     codes = torch.eye(4)[ids] * 5  # (2, 6, 4)
-    assert pt.instance_contrast(codes, ids) < pt.instance_contrast(codes.flip(1), ids)
+    assert pretrain.instance_contrast(codes, ids) < pretrain.instance_contrast(codes.flip(1), ids)
 
 
 def test_patch_majority_by_hand():
@@ -135,11 +135,11 @@ def test_patch_majority_by_hand():
     labels[0, :2, :2] = 2  # top-left patch all 2
     labels[0, 2:, 2:] = 1
     labels[0, 3, 3] = 0  # bottom-right: three 1s, one 0
-    assert pt.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
+    assert pretrain.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
 
 
 def test_instance_objective_trains(tmp_path):
-    pt.main(["--stage", "encoder", "--encoder-objective", "instance", "--tiny", "--max-steps", "2", "--out",
+    pretrain.main(["--stage", "encoder", "--encoder-objective", "instance", "--tiny", "--max-steps", "2", "--out",
              str(tmp_path)])
     from transformers import Dinov2Model
     assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
@@ -149,26 +149,26 @@ def test_instance_objective_trains(tmp_path):
 def test_class_set_counts_by_hand():
     items = [{"classes": torch.tensor([0, 2, -1])}, {"classes": torch.tensor([1, -1, -1])}]
     pred = torch.tensor([[True, False, False, True], [False, True, False, False]])
-    counts = pt.class_set_counts(pred, items)
+    counts = report.class_set_counts(pred, items)
     assert counts.tolist() == [2, 1, 1, 1]  # tp: circle, square; fp: cross; fn: triangle; image 2 exactly right
-    assert pt.f1_of(counts) == 2 * 2 / (2 * 2 + 1 + 1)
+    assert report.f1_of(counts) == 2 * 2 / (2 * 2 + 1 + 1)
 
 
 def test_mae_objective_still_trains(tmp_path):
-    pt.main(["--stage", "encoder", "--encoder-objective", "mae", "--tiny", "--max-steps", "2", "--out", str(tmp_path)])
+    pretrain.main(["--stage", "encoder", "--encoder-objective", "mae", "--tiny", "--max-steps", "2", "--out", str(tmp_path)])
     from transformers import Dinov2Model
     assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
     assert "masked-patch" in (tmp_path / "training_log.json").read_text()
 
 
 def test_log_run_adds_up_resumed_runs(tmp_path):
-    pt.log_run(tmp_path, "unet", False, {"started": "a", "steps": 10, "seconds": 5})
-    pt.log_run(tmp_path, "unet", True, {"started": "b", "steps": 3, "seconds": 2})
-    pt.log_run(tmp_path, "unet", True, {"started": "b", "steps": 7, "seconds": 4})  # a later save of run b
+    pretrain.log_run(tmp_path, "unet", False, {"started": "a", "steps": 10, "seconds": 5})
+    pretrain.log_run(tmp_path, "unet", True, {"started": "b", "steps": 3, "seconds": 2})
+    pretrain.log_run(tmp_path, "unet", True, {"started": "b", "steps": 7, "seconds": 4})  # a later save of run b
     import json
     log = json.loads((tmp_path / "training_log.json").read_text())["unet"]
     assert (log["steps"], log["seconds"], len(log["runs"])) == (17, 9, 2)
-    pt.log_run(tmp_path, "unet", False, {"started": "c", "steps": 1, "seconds": 1})  # a fresh start forgets the past
+    pretrain.log_run(tmp_path, "unet", False, {"started": "c", "steps": 1, "seconds": 1})  # a fresh start forgets the past
     assert json.loads((tmp_path / "training_log.json").read_text())["unet"]["steps"] == 1
 
 
@@ -190,8 +190,8 @@ class _LookupEncoder:
         tokens = []
         for img in images:
             sem = self.table[self.key(img)]
-            labels = pt.patch_labels(sem[None], 4)[0]  # (N,)
-            onehot = torch.nn.functional.one_hot(labels, len(pt.CLASSES) + 1).float()
+            labels = pretrain.patch_labels(sem[None], 4)[0]  # (N,)
+            onehot = torch.nn.functional.one_hot(labels, len(models.CLASSES) + 1).float()
             tokens.append(onehot if self.oracle else torch.ones_like(onehot))
         out = torch.stack(tokens)
         return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
@@ -199,26 +199,26 @@ class _LookupEncoder:
 
 def test_linear_probe_against_an_oracle_and_a_blind_encoder():
     n = 24
-    scenes = [pt.ToyScenes("train", length=n, offset=8_000_000)[i] for i in range(n)]
-    scenes += [pt.ToyScenes("val", length=n)[i] for i in range(n)]
-    assert pt.linear_probe(_LookupEncoder(scenes, oracle=True), n_train=n, n_val=n, steps=200) == 1.0
+    scenes = [world.ToyScenes("train", length=n, offset=8_000_000)[i] for i in range(n)]
+    scenes += [world.ToyScenes("val", length=n)[i] for i in range(n)]
+    assert report.linear_probe(_LookupEncoder(scenes, oracle=True), n_train=n, n_val=n, steps=200) == 1.0
     # blind: the probe can only answer the majority class; count each patch's majority label by brute force
     background = total = 0
     for it in scenes[n:]:
         sem = it["semantic"]
         for y in range(0, 64, 4):
             for x0 in range(0, 64, 4):
-                counts = torch.bincount(sem[y:y + 4, x0:x0 + 4].flatten(), minlength=len(pt.CLASSES) + 1)
+                counts = torch.bincount(sem[y:y + 4, x0:x0 + 4].flatten(), minlength=len(models.CLASSES) + 1)
                 background += int(counts.argmax() == 0)
                 total += 1
-    blind = pt.linear_probe(_LookupEncoder(scenes, oracle=False), n_train=n, n_val=n, steps=200)
+    blind = report.linear_probe(_LookupEncoder(scenes, oracle=False), n_train=n, n_val=n, steps=200)
     assert blind == pytest.approx(background / total, abs=1e-6)
 
 
 def test_probe_ceiling_probes_on_schedule_and_saves_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = pt.TrainConfig(batch_size=4, lr=1e-3, max_steps=5)
-    points = pt.probe_ceiling(pt.ModelSizes.tiny(), cfg, every=2, probe_images=8)
+    cfg = pretrain.TrainConfig(batch_size=4, lr=1e-3, max_steps=5)
+    points = report.probe_ceiling(models.ModelSizes.tiny(), cfg, every=2, probe_images=8)
     assert [p["step"] for p in points] == [2, 4, 5]
     assert all(0.0 <= p["probe_acc"] <= 1.0 for p in points)
     assert list(tmp_path.iterdir()) == []
