@@ -41,7 +41,7 @@ ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# classical floors: k-means per image (DESIGN §6)
+# classical floors: k-means per image (docs/design.md §6)
 # ---------------------------------------------------------------------------------------------------------------
 
 def pixel_tokens(images: torch.Tensor, patch: int = 4, position_weight: float = 2.0) -> torch.Tensor:

@@ -19,7 +19,9 @@ C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -104,6 +106,30 @@ def preset(name: str, **overrides) -> GLASSConfig:
 # ---------------------------------------------------------------------------------------------------------------
 # parts
 # ---------------------------------------------------------------------------------------------------------------
+
+def _no_torchvision_notice(record: logging.LogRecord) -> bool:
+    return "requires torchvision" not in record.getMessage()  # image processors are never used here
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Load models without a progress bar per model (transformers' weights, diffusers' shards) and without
+    transformers' notice that its image processors fall back from torchvision to PIL. Restores both after."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+    bars = [(lib, lib.is_progress_bar_enabled()) for lib in (transformers_logging, diffusers_logging)]
+    for lib, _ in bars:
+        lib.disable_progress_bar()
+    notice = logging.getLogger("transformers.utils.import_utils")
+    notice.addFilter(_no_torchvision_notice)
+    try:
+        yield
+    finally:
+        notice.removeFilter(_no_torchvision_notice)
+        for lib, was_on in bars:
+            if was_on:
+                lib.enable_progress_bar()
+
 
 class FrozenEncoder(nn.Module):
     """A frozen transformers Dinov2Model: images (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc)."""
@@ -198,11 +224,11 @@ class GLASS(nn.Module):
     def __init__(self, config: GLASSConfig):
         super().__init__()
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-        self.config = config
-        self.encoder = FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std)
-        self.vae = AutoencoderKL.from_pretrained(config.sd, subfolder="vae", dtype=torch.float32)
+        with quiet_loading():
+            self.encoder = FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std)
+            self.vae = AutoencoderKL.from_pretrained(config.sd, subfolder="vae", dtype=torch.float32)
+            self.unet = UNet2DConditionModel.from_pretrained(config.sd, subfolder="unet", dtype=torch.float32)
         self.vae.requires_grad_(False).eval()
-        self.unet = UNet2DConditionModel.from_pretrained(config.sd, subfolder="unet", dtype=torch.float32)
         if config.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
         self.scheduler = DDPMScheduler.from_pretrained(config.sd, subfolder="scheduler")
@@ -307,7 +333,8 @@ class GLASS(nn.Module):
     # -- generation --------------------------------------------------------------------------------------------
     def pipeline(self, num_steps: int = 25):
         """A diffusers StableDiffusionPipeline over this model's VAE and UNet, driven by `prompt_embeds`."""
-        from diffusers import DDIMScheduler, StableDiffusionPipeline
+        with quiet_loading():
+            from diffusers import DDIMScheduler, StableDiffusionPipeline
         pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=None, tokenizer=None, unet=self.unet,
                                        scheduler=DDIMScheduler.from_config(self.scheduler.config),
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import math
 import os
 import re
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent
 
 # ---------------------------------------------------------------------------------------------------------------
-# vocabularies and prompts
+# vocabularies, prompts and captioners
 # ---------------------------------------------------------------------------------------------------------------
 
 COCO_CLASSES = (
@@ -175,10 +176,6 @@ def build_prompt(caption: str, classes: list) -> str:
     caption = caption.strip().rstrip(".")
     return f"{caption} ; {' '.join(classes)}" if classes else caption
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# captioners
-# ---------------------------------------------------------------------------------------------------------------
 
 class ToyCaptioner:
     """The toy world's captioner: the scene's own caption generator (toy.world.make_caption) plays BLIP-2's role."""
@@ -444,7 +441,7 @@ def masks_from_recorder(rec: AttentionRecorder, class_ids: torch.Tensor, size: i
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# generation with recording
+# generation with recording; presets
 # ---------------------------------------------------------------------------------------------------------------
 
 def encode_text(pipe, prompts: list) -> torch.Tensor:
@@ -489,10 +486,6 @@ def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch
     return Generated(images=images.cpu(), labels=out["labels"].cpu(), scores=out["scores"].cpu(), recorder=rec)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# presets
-# ---------------------------------------------------------------------------------------------------------------
-
 @dataclass
 class Preset:
     name: str
@@ -517,6 +510,7 @@ PRESETS = {
 
 
 def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
+    """A StableDiffusionPipeline with a DDIM scheduler (wrap in glass.quiet_loading() for no progress bars)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     pipe = StableDiffusionPipeline.from_pretrained(sd, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False, dtype=dtype)
@@ -526,7 +520,7 @@ def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the dataset writer and reader
+# the dataset writer
 # ---------------------------------------------------------------------------------------------------------------
 
 def save_png_atomic(array: np.ndarray, path: Path) -> None:
@@ -591,17 +585,13 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     """
     from tqdm import tqdm
     from toy.world import make_scene
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "images").mkdir(exist_ok=True)
-    (out / "masks").mkdir(exist_ok=True)
+    for sub in ("images", "masks"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
     vocab = toy_vocabulary() if preset.vocabulary == "toy" else coco_vocabulary()
     class_index = {c: i + 1 for i, c in enumerate(vocab.classes)}  # mask id = class index + 1
-    skipped = 0
-    if images_dir is not None:
-        sources, skipped = load_image_sources(Path(images_dir))
+    sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
+    if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
-    else:
-        sources = None
     pipe = pipe or load_pipeline(preset.sd, device=device)
     captioner = captioner or (ToyCaptioner() if preset.captioner == "toy" else Blip2Captioner(preset.captioner, device))
     meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
@@ -685,6 +675,12 @@ def main(argv=None) -> None:
     if preset.sd.startswith(("/", ".")) and not Path(preset.sd).exists():
         ap.error(f"pipeline folder {preset.sd} does not exist")
 
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+    for lib in (diffusers_logging, transformers_logging):  # this process shows one bar: the writer's
+        lib.disable_progress_bar()
+    logging.getLogger("transformers.utils.import_utils").addFilter(  # image processors are never used here
+        lambda record: "requires torchvision" not in record.getMessage())
     pipe = load_pipeline(preset.sd, device=args.device)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
     stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,

@@ -62,6 +62,7 @@ class SlotAttentionOutput(NamedTuple):
     slots: torch.Tensor  # (B, K, D) slots after the last iteration
     attn: torch.Tensor  # (B, K, N) last iteration's softmax over slots, before ε: the slot masks
     init: torch.Tensor  # (B, K, D) the initial slots that were used (sampled or given)
+    attn_per_iter: torch.Tensor  # (T, B, K, N) every iteration's attention; the last one is `attn`
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,13 +144,18 @@ class SlotAttention(nn.Module):
         return slots, attn
 
     def forward(self, inputs: torch.Tensor, slots: Optional[torch.Tensor] = None,
-                slot_mask: Optional[torch.Tensor] = None) -> SlotAttentionOutput:
+                slot_mask: Optional[torch.Tensor] = None, iters: Optional[int] = None) -> SlotAttentionOutput:
         """Args:
             inputs: (B, N, D_in) input tokens.
             slots: optional initial slots (B, K, D); sampled from the learned init when omitted.
             slot_mask: optional (B, K) bool, True for active slots; inactive slots get logits −inf. Every image
                 needs at least one active slot.
+            iters: optional number of iterations for this call (default: the module's T), e.g. to watch the
+                slots compete for longer than they were trained to.
         """
+        iters = self.iters if iters is None else iters
+        if iters < 1:
+            raise ValueError(f"iters must be positive, got {iters}")
         _check_tensor("inputs", inputs, 3, f"(B, N, {self.input_dim})")
         if inputs.shape[-1] != self.input_dim:
             raise ValueError(f"inputs must have shape (B, N, {self.input_dim}), got {tuple(inputs.shape)}")
@@ -170,12 +176,13 @@ class SlotAttention(nn.Module):
 
         x = self.norm_inputs(inputs)  # LayerNorm over the feature axis of each token
         k, v = self.to_k(x), self.to_v(x)  # (B, N, D) each, computed once
-        attn = None
-        for t in range(self.iters):
-            if self.bilevel and t == self.iters - 1:
+        attns = []
+        for t in range(iters):
+            if self.bilevel and t == iters - 1:
                 slots = slots.detach() + init - init.detach()  # straight-through to the init (BO-QSA)
             slots, attn = self.step(k, v, slots, slot_mask)
-        return SlotAttentionOutput(slots=slots, attn=attn, init=init)
+            attns.append(attn)
+        return SlotAttentionOutput(slots=slots, attn=attns[-1], init=init, attn_per_iter=torch.stack(attns))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,6 +208,7 @@ class GLASSSlotOutput(NamedTuple):
     attn: torch.Tensor  # (B, K, N) last-iteration attention, softmax over slots
     cond: torch.Tensor  # (B, K, out_dim) slots projected to the diffusion decoder's context width
     init: torch.Tensor  # (B, K, D) initial slots
+    attn_per_iter: torch.Tensor  # (T, B, K, N) every iteration's attention
 
 
 class GLASSSlotModule(nn.Module):
@@ -222,8 +230,8 @@ class GLASSSlotModule(nn.Module):
         self.out_proj = nn.Linear(c.dim, c.out_dim)
 
     def forward(self, features: torch.Tensor, slots: Optional[torch.Tensor] = None,
-                slot_mask: Optional[torch.Tensor] = None, grid_size: Optional[tuple[int, int]] = None
-                ) -> GLASSSlotOutput:
+                slot_mask: Optional[torch.Tensor] = None, grid_size: Optional[tuple[int, int]] = None,
+                iters: Optional[int] = None) -> GLASSSlotOutput:
         """features: (B, N, D_enc) patch tokens in row-major order; the grid is square unless `grid_size`."""
         c = self.config
         _check_tensor("features", features, 3, f"(B, N, {c.input_dim})")
@@ -241,9 +249,10 @@ class GLASSSlotModule(nn.Module):
         grid = build_grid(h, w, device=features.device, dtype=features.dtype)  # (N, 4)
         x = features + self.pos_proj(grid)[None]  # (B, N, D_enc)
         x = self.input_mlp(self.input_norm(x))  # (B, N, D)
-        out = self.slot_attention(x, slots=slots, slot_mask=slot_mask)
+        out = self.slot_attention(x, slots=slots, slot_mask=slot_mask, iters=iters)
         cond = self.out_proj(self.out_norm(out.slots))  # (B, K, out_dim)
-        return GLASSSlotOutput(slots=out.slots, attn=out.attn, cond=cond, init=out.init)
+        return GLASSSlotOutput(slots=out.slots, attn=out.attn, cond=cond, init=out.init,
+                               attn_per_iter=out.attn_per_iter)
 
 
 if __name__ == "__main__":

@@ -229,8 +229,11 @@ def ensure_dataset(args, rank: int) -> None:
         print(f"[data] writing the toy pseudo-GT dataset: {args.num_images} images → {folder} "
               f"(python pseudo_gt.py --preset toy --num-images {args.num_images} --out {folder})", flush=True)
         t0 = time.time()
+        from glass import quiet_loading
+        with quiet_loading():
+            pipe = pseudo_gt.load_pipeline(sd)
         preset = replace(pseudo_gt.PRESETS["toy"], sd=sd)
-        pseudo_gt.write_dataset(folder, preset, args.num_images, pipe=pseudo_gt.load_pipeline(sd), batch_size=16)
+        pseudo_gt.write_dataset(folder, preset, args.num_images, pipe=pipe, batch_size=16)
         print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -5,6 +5,8 @@ import torch
 from conftest import tiny_glass_config
 from glass import GLASS
 
+ROOT = __import__('pathlib').Path(__file__).resolve().parent.parent
+
 
 def batch(b=3, has_classes=(True, True, False), seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -103,3 +105,31 @@ def test_bad_images_raise(tiny_models):
     model = GLASS(tiny_glass_config(tiny_models))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         model.encode(torch.rand(3, 64, 64))
+
+
+def test_model_loading_is_quiet_and_leaves_progress_bars_as_they_were(tiny_models):
+    """Building a model prints no progress bar per loaded model; run in a fresh process with bars switched on (the
+    test session switches tqdm off)."""
+    import os
+    import subprocess
+    import sys
+    code = f"""
+import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+from pathlib import Path
+from diffusers.utils import logging as d
+from transformers.utils import logging as t
+from conftest import tiny_glass_config
+import glass
+glass.GLASS(tiny_glass_config(Path({str(tiny_models)!r})))
+assert t.is_progress_bar_enabled() and d.is_progress_bar_enabled()
+with glass.quiet_loading():
+    from transformers import Dinov2Model
+print("CONTROL", file=sys.stderr, flush=True)
+Dinov2Model.from_pretrained({str(tiny_models / 'encoder')!r})  # the control: a plain load shows its bar
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    quiet, control = out.stderr.split("CONTROL")
+    assert "Loading" not in quiet and "requires torchvision" not in quiet, quiet
+    assert "Loading weights" in control  # bars are on in this process: the check above could fail

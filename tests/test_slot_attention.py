@@ -118,6 +118,20 @@ def naive_slot_attention(sa, x, init):
     return torch.stack(out_slots), torch.stack(out_attn)
 
 
+def test_every_iteration_attention_matches_the_naive_loop_stopped_there():
+    """attn_per_iter[t] is the attention a naive loop of t + 1 iterations ends with (iters= overrides T)."""
+    sa = make(eps=1e-3)
+    x = torch.randn(2, 7, 12, dtype=torch.float64)
+    init = torch.randn(2, 4, 16, dtype=torch.float64)
+    out = sa(x, slots=init, iters=4)
+    assert out.attn_per_iter.shape == (4, 2, 4, 7)
+    for t in range(4):
+        sa.iters = t + 1  # the reference loop reads sa.iters
+        _, ref_attn = naive_slot_attention(sa, x, init)
+        torch.testing.assert_close(out.attn_per_iter[t], ref_attn)
+    torch.testing.assert_close(out.attn, out.attn_per_iter[-1])
+
+
 def test_parity_with_naive_loop():
     sa = make(eps=1e-3)
     x = torch.randn(2, 7, 12, dtype=torch.float64)

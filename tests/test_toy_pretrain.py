@@ -12,12 +12,11 @@ SHIPPED = ROOT / "toy_models"
 
 
 def load_with_library_loaders(folder: Path):
+    """The plain calls every diffusers / transformers user makes: no dtype argument, float32 inputs."""
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer, Dinov2Model
-    # weights are stored in fp16; dtype=float32 loads them for the CPU, as for SD's fp16 variants
-    pipe = StableDiffusionPipeline.from_pretrained(folder / "sd", safety_checker=None, feature_extractor=None,
-                                                   requires_safety_checker=False, dtype=torch.float32)
-    enc = Dinov2Model.from_pretrained(folder / "encoder", dtype=torch.float32)
+    pipe = StableDiffusionPipeline.from_pretrained(folder / "sd", safety_checker=None, requires_safety_checker=False)
+    enc = Dinov2Model.from_pretrained(folder / "encoder")
     tok = CLIPTokenizer.from_pretrained(folder / "sd" / "tokenizer")
     return pipe, enc, tok
 
@@ -48,9 +47,29 @@ def test_tiny_budget_pretraining_writes_loadable_folders(tiny_models):
 
 def test_shipped_models_load_offline_and_are_small():
     if not (SHIPPED / "sd" / "unet").exists():
-        pytest.fail("toy_models/ is missing: the shipped models must be committed (python pretrain_toy.py ...)")
+        pytest.fail("toy_models/ is missing: the shipped models must be committed (python -m toy.pretrain ...)")
     check_models(SHIPPED)
     assert models.folder_size_mb(SHIPPED) <= 30.0
+
+
+@pytest.mark.parametrize("folder", ["shipped", "tiny"])
+def test_each_model_loads_alone_in_float32_without_a_dtype_argument(folder, tiny_models):
+    """transformers keeps a checkpoint's stored dtype, diffusers loads float32: both must end up float32, so that
+    each model takes float32 inputs, alone, as in the README's snippets."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, Dinov2Model
+    root = SHIPPED if folder == "shipped" else tiny_models
+    vae = AutoencoderKL.from_pretrained(root / "sd" / "vae")
+    unet = UNet2DConditionModel.from_pretrained(root / "sd" / "unet")
+    text = CLIPTextModel.from_pretrained(root / "sd" / "text_encoder")
+    enc = Dinov2Model.from_pretrained(root / "encoder")
+    for m in (vae, unet, text, enc):
+        assert m.dtype == torch.float32, type(m).__name__
+    z = vae.encode(torch.rand(1, 3, 64, 64) * 2 - 1).latent_dist.mean  # (1, 4, 16, 16)
+    states = text(torch.tensor([[0, 1, 2]])).last_hidden_state  # (1, 3, D_text)
+    eps = unet(z, torch.tensor([10]), encoder_hidden_states=states).sample
+    assert eps.shape == z.shape == (1, 4, 16, 16) and torch.isfinite(eps).all()
+    assert enc(pixel_values=torch.rand(1, 3, 64, 64)).last_hidden_state.shape[1] == 1 + 16 * 16
 
 
 def test_patchify_order_matches_vit_tokens():

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 import pseudo_gt as pg
+from glass import quiet_loading
 
 from toy.models import (DEFAULT_OUT, ModelSizes, build_encoder, folder_size_mb, load_classifier,
                         load_vae, patch_features, sizes_of)
@@ -98,7 +99,8 @@ def f1_of(counts: torch.Tensor) -> float:
 def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 0) -> dict:
     """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names",
     judged by the evaluation classifier, plus the images for the grid."""
-    pipe = pg.load_pipeline(str(out / "sd"))
+    with quiet_loading():
+        pipe = pg.load_pipeline(str(out / "sd"))
     clf = load_classifier(out)
     ds = ToyScenes("val")
     counts = torch.zeros(4, dtype=torch.long)
@@ -337,7 +339,8 @@ def _plot_generated(shown: list, path: Path) -> None:
 def pseudo_mask_report(preset: "pg.Preset", eval_images: int, figure: Optional[Path]) -> dict:
     """Localisation with cross-attention alone and with the self-attention refinement, then generation with
     recording (complete-mask share, ignore share, time against plain generation)."""
-    pipe = pg.load_pipeline(preset.sd)
+    with quiet_loading():
+        pipe = pg.load_pipeline(preset.sd)
     report = {}
     for refine_on in (False, True):
         cfg = pg.MaskConfig(**{**asdict(preset.mask), "refine": refine_on})

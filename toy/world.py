@@ -2,7 +2,7 @@
 
 GLASS stands on web-scale pretrained models. So that every part of the method is real and measurable on a laptop,
 this project ships a small world of 64×64 scenes with exact ground truth, and trains its own small diffusion model
-and encoder on it (pretrain_toy.py).
+and encoder on it (toy/pretrain.py).
 
 A scene: a textured background (stripes, checker, blobs or gradient) and 1–4 flat-coloured objects of 4 shape
 classes (circle, square, triangle, cross) in 4 colours, radius 12–20 px, placed with partial occlusion (every object
@@ -18,7 +18,7 @@ Splits (scene i of a split is always the same image, seeded by (split, i)):
     val    512 fixed scenes from the same distribution
     shift  a zero-shot split: 3–5 objects, colour shades never seen, and a background kind ("rings") never seen
 
-Shape legend: H = W = 64 pixels, n objects. Checked by tests/test_toyworld.py.
+Shape legend: H = W = 64 pixels, n objects. Checked by tests/test_toy_world.py. `python -m toy.world` times the renderer.
 """
 from __future__ import annotations
 

@@ -23,21 +23,21 @@ sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 import metrics  # noqa: E402
-import toyworld  # noqa: E402
-from glass import FrozenEncoder, MLPDecoder  # noqa: E402
+import train  # noqa: E402
+from toy.world import ToyScenes  # noqa: E402
+from glass import FrozenEncoder, MLPDecoder, slot_labels, upsample_masks  # noqa: E402
 from matching import segments_from_semantic, semantic_loss  # noqa: E402
 from slot_attention import GLASSSlotConfig, GLASSSlotModule  # noqa: E402
 
 
 def scenes(split: str, n: int) -> dict:
-    ds = toyworld.ToyScenes(split, length=n)
+    ds = ToyScenes(split, length=n)
     items = [ds[i] for i in range(n)]
     return {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
 
 
 def pseudo_data(folder: Path) -> dict:
-    import pseudo_gt
-    ds = pseudo_gt.PseudoGTDataset(folder)
+    ds = train.PseudoGTDataset(folder)
     items = [ds[i] for i in range(len(ds))]
     return {"image": torch.stack([it["image"] for it in items]), "mask": torch.stack([it["mask"] for it in items]),
             "has": torch.stack([it["has_classes"] for it in items])}
@@ -57,8 +57,8 @@ def score(sm, feats: torch.Tensor, val: dict) -> dict:
     attn = sm(feats).attn  # (B, K, N)
     sm.train()
     n, k = attn.shape[:2]
-    pred = F.interpolate(attn.reshape(n, k, 16, 16), size=(64, 64), mode="bilinear", align_corners=False).argmax(1)
-    vals = evaluate.score_masks(pred, val["instance"], val["semantic"])
+    pred = slot_labels(attn.reshape(n, k, 16, 16), 64)
+    vals = train.score_masks(pred, val["instance"], val["semantic"])
     return {key: metrics.summarize(v).mean for key, v in vals.items()}
 
 
@@ -107,8 +107,7 @@ def main(argv=None) -> None:
         out = sm(f)
         sem = inst = torch.zeros(())
         if args.losses in ("sem", "both") and step >= args.semantic_from:
-            soft = F.interpolate(out.attn.reshape(len(idx), k, 16, 16), size=(64, 64), mode="bilinear",
-                                 align_corners=False)  # (B, K, 64, 64)
+            soft = upsample_masks(out.attn.reshape(len(idx), k, 16, 16), 64)  # (B, K, 64, 64)
             seg = segments_from_semantic(masks[idx], 4, True)
             present = seg.present if has is None else seg.present & has[idx].bool()[:, None]
             sem = semantic_loss(soft, seg.masks, present, seg.valid).loss

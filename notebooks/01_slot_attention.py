@@ -1,0 +1,101 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Slot attention, step by step (GLASS §3, Eq. 1)
+# How do slots compete for the toy encoder's 16×16 patch tokens, iteration after iteration? We take the slot module
+# of a trained GLASS checkpoint, fix the initial slots, and read the attention of every iteration (`attn_per_iter`,
+# shape (T, B, K, N)); `iters=` runs the same module for more or fewer iterations than it was trained with.
+
+# %%
+import os, sys
+sys.path.insert(0, os.path.abspath(".."))          # the project root: notebooks import its modules
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import warnings; warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars
+import torch, numpy as np, matplotlib.pyplot as plt
+torch.set_num_threads(2)
+FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a small setting
+print("fast mode" if FAST else "full mode")
+
+# %%
+import evaluate
+from toy.world import ToyScenes
+from glass import load_checkpoint_model
+ckpt = evaluate.demo_checkpoint(phase=1)
+model, info = load_checkpoint_model(ckpt)
+model.eval()
+print(ckpt, "phase", info["phase"], "step", info["step"])
+scene = ToyScenes("val")[5]
+image = scene["image"][None]                        # (1, 3, 64, 64)
+with torch.no_grad():
+    feats = model.encoder(image)                    # (1, N=256, D_enc)
+sm, sa = model.slot_module, model.slot_module.slot_attention
+torch.manual_seed(0)
+init = sa.sample_init(1)                            # (1, K, D): fixed initial slots
+print("features", tuple(feats.shape), "initial slots", tuple(init.shape))
+
+# %% [markdown]
+# ## The attention of every iteration
+# Rows: iterations. Columns: slots. Each map is the softmax **over slots**, so the K maps of a row sum to one at every token.
+
+# %%
+T = sa.iters
+g = model.encoder.grid
+with torch.no_grad():
+    per_iter = sm(feats, slots=init).attn_per_iter      # (T, 1, K, N)
+maps = per_iter[:, 0].reshape(T, -1, g, g)              # (T, K, h, w)
+K = maps.shape[1]
+fig, axes = plt.subplots(T, K + 1, figsize=(1.6 * (K + 1), 1.6 * T))
+for t in range(T):
+    axes[t, 0].imshow(image[0].permute(1, 2, 0)); axes[t, 0].set_ylabel(f"iter {t + 1}")
+    for k in range(K):
+        axes[t, k + 1].imshow(maps[t][k], vmin=0, vmax=1, cmap="magma")
+        if t == 0: axes[t, k + 1].set_title(f"slot {k}", fontsize=8)
+for a in axes.flat: a.set_xticks([]); a.set_yticks([])
+fig.suptitle("slot attention per iteration (softmax over slots)"); plt.tight_layout(); plt.show()
+print("sum over slots at every token:", maps.sum(1).min().item(), "…", maps.sum(1).max().item())
+
+# %% [markdown]
+# ## How slots compete: the share of tokens each slot wins
+# The hard assignment (argmax over slots) per iteration.
+
+# %%
+wins = torch.stack([m.flatten(1).argmax(0).bincount(minlength=K) for m in maps]).float() / (g * g)
+plt.figure(figsize=(6, 3))
+for k in range(K):
+    plt.plot(range(1, T + 1), wins[:, k], marker="o", label=f"slot {k}")
+plt.xlabel("iteration"); plt.ylabel("share of tokens won"); plt.legend(fontsize=7, ncol=2)
+plt.title("competition between slots over iterations"); plt.show()
+
+# %% [markdown]
+# ## Fewer slots, more or fewer iterations
+# The same trained module with K slots and T iterations. A shared Gaussian init can be sampled for any K; the toy preset's learned per-slot queries can only be dropped, so K ≤ the trained number here.
+
+# %%
+from matplotlib.colors import ListedColormap
+cmap = plt.get_cmap("tab10")
+def initial_slots(k):                               # (1, k, D)
+    return sa.sample_init(1)[:, :k] if sa.learned_init else sa.sample_init(1, num_slots=k)
+settings = [(2, T), (3, T), (K, T), (K, 1), (K, 3), (K, 8)]
+fig, axes = plt.subplots(1, len(settings) + 1, figsize=(2 * (len(settings) + 1), 2.3))
+axes[0].imshow(image[0].permute(1, 2, 0)); axes[0].set_title("scene", fontsize=8)
+with torch.no_grad():
+    for a, (k_slots, iters) in zip(axes[1:], settings):
+        torch.manual_seed(1)
+        attn = sm(feats, slots=initial_slots(k_slots), iters=iters).attn[0].reshape(-1, g, g)
+        a.imshow(attn.argmax(0), cmap=cmap, vmin=0, vmax=9, interpolation="nearest")
+        a.set_title(f"K={k_slots}, T={iters}", fontsize=8)
+for a in axes: a.axis("off")
+plt.suptitle("argmax masks (one colour per slot)"); plt.tight_layout(); plt.show()

@@ -1,0 +1,114 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Pseudo ground truth from the diffusion model's attention (GLASS §4)
+# One prompt through generation: the probe cross-attention of each class over steps and layers, the self-attention refinement for several τ, the thresholds, and the final mask against the image.
+
+# %%
+import os, sys
+sys.path.insert(0, os.path.abspath(".."))          # the project root: notebooks import its modules
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import warnings; warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars
+import torch, numpy as np, matplotlib.pyplot as plt
+torch.set_num_threads(2)
+FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a small setting
+print("fast mode" if FAST else "full mode")
+
+# %%
+import pseudo_gt as pg
+from toy.world import make_scene
+from glass import quiet_loading
+with quiet_loading():                               # no progress bar per loaded component
+    pipe = pg.load_pipeline(pg.PRESETS["toy"].sd)
+vocab = pg.toy_vocabulary()
+caption = make_scene("train", 12).caption
+mention = pg.find_classes(caption, vocab, use_nltk=False)
+prompt = pg.build_prompt(caption, mention.classes)
+ids = torch.tensor([[vocab.classes.index(c) + 1 for c in mention.classes]])
+cfg = pg.MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
+steps = 10 if FAST else 25
+out = pg.generate_with_masks(pipe, [prompt], [mention.classes], ids, 64, torch.Generator().manual_seed(3), cfg,
+                             steps=steps, guidance=5.0, keep_history=True)
+rec = out.recorder
+print("caption:", caption); print("prompt :", prompt); print("classes:", mention.classes, "named by", mention.words)
+plt.figure(figsize=(2.5, 2.5)); plt.imshow(out.images[0].permute(1, 2, 0)); plt.axis("off"); plt.title("generated"); plt.show()
+
+# %% [markdown]
+# ## Cross-attention of each class over the denoising steps
+# Heads and the 16×16 layers averaged, one map per step.
+
+# %%
+C = len(mention.classes)
+layers16 = [n for n, s in rec.resolution.items() if s == 16 and n in rec.sums_cross]
+shown = list(range(0, len(rec.history), max(1, len(rec.history) // 6)))
+fig, axes = plt.subplots(C, len(shown), figsize=(1.7 * len(shown), 1.8 * C), squeeze=False)
+for j, s in enumerate(shown):
+    m = sum(rec.history[s][n] for n in layers16) / len(layers16)       # (1, 256, C)
+    for c in range(C):
+        axes[c, j].imshow(m[0, :, c].reshape(16, 16), cmap="magma")
+        axes[c, j].set_title(f"step {s}", fontsize=7); axes[c, j].set_ylabel(mention.classes[c])
+for a in axes.flat: a.set_xticks([]); a.set_yticks([])
+plt.suptitle("probe cross-attention per step"); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## … and over layers
+# Every cross-attention layer, averaged over steps (8×8 layers shown at their own resolution).
+
+# %%
+names = sorted(rec.sums_cross)
+fig, axes = plt.subplots(C, len(names), figsize=(1.5 * len(names), 1.7 * C), squeeze=False)
+for j, n in enumerate(names):
+    side = rec.resolution[n]
+    m = rec.sums_cross[n][0] / rec.counts[n]                          # (HW, C)
+    for c in range(C):
+        axes[c, j].imshow(m[:, c].reshape(side, side), cmap="magma")
+        axes[c, j].set_title(n.split(".attentions")[0].replace("_blocks", "") + f"\n{side}×{side}", fontsize=6)
+for a in axes.flat: a.set_xticks([]); a.set_yticks([])
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Self-attention refinement for several τ
+# $r_c = (A_{SA})^\tau \cdot \mathrm{vec}(A_{CA,c})$, min-max normalised. τ = 0 is the cross-attention alone.
+
+# %%
+res = pg.masks_from_recorder(rec, ids, 64, cfg)
+cross = res["cross"]                                                 # (1, C, 16, 16)
+self_attn = pg.aggregate(rec.sums_self, rec.counts, rec.resolution, 16)  # (1, 256, 256)
+taus = [0, 1, 2, 4, 8]
+fig, axes = plt.subplots(C, len(taus), figsize=(1.8 * len(taus), 1.9 * C), squeeze=False)
+for j, tau in enumerate(taus):
+    r = pg.refine(cross, self_attn, tau)
+    for c in range(C):
+        axes[c, j].imshow(r[0, c], vmin=0, vmax=1, cmap="magma"); axes[c, j].set_title(f"τ={tau}", fontsize=8)
+        axes[c, j].set_ylabel(mention.classes[c])
+for a in axes.flat: a.set_xticks([]); a.set_yticks([])
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Thresholds and the final mask
+# max ≥ 0.6 → class, 0.5 ≤ max < 0.6 → ignore (white), below → background (black).
+
+# %%
+from matplotlib.colors import ListedColormap
+cm = ListedColormap(["#222222", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#ffffff"])
+def show(lab): l = lab.clone(); l[l == 255] = 5; return l
+fig, axes = plt.subplots(1, 5, figsize=(11, 2.5))
+axes[0].imshow(out.images[0].permute(1, 2, 0)); axes[0].set_title("image")
+for a, (tau, fg, low) in zip(axes[1:], [(0, 0.6, 0.5), (4, 0.6, 0.5), (0, 0.4, 0.3), (0, 0.8, 0.7)]):
+    lab = pg.label_mask(pg.refine(cross, self_attn, tau), ids, 64, fg=fg, low=low)[0]
+    a.imshow(show(lab), cmap=cm, vmin=0, vmax=5, interpolation="nearest"); a.set_title(f"τ={tau} fg≥{fg} ign≥{low}", fontsize=8)
+for a in axes: a.axis("off")
+plt.suptitle("classes: red circle, blue square, green triangle, orange cross"); plt.tight_layout(); plt.show()
