@@ -10,8 +10,8 @@ The ladder scores k-means floors (per image, K = slots, on encoder tokens and on
 ground-truth semantic mask as if it were slot masks, and phase-1 runs on the quick start's data and on oracle
 datasets of real scenes with ground-truth semantic or instance masks. FG-ARI is reported over all scenes and over
 scenes with two or more objects (single-object scenes score 0 for any mask upsampled from a token grid).
-Built so far: discovery, the loss ablation and the ladder. Conditional/compositional generation metrics, property prediction and
-semantic-level discovery are still to come (see the README's status list).
+Built so far: discovery, the loss ablation and the ladder. The paper's baselines and its generation, property
+prediction and semantic-level tables are still to come (see the README's status list).
 """
 from __future__ import annotations
 
@@ -165,8 +165,8 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
             data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
         run = out / f"rung{r + 1}"
         t0 = time.time()
-        train.run(train.options(extra, phase=1, steps=steps, data=str(data_dir), out=str(run), num_images=images,
-                                eval_images=0, resume=True, **flags))
+        train.run(train.options(extra, phase=1, steps=steps, data=str(data_dir), out=str(run), eval_images=0,
+                                resume=True, **flags))
         model, _ = load_checkpoint_model(run / "phase1")
         results[name] = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
         results[name]["minutes"] = round((time.time() - t0) / 60, 2)

@@ -62,6 +62,7 @@ class GLASSConfig:
     background_segment: bool = True  # the background is a segment of the pseudo mask (one slot holds it)
     match_size: int = 128  # resolution at which slot masks meet pseudo masks
     gradient_checkpointing: bool = False  # UNet gradient checkpointing (GPU memory)
+    uncond: str = "empty_prompt"  # classifier-free guidance from slots: empty-prompt embedding (authors) or "zeros"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -69,7 +70,9 @@ class GLASSConfig:
     @staticmethod
     def from_dict(d: dict) -> "GLASSConfig":
         d = dict(d)
-        d["slots"] = GLASSSlotConfig(**d["slots"])
+        # checkpoints written before these fields existed used the edge grid, the small Gaussian init, zero tokens
+        d.setdefault("uncond", "zeros")
+        d["slots"] = GLASSSlotConfig(**{"grid_centres": False, "gaussian_init": "small", **d["slots"]})
         for k in ("encoder_mean", "encoder_std"):
             d[k] = tuple(d[k])
         known = {f.name for f in fields(GLASSConfig)}
@@ -315,6 +318,8 @@ class GLASS(nn.Module):
         semantic = zero
         present = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         if c.use_semantic:
+            if not torch.isfinite(enc.attn).all():  # the BCE would fail on it with an unhelpful message
+                raise FloatingPointError("non-finite slot attention")
             soft = upsample_masks(enc.masks, c.match_size)  # (B, K, S, S), still sums to 1 over slots
             mask = F.interpolate(batch["mask"][:, None].float(), size=(c.match_size, c.match_size),
                                  mode="nearest")[:, 0].long()  # (B, S, S)
@@ -331,28 +336,56 @@ class GLASS(nn.Module):
         return self.losses(batch, generator)
 
     # -- generation --------------------------------------------------------------------------------------------
-    def pipeline(self, num_steps: int = 25):
-        """A diffusers StableDiffusionPipeline over this model's VAE and UNet, driven by `prompt_embeds`."""
-        with quiet_loading():
-            from diffusers import DDIMScheduler, StableDiffusionPipeline
-        pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=None, tokenizer=None, unet=self.unet,
-                                       scheduler=DDIMScheduler.from_config(self.scheduler.config),
-                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+    @torch.no_grad()
+    def unconditional(self, cond: torch.Tensor) -> torch.Tensor:
+        """The context of classifier-free guidance's unconditional branch for cond (B, K, D_ctx): the text
+        encoder's embedding of the empty prompt, (B, T, D_ctx) (the authors' choice, `uncond="empty_prompt"`),
+        or K all-zero slot tokens (`uncond="zeros"`)."""
+        if self.config.uncond == "zeros":
+            return torch.zeros_like(cond)
+        if getattr(self, "_empty_prompt", None) is None:
+            from transformers import CLIPTextModel, CLIPTokenizer
+            try:
+                with quiet_loading():
+                    tokenizer = CLIPTokenizer.from_pretrained(self.config.sd, subfolder="tokenizer")
+                    text = CLIPTextModel.from_pretrained(self.config.sd, subfolder="text_encoder",
+                                                         dtype=torch.float32)
+            except OSError as e:
+                raise ValueError(f"{self.config.sd} has no text encoder for the empty-prompt unconditional branch; "
+                                 f"use uncond='zeros'") from e
+            ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length,
+                            return_tensors="pt").input_ids
+            self._empty_prompt = text(ids.to(text.device)).last_hidden_state  # (1, T, D_text)
+            if self._empty_prompt.shape[-1] != cond.shape[-1]:
+                raise ValueError(f"the text encoder's width {self._empty_prompt.shape[-1]} is not the UNet's context "
+                                 f"width {cond.shape[-1]}; use uncond='zeros'")
+        return self._empty_prompt.to(cond).expand(cond.shape[0], -1, -1)
 
     @torch.no_grad()
     def generate(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None, num_steps: int = 25,
                  guidance_scale: float = 1.0) -> torch.Tensor:
-        """Images (B, 3, S, S) in [0, 1] decoded from slot tokens cond (B, K, D_ctx); the slots are the prompt.
-        With guidance > 1 the unconditional branch gets all-zero slot tokens."""
+        """Images (B, 3, S, S) in [0, 1] decoded from slot tokens cond (B, K, D_ctx): the slots are the prompt.
+        DDIM sampling as diffusers' StableDiffusionPipeline does it (the same noise from the same generator);
+        with guidance > 1, ε = ε_uncond + g·(ε_cond − ε_uncond) with `unconditional`'s context."""
+        from diffusers import DDIMScheduler
+        from diffusers.utils.torch_utils import randn_tensor
         s = self.config.decoder_size
-        pipe = self.pipeline(num_steps)
-        kwargs = {}
-        if guidance_scale > 1.0:
-            kwargs["negative_prompt_embeds"] = torch.zeros_like(cond)
-        return pipe(prompt_embeds=cond, height=s, width=s, num_inference_steps=num_steps,
-                    guidance_scale=guidance_scale, generator=generator, output_type="pt", **kwargs).images
+        sched = DDIMScheduler.from_config(self.scheduler.config)
+        sched.set_timesteps(num_steps, device=cond.device)
+        down = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        shape = (cond.shape[0], self.unet.config.in_channels, s // down, s // down)
+        latents = randn_tensor(shape, generator=generator, device=cond.device, dtype=cond.dtype)
+        latents = latents * sched.init_noise_sigma  # (B, 4, S/8, S/8)
+        uncond = self.unconditional(cond) if guidance_scale > 1.0 else None
+        for t in sched.timesteps:
+            x = sched.scale_model_input(latents, t)
+            pred = self.unet(x, t, encoder_hidden_states=cond).sample
+            if uncond is not None:
+                base = self.unet(x, t, encoder_hidden_states=uncond).sample
+                pred = base + guidance_scale * (pred - base)  # classifier-free guidance
+            latents = sched.step(pred, t, latents).prev_sample
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample  # (B, 3, S, S) in [-1, 1]
+        return (images / 2 + 0.5).clamp(0, 1)
 
     @torch.no_grad()
     def compose(self, cond: torch.Tensor, remove: Optional[list] = None, add: Optional[torch.Tensor] = None,

@@ -19,12 +19,13 @@ Shape legend: B images, C classes of one prompt (padded to C_max), L layers, h×
 Checked by tests/test_pseudo_gt.py on tiny random models: recorded shapes, sub-token indices, the refinement against
 a hand-computed case, thresholds, identical images with and without recording, writer resume after a crash.
 
-    python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo   # toy (quality: python -m toy.report pseudo-masks)
+    python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo   # quality: toy/report.py
     python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo      # real photos → BLIP-2 → SD
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -46,28 +47,6 @@ ROOT = Path(__file__).resolve().parent
 # vocabularies, prompts and captioners
 # ---------------------------------------------------------------------------------------------------------------
 
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
-    "hair drier", "toothbrush",
-)
-COCO_SYNONYMS = {
-    "man": "person", "woman": "person", "people": "person", "boy": "person", "girl": "person", "child": "person",
-    "kid": "person", "guy": "person", "lady": "person", "player": "person", "skier": "person", "surfer": "person",
-    "bike": "bicycle", "motorbike": "motorcycle", "plane": "airplane", "jet": "airplane", "aeroplane": "airplane",
-    "ship": "boat", "puppy": "dog", "kitten": "cat", "ball": "sports ball", "sofa": "couch", "table": "dining table",
-    "television": "tv", "phone": "cell phone", "cellphone": "cell phone", "fridge": "refrigerator",
-    "doughnut": "donut", "teddy": "teddy bear", "racket": "tennis racket", "plant": "potted plant",
-    "hydrant": "fire hydrant", "glass": "wine glass", "computer": "laptop", "mug": "cup", "calf": "cow",
-    "cattle": "cow", "lamb": "sheep", "pony": "horse", "hairdryer": "hair drier", "skateboarder": "person",
-    "motorcyclist": "person", "bag": "handbag", "purse": "handbag", "ski": "skis",
-}
 IRREGULAR_PLURALS = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
                      "knife": "knives", "sheep": "sheep", "skis": "skis", "calf": "calves", "cattle": "cattle",
                      "people": "people", "lady": "ladies", "pony": "ponies", "puppy": "puppies", "kid": "kids"}
@@ -105,7 +84,9 @@ class Vocabulary:
 
 
 def coco_vocabulary() -> Vocabulary:
-    return Vocabulary(COCO_CLASSES, COCO_SYNONYMS)
+    """COCO's 80 classes and the caption words that name them (man/woman/people → person, bike → bicycle)."""
+    data = json.loads((ROOT / "coco_vocabulary.json").read_text(encoding="utf-8"))
+    return Vocabulary(tuple(data["classes"]), data["synonyms"])
 
 
 def toy_vocabulary() -> Vocabulary:
@@ -175,12 +156,6 @@ def build_prompt(caption: str, classes: list) -> str:
     """P = caption + "; " + class names (the Dataset Diffusion format). Without classes, P is the caption."""
     caption = caption.strip().rstrip(".")
     return f"{caption} ; {' '.join(classes)}" if classes else caption
-
-
-class ToyCaptioner:
-    """The toy world's captioner: the scene's own caption generator (toy.world.make_caption) plays BLIP-2's role."""
-    def __call__(self, items: list) -> list:
-        return [it["caption"] for it in items]
 
 
 class Blip2Captioner:
@@ -289,60 +264,34 @@ class AttentionRecorder:
 
 
 class RecordingAttnProcessor:
-    """The computation of diffusers' AttnProcessor2_0, op for op (so images are bit-identical), that also hands
-    the queries and keys to an AttentionRecorder. Only 3-D hidden states without masks are recorded."""
+    """diffusers' own AttnProcessor2_0 (so images are bit-identical with and without recording) that first hands
+    the layer's queries (and, for self-attention, keys) to an AttentionRecorder. Only 3-D hidden states without
+    masks or norms before the projections are recorded (every attention layer of SD's UNet)."""
 
     def __init__(self, name: str, recorder: Optional[AttentionRecorder] = None):
-        self.name, self.recorder = name, recorder
+        from diffusers.models.attention_processor import AttnProcessor2_0
+        self.name, self.recorder, self.attend = name, recorder, AttnProcessor2_0()
         self.is_cross = name.endswith("attn2.processor")
+
+    @staticmethod
+    def _heads(attn, proj, x: torch.Tensor, norm) -> torch.Tensor:
+        """(B, L, D) → projected and split into heads (B, h, L, d), with the layer's own q/k norm."""
+        y = proj(x)
+        y = y.view(x.shape[0], -1, attn.heads, y.shape[-1] // attn.heads).transpose(1, 2)
+        return norm(y) if norm is not None else y
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):
-        residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = (hidden_states.shape if encoder_hidden_states is None
-                                          else encoder_hidden_states.shape)
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
-            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
-        if encoder_hidden_states is None:
-            encoder_hidden_states = hidden_states
-        elif attn.norm_cross:
-            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-        inner_dim = key.shape[-1]
-        head_dim = inner_dim // attn.heads
-        query = query.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # (B, h, HW, d)
-        key = key.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)  # (B, h, T, d)
-        value = value.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
         rec = self.recorder
-        if rec is not None and rec.active and input_ndim == 3 and attention_mask is None:
+        wanted = rec is not None and math.isqrt(hidden_states.shape[1]) in (
+            rec.record_cross_at if self.is_cross else rec.record_self_at)  # a resolution this recorder keeps
+        if (wanted and rec.active and hidden_states.ndim == 3 and attention_mask is None
+                and attn.spatial_norm is None and attn.group_norm is None):
             with torch.no_grad():
-                rec.record(self.name, self.is_cross, attn, query, None if self.is_cross else key)
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
-                                                       is_causal=False)
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
-        hidden_states = hidden_states.to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+                query = self._heads(attn, attn.to_q, hidden_states, attn.norm_q)  # (B, h, HW, d)
+                key = None if self.is_cross else self._heads(attn, attn.to_k, hidden_states, attn.norm_k)
+                rec.record(self.name, self.is_cross, attn, query, key)
+        return self.attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
 
 def attach_recorder(unet, recorder: Optional[AttentionRecorder]) -> dict:
@@ -503,8 +452,12 @@ PRESETS = {
     # (0.659 vs 0.639 with the 8×8 layers), and refining with 16×16 self-attention (τ = 4) lowers it to 0.53
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
                   mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
-    "paper": Preset("paper", sd="stabilityai/stable-diffusion-2-1-base", size=512, steps=50, guidance=7.5,
-                    mask=MaskConfig(cross_res=(16,), self_res=32, tau=4, refine=True), vocabulary="coco",
+    # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
+    # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px;
+    # Dataset Diffusion's two-model setting: --sd stabilityai/stable-diffusion-2-1-base --size 512 --cross-res 16
+    # --self-res 32. Steps, guidance, τ = 4 and the thresholds: Dataset Diffusion
+    "paper": Preset("paper", sd="stabilityai/stable-diffusion-2-1", size=768, steps=50, guidance=7.5,
+                    mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True), vocabulary="coco",
                     captioner="Salesforce/blip2-opt-2.7b"),
 }
 
@@ -525,7 +478,7 @@ def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
 
 def save_png_atomic(array: np.ndarray, path: Path) -> None:
     from PIL import Image
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique per process: writers never share a temp file
     Image.fromarray(array).save(tmp, format="PNG")
     os.replace(tmp, path)  # a crash leaves either no file or a whole one
 
@@ -534,13 +487,13 @@ def read_done(out: Path) -> set:
     """Indices already written (lines of every items-*.jsonl whose files exist); a torn last line is ignored."""
     done = set()
     for jl in out.glob("items-rank*.jsonl"):
-        for line in jl.read_text().splitlines():
+        for line in jl.read_bytes().splitlines():
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = json.loads(line.decode("utf-8"))
+                if (out / rec["image"]).exists() and (out / rec["mask"]).exists():
+                    done.add(rec["index"])
+            except (ValueError, KeyError, TypeError):  # not UTF-8, not JSON, not a record: not done
                 continue
-            if (out / rec["image"]).exists() and (out / rec["mask"]).exists():
-                done.add(rec["index"])
     return done
 
 
@@ -557,6 +510,36 @@ def _repair_jsonl(path: Path) -> None:
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
             path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path, rank: int):
+    """Hold an exclusive lock on out/.writer-rank{r}.lock while writing: a second writer of the same folder and rank
+    is refused, and the OS frees the lock when its process ends, even on kill -9 (fcntl.flock; POSIX)."""
+    import fcntl
+    with open(out / f".writer-rank{rank}.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another writer is writing {out} (rank {rank}); wait for it to finish") from None
+        yield
+
+
+WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed")  # what makes items alike
+
+
+def check_settings(out: Path, meta: dict, num_images: int, extend: bool) -> None:
+    """A dataset is written once: continuing it needs the settings it was written with, and more items than its
+    target need `extend`. Raises ValueError naming every mismatch."""
+    old, meta = json.loads((out / "meta.json").read_text()), json.loads(json.dumps(meta))  # tuples as JSON lists
+    diff = [f"{k}: dataset {old.get(k)!r}, asked {meta[k]!r}" for k in WRITER_SETTINGS if old.get(k) != meta[k]]
+    if diff:
+        raise ValueError(f"{out} was written with other settings ({'; '.join(diff)}); write to a new --out, or "
+                         f"use the dataset's settings (its meta.json)")
+    target = old.get("num_images", len(read_done(out)))
+    if num_images > target and not extend:
+        raise ValueError(f"{out} holds a dataset of {target} images; writing {num_images} would add to it: pass "
+                         f"--extend (extend=True) to do so, or choose another --out")
 
 
 def load_image_sources(images_dir: Path) -> tuple[list, int]:
@@ -577,67 +560,75 @@ def load_image_sources(images_dir: Path) -> tuple[list, int]:
 
 def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, captioner=None, images_dir=None,
                   batch_size: int = 8, seed: int = 0, rank: int = 0, world_size: int = 1, device="cpu",
-                  use_nltk: Optional[bool] = None, stop_after: Optional[int] = None) -> dict:
+                  use_nltk: Optional[bool] = None, stop_after: Optional[int] = None, extend: bool = False) -> dict:
     """Write generated images, pseudo masks (PNG) and items-rank{r}.jsonl into `out`; continue where it stopped.
 
     Item i is seeded by seed + i, so a resumed or sharded run writes the same items. Under torchrun each rank
-    takes the indices i ≡ rank (mod world_size). `stop_after` (tests) simulates a crash after that many batches.
+    takes the indices i ≡ rank (mod world_size). An existing dataset is continued only with the settings it was
+    written with, and grown past its size only with `extend` (`check_settings`); one writer per folder and rank
+    (`WriterLock`). `stop_after` (tests) simulates a crash after that many batches.
     """
-    from tqdm import tqdm
-    from toy.world import make_scene
     for sub in ("images", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     vocab = toy_vocabulary() if preset.vocabulary == "toy" else coco_vocabulary()
-    class_index = {c: i + 1 for i, c in enumerate(vocab.classes)}  # mask id = class index + 1
     sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
     if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
     pipe = pipe or load_pipeline(preset.sd, device=device)
-    captioner = captioner or (ToyCaptioner() if preset.captioner == "toy" else Blip2Captioner(preset.captioner, device))
+    if captioner is None and preset.captioner == "toy":
+        from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2
+        captioner = ToyCaptioner()
+    captioner = captioner or Blip2Captioner(preset.captioner, device)
     meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
-            "steps": preset.steps, "guidance": preset.guidance, "seed": seed}
-    if rank == 0:
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    jsonl = out / f"items-rank{rank}.jsonl"
-    _repair_jsonl(jsonl)
-    done = read_done(out)
-    todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
-    stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
-    bar = tqdm(total=len(todo), desc=f"pseudo-GT rank {rank}", unit="img", disable=rank != 0)
-    for b_i, start in enumerate(range(0, len(todo), batch_size)):
-        if stop_after is not None and b_i >= stop_after:
-            break
-        idx = todo[start:start + batch_size]
-        if sources is None:
-            items = [{"caption": make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
-        else:
-            from PIL import Image
-            items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
-        captions = captioner(items)
-        mentions = [find_classes(c, vocab, use_nltk) for c in captions]
-        prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
-        class_lists = [m.classes for m in mentions]
-        class_ids = class_id_matrix(class_lists, vocab)
-        gen = [torch.Generator(device=device).manual_seed(seed + i) for i in idx]
-        result = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, gen, preset.mask,
-                                     steps=preset.steps, guidance=preset.guidance)
-        for r, i in enumerate(idx):
-            img = (result.images[r].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-            mask = result.labels[r].numpy().astype(np.uint8)
-            if not mentions[r].has_classes:
-                mask[:] = 0  # nothing named: no semantic target
-                stats["no_classes"] += 1
-            save_png_atomic(img, out / "images" / f"{i:07d}.png")
-            save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
-            append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
-                                  "caption": captions[r], "prompt": prompts[r], "classes": class_lists[r],
-                                  "class_ids": [class_index[n] for n in class_lists[r]],
-                                  "has_classes": mentions[r].has_classes, "seed": seed + i,
-                                  "source": items[r]["source"]})
-            stats["written"] += 1
-        bar.update(len(idx))
-    bar.close()
-    return stats
+            "steps": preset.steps, "guidance": preset.guidance, "seed": seed, "num_images": num_images}
+    if (out / "meta.json").exists():
+        check_settings(out, meta, num_images, extend)
+    from tqdm import tqdm
+    from PIL import Image
+    class_index = {c: i + 1 for i, c in enumerate(vocab.classes)}  # mask id = class index + 1
+    with writer_lock(out, rank):
+        if rank == 0 and (extend or not (out / "meta.json").exists()):
+            (out / "meta.json").write_text(json.dumps(meta, indent=2))
+        jsonl = out / f"items-rank{rank}.jsonl"
+        _repair_jsonl(jsonl)
+        done = read_done(out)
+        todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
+        stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
+        bar = tqdm(total=len(todo), desc=f"pseudo-GT rank {rank}", unit="img", disable=rank != 0)
+        for b_i, start in enumerate(range(0, len(todo), batch_size)):
+            if stop_after is not None and b_i >= stop_after:
+                break
+            idx = todo[start:start + batch_size]
+            if sources is None:
+                from toy.world import make_scene
+                items = [{"caption": make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
+            else:
+                items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
+            captions = captioner(items)
+            mentions = [find_classes(c, vocab, use_nltk) for c in captions]
+            prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
+            class_lists = [m.classes for m in mentions]
+            class_ids = class_id_matrix(class_lists, vocab)
+            gen = [torch.Generator(device=device).manual_seed(seed + i) for i in idx]
+            result = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, gen, preset.mask,
+                                         steps=preset.steps, guidance=preset.guidance)
+            for r, i in enumerate(idx):
+                img = (result.images[r].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+                mask = result.labels[r].numpy().astype(np.uint8)
+                if not mentions[r].has_classes:
+                    mask[:] = 0  # nothing named: no semantic target
+                    stats["no_classes"] += 1
+                save_png_atomic(img, out / "images" / f"{i:07d}.png")
+                save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
+                append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
+                                     "caption": captions[r], "prompt": prompts[r], "classes": class_lists[r],
+                                     "class_ids": [class_index[n] for n in class_lists[r]],
+                                     "has_classes": mentions[r].has_classes, "seed": seed + i,
+                                     "source": items[r]["source"]})
+                stats["written"] += 1
+            bar.update(len(idx))
+        bar.close()
+        return stats
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -656,6 +647,10 @@ def main(argv=None) -> None:
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     ap.add_argument("--tau", type=int, default=None, help="power of the self-attention matrix")
     ap.add_argument("--refine", choices=["yes", "no"], default=None, help="self-attention refinement on/off")
+    ap.add_argument("--size", type=int, default=None, help="generated image size (default: the preset's)")
+    ap.add_argument("--cross-res", type=int, nargs="+", default=None, help="cross-attention resolutions averaged")
+    ap.add_argument("--self-res", type=int, default=None, help="self-attention resolution of the refinement")
+    ap.add_argument("--extend", action="store_true", help="grow an existing dataset to --num-images items")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nltk", choices=["auto", "yes", "no"], default="auto", help="POS-tag nouns with NLTK")
@@ -663,9 +658,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     preset = PRESETS[args.preset]
-    mask_flags = {"tau": args.tau, "refine": None if args.refine is None else args.refine == "yes"}
+    mask_flags = {"tau": args.tau, "refine": None if args.refine is None else args.refine == "yes",
+                  "cross_res": tuple(args.cross_res) if args.cross_res else None, "self_res": args.self_res}
     mask = replace(preset.mask, **{k: v for k, v in mask_flags.items() if v is not None})
     preset = replace(preset, mask=mask, sd=args.sd or preset.sd, steps=args.steps or preset.steps,
+                     size=args.size or preset.size,
                      guidance=preset.guidance if args.guidance is None else args.guidance,
                      captioner=args.captioner or preset.captioner)
     if args.images is None and args.num_images is None:
@@ -685,7 +682,8 @@ def main(argv=None) -> None:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
     stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
                           batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
-                          device=args.device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk])
+                          device=args.device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],
+                          extend=args.extend)
     print(json.dumps(stats))
 
 

@@ -18,9 +18,10 @@ input order invariance, gradient to every parameter, and parity with a naive per
 
 Public API:
     SlotAttention(num_slots, dim, input_dim=None, iters=3, eps=1e-8, mlp_hidden=None, ...)
-        .forward(inputs, slots=None, slot_mask=None) -> SlotAttentionOutput(slots, attn, init)
+        .forward(inputs, slots=None, slot_mask=None, iters=None)
+            -> SlotAttentionOutput(slots, attn, init, attn_per_iter)
     GLASSSlotConfig, GLASSSlotModule          the GLASS configuration (7 slots, 5 iterations, width 768, ...)
-        .forward(features, slots=None) -> GLASSSlotOutput(slots, attn, cond, init)
+        .forward(features, slots=None) -> GLASSSlotOutput(slots, attn, cond, init, attn_per_iter)
 """
 from __future__ import annotations
 
@@ -46,13 +47,17 @@ def _check_tensor(name: str, x: torch.Tensor, rank: int, expected: str) -> None:
         raise ValueError(f"{name} must be a floating-point tensor of shape {expected}, got dtype {x.dtype}")
 
 
-def build_grid(height: int, width: int, device=None, dtype=None) -> torch.Tensor:
-    """Cartesian positional grid (x, y, 1 − x, 1 − y) with x, y in [0, 1] at cell centres.
+def build_grid(height: int, width: int, device=None, dtype=None, centres: bool = True) -> torch.Tensor:
+    """Cartesian positional grid (x, y, 1 − x, 1 − y) with x, y in [0, 1]: at cell centres ((i + ½) / n, the
+    authors' code) or, with centres=False, at the cell edges spread over [0, 1] (linspace(0, 1, n)).
 
     Returns (height·width, 4), row-major: token n = row·width + col, the order of ViT patch tokens.
     """
-    ys = torch.linspace(0.0, 1.0, height, device=device, dtype=dtype)
-    xs = torch.linspace(0.0, 1.0, width, device=device, dtype=dtype)
+    def axis(n: int) -> torch.Tensor:
+        if centres:
+            return (torch.arange(n, device=device, dtype=dtype or torch.float32) + 0.5) / n
+        return torch.linspace(0.0, 1.0, n, device=device, dtype=dtype)
+    ys, xs = axis(height), axis(width)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) each
     grid = torch.stack([gx, gy, 1.0 - gx, 1.0 - gy], dim=-1)  # (h, w, 4)
     return grid.reshape(height * width, 4)  # (N, 4)
@@ -81,13 +86,15 @@ class SlotAttention(nn.Module):
         mlp_hidden: hidden width of the residual slot MLP (default: `dim`).
         learned_init: if True, each slot has its own learned initial vector (no sampling); otherwise slots are
             sampled from N(μ, exp(log σ)²) with μ and log σ learned and shared by all slots.
+        gaussian_init: how μ and log σ start: "xavier" (Xavier-uniform, σ ≈ 1: nearly independent initial slots;
+            the authors' code) or "small" (μ ~ N(0, 1/D), σ = D^-½: strongly correlated initial slots).
         bilevel: if True, the slots entering the last iteration are detached and a straight-through gradient
             is routed to the initial slots (the "bi-level" trick of BO-QSA); off in GLASS's released config.
     """
 
     def __init__(self, num_slots: int, dim: int, input_dim: Optional[int] = None, iters: int = 3,
                  eps: float = 1e-8, mlp_hidden: Optional[int] = None, learned_init: bool = False,
-                 bilevel: bool = False):
+                 bilevel: bool = False, gaussian_init: str = "xavier"):
         super().__init__()
         if num_slots < 1 or dim < 1 or iters < 1:
             raise ValueError(f"num_slots, dim and iters must be positive, got {num_slots}, {dim}, {iters}")
@@ -100,8 +107,16 @@ class SlotAttention(nn.Module):
         if learned_init:
             self.slots_init = nn.Parameter(torch.randn(1, num_slots, dim) * dim ** -0.5)  # (1, K, D)
         else:
-            self.slots_mu = nn.Parameter(torch.randn(1, 1, dim) * dim ** -0.5)  # μ, shared by all slots
-            self.slots_log_sigma = nn.Parameter(torch.full((1, 1, dim), math.log(dim ** -0.5)))  # log σ
+            self.slots_mu = nn.Parameter(torch.empty(1, 1, dim))  # μ, shared by all slots
+            self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, dim))  # log σ
+            if gaussian_init == "xavier":  # U(±√(3/D)): μ ≈ 0, σ ≈ 1 (the authors' code)
+                nn.init.xavier_uniform_(self.slots_mu)
+                nn.init.xavier_uniform_(self.slots_log_sigma)
+            elif gaussian_init == "small":
+                nn.init.normal_(self.slots_mu, std=dim ** -0.5)
+                nn.init.constant_(self.slots_log_sigma, math.log(dim ** -0.5))
+            else:
+                raise ValueError(f"gaussian_init must be 'xavier' or 'small', got {gaussian_init!r}")
 
         self.norm_inputs = nn.LayerNorm(input_dim)
         self.norm_slots = nn.LayerNorm(dim)
@@ -201,6 +216,8 @@ class GLASSSlotConfig:
     out_dim: int = 1024  # width of the UNet's cross-attention context (1024 for SD 2.1)
     learned_init: bool = False  # per-slot learned init instead of the shared Gaussian
     bilevel: bool = False  # detach the last iteration's input (off in the released config)
+    gaussian_init: str = "xavier"  # μ, log σ of the shared Gaussian: "xavier" (authors' code) or "small"
+    grid_centres: bool = True  # positional grid at cell centres (authors' code) or at edges, linspace(0, 1, n)
 
 
 class GLASSSlotOutput(NamedTuple):
@@ -225,7 +242,7 @@ class GLASSSlotModule(nn.Module):
         self.input_mlp = nn.Sequential(nn.Linear(c.input_dim, c.dim), nn.ReLU(inplace=True), nn.Linear(c.dim, c.dim))
         self.slot_attention = SlotAttention(num_slots=c.num_slots, dim=c.dim, input_dim=c.dim, iters=c.iters,
                                             eps=c.eps, mlp_hidden=c.mlp_hidden, learned_init=c.learned_init,
-                                            bilevel=c.bilevel)
+                                            bilevel=c.bilevel, gaussian_init=c.gaussian_init)
         self.out_norm = nn.LayerNorm(c.dim)
         self.out_proj = nn.Linear(c.dim, c.out_dim)
 
@@ -246,7 +263,7 @@ class GLASSSlotModule(nn.Module):
         h, w = grid_size
         if h * w != n:
             raise ValueError(f"grid_size {grid_size} does not match N = {n} tokens")
-        grid = build_grid(h, w, device=features.device, dtype=features.dtype)  # (N, 4)
+        grid = build_grid(h, w, device=features.device, dtype=features.dtype, centres=c.grid_centres)  # (N, 4)
         x = features + self.pos_proj(grid)[None]  # (B, N, D_enc)
         x = self.input_mlp(self.input_norm(x))  # (B, N, D)
         out = self.slot_attention(x, slots=slots, slot_mask=slot_mask, iters=iters)

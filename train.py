@@ -42,14 +42,16 @@ ROOT = Path(__file__).resolve().parent
 # ---------------------------------------------------------------------------------------------------------------
 
 PRESETS = {  # training knobs only; the model's preset (slots, encoder, decoder, λs) lives in glass.PRESETS
-    "toy": dict(data="data/toy_pseudo", num_images=512, batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4,
+    "toy": dict(data="data/toy_pseudo", batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4,
                 lr_slots2=1e-4, lr_unet=1e-4, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
                 eval_images=256),
     # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
-    "paper": dict(data=None, num_images=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
+    "paper": dict(data=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
                   lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100, ckpt_every=5000, out="runs/paper",
                   eval_images=0),
 }
+
+TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
 
 # flags that override a field of the model preset (glass.GLASSConfig; slot fields go to GLASSSlotConfig)
 MODEL_FLAGS = {"encoder": "encoder", "sd": "sd", "encoder_size": "encoder_size", "decoder_size": "decoder_size",
@@ -66,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
       help="toy world (default) or the paper's models: training knobs here, the model's in glass.PRESETS")
     a("--out", help="run folder (checkpoints, logs, figures)")
     a("--data", help="pseudo-GT dataset folder written by pseudo_gt.py")
-    a("--num-images", type=int, help="toy: images to generate when --data does not exist")
+    a("--num-images", type=int, help=f"toy: images to write when --data does not exist (default "
+      f"{TOY_DATASET_IMAGES}); an existing dataset is used as it is")
+    a("--extend-data", action="store_true", help="toy: grow an existing --data to --num-images items")
+    a("--check-data", action="store_true", help="list the dataset's bad items (undecodable, wrong size) and stop")
+    a("--repair-data", action="store_true", help="with --check-data: rewrite bad items from their seeds (toy)")
     a("--encoder", help="Dinov2Model folder or hub ID")
     a("--sd", help="Stable Diffusion folder or hub ID (vae/, unet/, scheduler/)")
     a("--encoder-size", type=int, help="encoder input size (px)")
@@ -78,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--mlp-hidden", type=int, help="MLP decoder hidden width")
     a("--slot-init", choices=["gaussian", "learned"], help="initial slots: sampled from one learned Gaussian (the "
       "authors' release, paper preset) or one learned vector per slot (toy preset)")
+    a("--gaussian-init", choices=["xavier", "small"], help="start of the shared Gaussian's μ, log σ: Xavier-uniform "
+      "(σ ≈ 1, the authors' code, default) or small (σ = D^-½)")
+    a("--grid", choices=["centres", "edges"], help="positional grid at cell centres (authors' code, default) or edges")
     a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init "
       "(toy preset: yes)")
     a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
@@ -138,6 +147,16 @@ def options(argv=(), **overrides) -> argparse.Namespace:
         ap.error(f"--init {args.init} does not exist")
     if args.no_recon and args.no_semantic and args.no_instance:
         ap.error("all three loss terms are switched off")
+    positive = ["num_slots", "iters", "slot_dim", "slot_mlp", "mlp_hidden", "batch_size", "steps1", "steps2",
+                "log_every", "ckpt_every", "encoder_size", "decoder_size", "match_size", "num_classes", "num_images"]
+    for k in positive + ["lr_slots1", "lr_slots2", "lr_unet", "clip"]:
+        v = getattr(args, k)
+        if v is not None and not v > 0:
+            ap.error(f"--{k.replace('_', '-')} must be positive, got {v}")
+    for k in ("steps", "warmup", "eval_images", "workers", "weight_decay", "lambda_semantic", "lambda_instance"):
+        v = getattr(args, k)
+        if v is not None and v < 0:
+            ap.error(f"--{k.replace('_', '-')} must not be negative, got {v}")
     return args
 
 
@@ -182,23 +201,54 @@ def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world
 
 
 class PseudoGTDataset(torch.utils.data.Dataset):
-    """A folder written by `write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (), prompt."""
+    """A folder written by `pseudo_gt.write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (),
+    prompt, index. Validated once when opened: a line that is not a JSON record with the expected keys, a missing,
+    undecodable or wrong-size PNG makes its item bad; bad items are left out, counted and named (`bad`)."""
 
-    def __init__(self, folder):
+    KEYS = ("index", "image", "mask", "has_classes", "prompt")
+
+    def __init__(self, folder, quiet: bool = False):
+        from PIL import Image
         self.folder = Path(folder)
         if not (self.folder / "meta.json").exists():
             raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
                                     f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
         self.meta = json.loads((self.folder / "meta.json").read_text())
-        records = {}
+        size = self.meta.get("size")
+        records, self.unreadable_lines = {}, 0
         for jl in sorted(self.folder.glob("items-rank*.jsonl")):
-            for line in jl.read_text().splitlines():
+            for line in jl.read_bytes().splitlines():
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
+                    rec = json.loads(line.decode("utf-8"))
+                    if not isinstance(rec, dict) or any(k not in rec for k in self.KEYS):
+                        raise ValueError
+                except ValueError:  # JSON, UTF-8 and missing keys alike (a torn last line after a crash, too)
+                    self.unreadable_lines += 1
                     continue
-                records[rec["index"]] = rec
-        self.records = [records[i] for i in sorted(records)]
+                records[rec["index"]] = rec  # a rewritten item's later line wins
+        self.records, self.bad, self.bad_records = [], {}, []
+        for i in sorted(records):
+            rec, why = records[i], None
+            for key in ("image", "mask"):
+                try:
+                    with Image.open(self.folder / rec[key]) as im:
+                        im.load()  # decodes: a truncated or corrupt file fails here, not in a training step
+                        if size is not None and im.size != (size, size):
+                            why = f"{rec[key]} is {im.size[0]}×{im.size[1]}, not {size}×{size}"
+                except (OSError, SyntaxError, ValueError) as e:
+                    why = f"{rec[key]}: {e}"
+                if why:
+                    break
+            if why:
+                self.bad[rec["index"]], _ = why, self.bad_records.append(rec)
+            else:
+                self.records.append(rec)
+        if (self.bad or self.unreadable_lines) and not quiet:
+            names = "; ".join(list(self.bad.values())[:5]) + (" …" if len(self.bad) > 5 else "")
+            print(f"[data] {self.folder}: left out {len(self.bad)} bad items and {self.unreadable_lines} unreadable "
+                  f"lines{': ' + names if names else ''} (python train.py --data {folder} --check-data)", flush=True)
+        if not self.records:
+            raise ValueError(f"{self.folder} holds no readable items")
         self.num_classes = len(self.meta["classes"])
 
     def __len__(self) -> int:
@@ -215,28 +265,63 @@ class PseudoGTDataset(torch.utils.data.Dataset):
 
 
 def ensure_dataset(args, rank: int) -> None:
-    """A missing toy dataset is written first with the pseudo-GT writer (progress bar included)."""
+    """Use --data as it is. A missing toy dataset is written first (progress bar included), and one a crashed
+    writer left short is finished; growing a dataset needs --extend-data, and the writer refuses other settings."""
     import pseudo_gt
     folder = Path(args.data)
     if (folder / "meta.json").exists():
+        meta = json.loads((folder / "meta.json").read_text())
         done = len(pseudo_gt.read_done(folder))
-        if args.preset != "toy" or done >= (args.num_images or 0):
+        target = meta.get("num_images", done)
+        if args.num_images is not None and args.num_images != target and not args.extend_data:
+            raise SystemExit(f"--data {folder} holds a dataset of {target} images; --num-images {args.num_images} "
+                             f"would change it: pass --extend-data to grow it, or choose another --data")
+        n = max(target, args.num_images or 0)
+        if done >= n:
             return
+    else:
+        n = args.num_images or TOY_DATASET_IMAGES
     if args.preset != "toy":
-        raise SystemExit(f"--data {folder} holds no pseudo-GT dataset; write one with pseudo_gt.py --preset paper")
+        raise SystemExit(f"--data {folder} holds no complete pseudo-GT dataset; write one with pseudo_gt.py "
+                         f"--preset paper")
     if rank == 0:
-        sd = model_config(args).sd
-        print(f"[data] writing the toy pseudo-GT dataset: {args.num_images} images → {folder} "
-              f"(python pseudo_gt.py --preset toy --num-images {args.num_images} --out {folder})", flush=True)
-        t0 = time.time()
-        from glass import quiet_loading
-        with quiet_loading():
-            pipe = pseudo_gt.load_pipeline(sd)
-        preset = replace(pseudo_gt.PRESETS["toy"], sd=sd)
-        pseudo_gt.write_dataset(folder, preset, args.num_images, pipe=pipe, batch_size=16)
-        print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
+        write_toy_dataset(args, folder, n, extend=args.extend_data)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def write_toy_dataset(args, folder: Path, n: int, extend: bool = False) -> None:
+    import pseudo_gt
+    from glass import quiet_loading
+    sd = model_config(args).sd
+    print(f"[data] writing the toy pseudo-GT dataset: {n} images → {folder} "
+          f"(python pseudo_gt.py --preset toy --num-images {n} --out {folder})", flush=True)
+    t0 = time.time()
+    with quiet_loading():
+        pipe = pseudo_gt.load_pipeline(sd)
+    preset = replace(pseudo_gt.PRESETS["toy"], sd=sd)
+    try:
+        pseudo_gt.write_dataset(folder, preset, n, pipe=pipe, batch_size=16, extend=extend)
+    except (ValueError, RuntimeError) as e:  # other settings, or another writer on the folder
+        raise SystemExit(f"[data] {e}")
+    print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
+
+
+def check_data(args) -> dict:
+    """--check-data: the reader's validation as a report; with --repair-data the bad items' files are removed and
+    the toy writer rewrites them from their seeds (item i is always seeded by seed + i)."""
+    ds = PseudoGTDataset(args.data, quiet=True)
+    report = {"items": len(ds) + len(ds.bad), "bad": ds.bad, "unreadable_lines": ds.unreadable_lines}
+    print(json.dumps(report, indent=2))
+    if args.repair_data and ds.bad:
+        if ds.meta.get("preset") != "toy":
+            raise SystemExit(f"remove the bad items' files and rerun the pseudo_gt.py command that wrote {args.data}")
+        for rec in ds.bad_records:
+            for key in ("image", "mask"):
+                (ds.folder / rec[key]).unlink(missing_ok=True)
+        write_toy_dataset(args, ds.folder, ds.meta.get("num_images", len(ds) + len(ds.bad)))
+        report["repaired"] = len(PseudoGTDataset(args.data, quiet=True).bad) == 0
+    return report
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,6 +337,10 @@ def model_config(args):
         slots["learned_init"] = args.slot_init == "learned"
     if args.bilevel is not None:
         slots["bilevel"] = args.bilevel == "yes"
+    if args.gaussian_init is not None:
+        slots["gaussian_init"] = args.gaussian_init
+    if args.grid is not None:
+        slots["grid_centres"] = args.grid == "centres"
     if args.background_segment is not None:
         over["background_segment"] = args.background_segment == "yes"
     if args.grad_checkpointing:
@@ -264,19 +353,40 @@ def versions() -> dict:
     import diffusers
     import transformers
     return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "threads": torch.get_num_threads()}  # results differ across threads
+
+
+def complete(folder: Path) -> bool:
+    names = ("model.safetensors", "config.json", "train_state.pt")
+    return folder.is_dir() and all((folder / n).exists() for n in names)
+
+
+def recover_checkpoint(folder: Path) -> None:
+    """Finish or undo a swap that a crash interrupted (see save_checkpoint): folder.tmp is the new checkpoint
+    being written, folder.old the previous one while the new one is renamed into place."""
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    if not folder.exists() and old.exists():
+        if complete(tmp):
+            tmp.rename(folder)  # crashed between the two renames: the new checkpoint was whole
+        else:
+            old.rename(folder)
+    for leftover in (tmp, old):
+        if leftover.exists() and complete(folder):
+            shutil.rmtree(leftover)
 
 
 def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: dict) -> None:
-    """Write weights, config and train state into folder.tmp, then swap it in (atomic on one filesystem)."""
+    """Write weights, config and train state into folder.tmp, then swap it in (atomic on one filesystem; a crash at
+    any point leaves a state that `recover_checkpoint` resolves)."""
     from safetensors.torch import save_file
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_file(model.trainable_state(phase), tmp / "model.safetensors")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     info = {"model": json.loads(model.config.to_json()), "phase": phase, "step": step, "versions": versions(),
-            "args": {k: v for k, v in vars(args).items()}}
+            "world": world, "args": {k: v for k, v in vars(args).items()}}
     (tmp / "config.json").write_text(json.dumps(info, indent=2))
     torch.save({"optimizer": opt.state_dict(), "rng": rng, "step": step}, tmp / "train_state.pt")
     old = folder.with_name(folder.name + ".old")
@@ -310,23 +420,6 @@ def read_checkpoint_info(folder: Path) -> dict:
 # evaluation on the toy splits (object discovery, §5)
 # ---------------------------------------------------------------------------------------------------------------
 
-def score_masks(pred: torch.Tensor, inst: torch.Tensor, sem: torch.Tensor, background_segment: bool = False) -> dict:
-    """Per-image metrics (each (B,)) of predicted label maps (B, H, W) against GT instance and semantic masks."""
-    import metrics
-    kw = {"background_segment": background_segment}
-    out = {"miou_i": metrics.miou(pred, inst, **kw), "mbo_i": metrics.mbo(pred, inst, **kw),
-           "miou_c": metrics.miou(pred, sem, **kw), "mbo_c": metrics.mbo(pred, sem, **kw),
-           "fg_ari": metrics.fg_ari(pred, inst)}
-    num_objects = torch.tensor([int(((t.unique() > 0) & (t.unique() != 255)).sum()) for t in inst])  # (B,)
-    # FG-ARI of a single-object scene is 1 only if every object pixel lands in one slot: masks upsampled from a
-    # token grid leak edge pixels, so such scenes score 0 for every model. FG-ARI over scenes with ≥ 2 objects
-    # measures what FG-ARI is for: whether different objects land in different slots.
-    out["fg_ari_multi"] = torch.where(num_objects >= 2, out["fg_ari"], torch.full_like(out["fg_ari"], float("nan")))
-    b = metrics.so_po_go(pred, inst)
-    out.update(so=b.so, po=b.po, go=b.go, bg=b.bg)
-    return out
-
-
 def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
     """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
     maps `predict(batch) → (B, H, W)` on the first n scenes of a toy split; batch holds image (B, 3, H, W),
@@ -339,7 +432,7 @@ def discovery_of(predict, split: str, n: int, background_segment: bool = False, 
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
         batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
         pred = predict(batch).cpu()
-        for k, v in score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
+        for k, v in metrics.score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
             vals.setdefault(k, []).append(v)
     out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
     out.update(split=split, images=n, background_segment=background_segment)
@@ -414,6 +507,8 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     out = Path(args.out)
     ckpt = out / f"phase{phase}"
     is_main = rank == 0
+    if is_main:
+        recover_checkpoint(ckpt)
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = GLASS(model_config(args)).to(device)
     start = 0
@@ -437,10 +532,18 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         info = read_checkpoint_info(ckpt)
         if info["phase"] != phase:
             raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
+        saved = {**info["args"], "world": info.get("world", 1)}
+        changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
+                   ("seed", args.seed), ("world", world)) if saved.get(k) != v]
+        if changed:
+            raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
+                             f"start a new --out, or resume with the saved ones")
         from safetensors.torch import load_file
         model.load_trainable_state(load_file(ckpt / "model.safetensors"))
         state = torch.load(ckpt / "train_state.pt", weights_only=True)
         opt.load_state_dict(state["optimizer"])
+        for g, g_now in zip(opt.param_groups, groups):  # this run's rates: a lower --lr-* after a NaN takes effect
+            g["base_lr"] = g_now["lr"]
         set_rng_state(state["rng"], gen)
         start = state["step"]
         if is_main:
@@ -474,12 +577,16 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(args.warmup, 1))
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            losses = train_model(batch, gen)
-        if not torch.isfinite(losses.total):
-            raise SystemExit(f"[phase {phase}] non-finite loss at step {step}: "
-                             f"recon {losses.recon.item()} semantic {losses.semantic.item()} "
-                             f"instance {losses.instance.item()}; the last good checkpoint in {ckpt} is intact")
+        try:
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                losses = train_model(batch, gen)
+            if not all(torch.isfinite(t) for t in (losses.recon, losses.semantic, losses.instance)):
+                raise FloatingPointError(f"recon {losses.recon.item()} semantic {losses.semantic.item()} "
+                                         f"instance {losses.instance.item()}")
+        except FloatingPointError as e:
+            last = (f"the last checkpoint, {ckpt} (step {read_checkpoint_info(ckpt)['step']}), is intact: continue "
+                    f"with --resume and a lower --lr-*") if complete(ckpt) else "no checkpoint of this phase exists yet"
+            raise SystemExit(f"[phase {phase}] non-finite values at step {step} ({e}); {last}")
         opt.zero_grad(set_to_none=True)
         scaler.scale(losses.total).backward()
         scaler.unscale_(opt)
@@ -553,6 +660,8 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
+    if args.check_data:
+        return check_data(args)
     ensure_dataset(args, rank)
     if args.phase == 2 and not args.init:
         p1 = out / "phase1" / "config.json"

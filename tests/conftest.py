@@ -42,3 +42,11 @@ def tiny_glass_config(tiny_models, **kw):
                 slots=GLASSSlotConfig(num_slots=4, iters=2, dim=16, mlp_hidden=16), mlp_hidden=32)
     args.update(kw)
     return glass.preset("toy", **args)
+
+
+def tiny_args(tiny_models, tiny_dataset, out, *extra):
+    """train.py flags of a tiny run on the tiny models and dataset."""
+    return ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--data", str(tiny_dataset),
+            "--out", str(out), "--slot-dim", "16", "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4",
+            "--batch-size", "4", "--log-every", "1", "--workers", "0", "--eval-images", "0", "--warmup", "2",
+            *extra]

@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import evaluate
+import metrics
 import train
 from toy import world
 
@@ -55,7 +56,7 @@ def test_pixel_tokens_by_hand():
     tok = evaluate.pixel_tokens(img, patch=4, position_weight=2.0)  # 2×2 grid
     assert tok.shape == (1, 4, 3 * 16 + 2)
     assert tok[0, 2, :16].eq(1).all() and tok[0, 2, 16:48].eq(0).all()  # token 2 = row 1, col 0: red only
-    assert tok[0, :, 48:].tolist() == [[0, 0], [2, 0], [0, 2], [2, 2]]  # (x, y) × 2 at the cell centres' grid
+    assert tok[0, :, 48:].tolist() == [[0.5, 0.5], [1.5, 0.5], [0.5, 1.5], [1.5, 1.5]]  # cell centres (¼, ¾) × 2
 
 
 def test_fg_ari_multi_leaves_single_object_scenes_out():
@@ -64,7 +65,7 @@ def test_fg_ari_multi_leaves_single_object_scenes_out():
     inst[1, :4, :4], inst[1, 4:, 4:] = 1, 2  # two objects
     pred = inst.clone()
     pred[0, 0, 0] = 3  # one pixel of the single object elsewhere: its FG-ARI drops to 0
-    out = train.score_masks(pred, inst, (inst > 0).long())
+    out = metrics.score_masks(pred, inst, (inst > 0).long())
     assert out["fg_ari"][0] == pytest.approx(0.0) and out["fg_ari"][1] == pytest.approx(1.0)
     assert torch.isnan(out["fg_ari_multi"][0]) and out["fg_ari_multi"][1] == pytest.approx(1.0)
 

@@ -133,3 +133,49 @@ Dinov2Model.from_pretrained({str(tiny_models / 'encoder')!r})  # the control: a 
     quiet, control = out.stderr.split("CONTROL")
     assert "Loading" not in quiet and "requires torchvision" not in quiet, quiet
     assert "Loading weights" in control  # bars are on in this process: the check above could fail
+
+
+def test_the_model_does_not_write_into_the_config_it_was_given(tiny_models):
+    cfg = tiny_glass_config(tiny_models)
+    before = cfg.to_json()
+    model = GLASS(cfg)
+    assert cfg.to_json() == before
+    assert model.config.slots.input_dim == model.encoder.model.config.hidden_size != cfg.slots.input_dim
+
+
+def diffusers_pipeline(model):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    pipe = StableDiffusionPipeline(vae=model.vae, text_encoder=None, tokenizer=None, unet=model.unet,
+                                   scheduler=DDIMScheduler.from_config(model.scheduler.config), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_generate_matches_diffusers_pipeline_with_and_without_guidance(tiny_models):
+    """Parity with diffusers' own StableDiffusionPipeline driven by prompt_embeds: the same images without
+    guidance, and with guidance when the unconditional branch is zero tokens (diffusers' negative_prompt_embeds)."""
+    model = GLASS(tiny_glass_config(tiny_models, uncond="zeros")).eval()
+    cond = model.encode(torch.rand(2, 3, 64, 64)).cond
+    pipe = diffusers_pipeline(model)
+    for g in (1.0, 3.0):
+        ours = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=g)
+        kw = {"negative_prompt_embeds": torch.zeros_like(cond)} if g > 1 else {}
+        ref = pipe(prompt_embeds=cond, height=64, width=64, num_inference_steps=3, guidance_scale=g,
+                   generator=torch.Generator().manual_seed(1), output_type="pt", **kw).images
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_unconditional_branch_is_the_empty_prompt_embedding(tiny_models):
+    from transformers import CLIPTextModel, CLIPTokenizer
+    model = GLASS(tiny_glass_config(tiny_models)).eval()  # uncond="empty_prompt", the authors' choice
+    cond = model.encode(torch.rand(2, 3, 64, 64)).cond
+    tok = CLIPTokenizer.from_pretrained(tiny_models / "sd" / "tokenizer")
+    text = CLIPTextModel.from_pretrained(tiny_models / "sd" / "text_encoder")
+    ids = tok([""], padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids
+    expected = text(ids).last_hidden_state.expand(2, -1, -1)  # (2, 77, D)
+    torch.testing.assert_close(model.unconditional(cond), expected)
+    with_prompt = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
+    model.config = model.config.__class__(**{**model.config.__dict__, "uncond": "zeros"})
+    with_zeros = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
+    assert not torch.allclose(with_prompt, with_zeros)

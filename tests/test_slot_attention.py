@@ -166,12 +166,28 @@ def test_bad_input_raises_value_error_naming_the_shape():
         sa(torch.randn(2, 20, 12, dtype=torch.float64), slot_mask=torch.ones(2, 4))
 
 
-def test_grid_layout():
-    g = build_grid(2, 3)
+def test_grid_layout_cell_centres_and_edges():
+    g = build_grid(2, 3)  # cell centres (the authors' code): x in {1/6, 1/2, 5/6}, y in {1/4, 3/4}
     assert g.shape == (6, 4)
-    torch.testing.assert_close(g[0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
-    torch.testing.assert_close(g[2], torch.tensor([1.0, 0.0, 0.0, 1.0]))  # row 0, last column: x = 1
-    torch.testing.assert_close(g[5], torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(g[0], torch.tensor([1 / 6, 1 / 4, 5 / 6, 3 / 4]))
+    torch.testing.assert_close(g[2], torch.tensor([5 / 6, 1 / 4, 1 / 6, 3 / 4]))  # row 0, last column
+    torch.testing.assert_close(g[5], torch.tensor([5 / 6, 3 / 4, 1 / 6, 1 / 4]))
+    e = build_grid(2, 3, centres=False)  # edges: linspace(0, 1, n)
+    torch.testing.assert_close(e[0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(e[5], torch.tensor([1.0, 1.0, 0.0, 0.0]))
+
+
+def test_gaussian_init_scales():
+    """Xavier-uniform μ and log σ (the authors' code) start σ near 1: U(±√(3/D)); "small" starts σ at D^-½."""
+    d = 768
+    xavier = SlotAttention(num_slots=7, dim=d)
+    bound = math.sqrt(3 / d)
+    assert xavier.slots_log_sigma.abs().max() <= bound and xavier.slots_mu.abs().max() <= bound
+    assert xavier.slots_log_sigma.std() > bound / 3  # spread over the interval, not a constant
+    small = SlotAttention(num_slots=7, dim=d, gaussian_init="small")
+    torch.testing.assert_close(small.slots_log_sigma.exp(), torch.full((1, 1, d), d ** -0.5))
+    with pytest.raises(ValueError, match="gaussian_init"):
+        SlotAttention(num_slots=7, dim=d, gaussian_init="normal")
 
 
 def test_glass_slot_module_paper_defaults_and_shapes():

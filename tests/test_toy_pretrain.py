@@ -237,7 +237,14 @@ def test_linear_probe_against_an_oracle_and_a_blind_encoder():
 def test_probe_ceiling_probes_on_schedule_and_saves_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = pretrain.TrainConfig(batch_size=4, lr=1e-3, max_steps=5)
+    seen = []
+
+    def fake_probe(enc, n_train, n_val):  # what the probe is shown: the encoder as it is at that step, in eval mode
+        seen.append(enc.training)
+        return float(sum(p.double().sum() for p in enc.parameters())) % 1.0
+
+    monkeypatch.setattr(report, "linear_probe", fake_probe)
     points = report.probe_ceiling(models.ModelSizes.tiny(), cfg, every=2, probe_images=8)
-    assert [p["step"] for p in points] == [2, 4, 5]
-    assert all(0.0 <= p["probe_acc"] <= 1.0 for p in points)
+    assert [p["step"] for p in points] == [2, 4, 5] and seen == [False, False, False]
+    assert len({p["probe_acc"] for p in points}) == 3, "the encoder trains between probes"
     assert list(tmp_path.iterdir()) == []

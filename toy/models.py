@@ -20,9 +20,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from glass import PRESETS as GLASS_PRESETS
 from toy import world
 from toy.world import CLASSES
 
@@ -223,9 +225,41 @@ def load_classifier(out: Path) -> EvalClassifier:
     return model.eval()
 
 
+class ToyCaptioner:
+    """The toy world's stand-in for BLIP-2. A toy scene comes with its own caption (toy.world.make_caption); an image
+    without one (`pseudo_gt.py --images DIR`) is described from the classes the eval classifier sees in it."""
+
+    def __init__(self, models: Path = DEFAULT_OUT):
+        self.models, self.classifier = models, None
+
+    @torch.no_grad()
+    def __call__(self, items: list) -> list:
+        captions = []
+        for it in items:
+            if "caption" in it:
+                captions.append(it["caption"])
+                continue
+            if self.classifier is None:
+                self.classifier = load_classifier(self.models)
+            x = torch.from_numpy(np.array(it["image"].convert("RGB").resize((64, 64)))).permute(2, 0, 1)
+            present = self.classifier(x[None].float() / 255.0)[0].sigmoid() > 0.5  # (C,) classes seen
+            names = [c for c, yes in zip(CLASSES, present.tolist()) if yes]
+            captions.append("a picture of " + " and ".join(f"a {n}" for n in names) if names else "a picture")
+        return captions
+
+
+def encoder_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, H, W) in [0, 1] normalised as the toy preset feeds them to the encoder (glass.PRESETS["toy"],
+    the one source of the toy encoder's normalisation)."""
+    cfg = GLASS_PRESETS["toy"]
+    mean = torch.tensor(cfg.encoder_mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.encoder_std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 def patch_features(enc, images: torch.Tensor) -> torch.Tensor:
     """Encoder patch tokens (B, N, D) of images (B, 3, 64, 64) in [0, 1] (CLS dropped)."""
-    return enc(pixel_values=(images - 0.5) / 0.25).last_hidden_state[:, 1:]
+    return enc(pixel_values=encoder_pixels(images)).last_hidden_state[:, 1:]
 
 
 def sizes_of(enc) -> ModelSizes:

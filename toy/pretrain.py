@@ -43,7 +43,7 @@ from torch import nn
 from tqdm import tqdm
 
 from toy.models import (DEFAULT_OUT, EvalClassifier, ModelSizes, build_encoder, build_scheduler, build_text_encoder,
-                        build_tokenizer, build_unet, build_vae, load_vae, patch_features, save_atomic,
+                        build_tokenizer, build_unet, build_vae, encoder_pixels, load_vae, patch_features, save_atomic,
                         write_pipeline_index)
 from toy.world import CLASSES, MAX_OBJECTS, ToyScenes
 
@@ -381,7 +381,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             if torch.rand(()) < 0.5:
                 x = x.flip(-1)
             masked = block_mask(x.shape[0], side, mask_ratio, gen)  # (B, N)
-            tokens = enc(pixel_values=(x - 0.5) / 0.25, bool_masked_pos=masked).last_hidden_state[:, 1:]  # (B, N, D)
+            tokens = enc(pixel_values=encoder_pixels(x), bool_masked_pos=masked).last_hidden_state[:, 1:]  # (B, N, D)
             target = patchify(x, p)  # (B, N, 3p²)
             target = (target - target.mean(-1, keepdim=True)) / (target.std(-1, keepdim=True) + 1e-3)  # per patch
             loss = F.mse_loss(head(tokens, masked)[masked], target[masked])  # only the hidden patches

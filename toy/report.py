@@ -1,9 +1,11 @@
 """How good the toy world's stand-in models are (no paper section; docs/design.md §7): the README's quality numbers.
 
-    python -m toy.report models                 # VAE PSNR, encoder probe, prompt fidelity, classifier (→ toy_models/quality_report.json)
+    python -m toy.report models                 # VAE PSNR, encoder probe, prompt fidelity, classifier
+                                                # (→ toy_models/quality_report.json)
     python -m toy.report pseudo-masks           # localisation of the UNet's class attention; generated pseudo masks
     python -m toy.report probe-ceiling --max-steps 2500 --minutes 40
-                                                # diagnostic: the encoder shape trained WITH the patch labels, probed as it learns
+                                                # diagnostic: the encoder shape trained WITH the patch labels,
+                                                # probed as it learns
 
 Checked by tests/test_toy_pretrain.py (the report on tiny models) and tests/test_pseudo_gt.py (localisation).
 """
@@ -274,7 +276,8 @@ def localisation(pipe, cfg: "pg.MaskConfig", n: int = 128, timesteps=(200, 400, 
     return {"miou": float(np.mean(list(per_t.values()))), "per_t": per_t}
 
 
-def generation_report(pipe, preset: "pg.Preset", n: int, batch_size: int, figure: Optional[Path], seed: int = 0) -> dict:
+def generation_report(pipe, preset: "pg.Preset", n: int, batch_size: int, figure: Optional[Path],
+                      seed: int = 0) -> dict:
     """Generate from train captions with recording: complete-mask share, ignore share, timing against no recording."""
     vocab = pg.toy_vocabulary()
     complete, ignore, shown = [], [], []
@@ -356,7 +359,8 @@ def pseudo_mask_report(preset: "pg.Preset", eval_images: int, figure: Optional[P
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("models", help="VAE PSNR, encoder probe, prompt fidelity, classifier; writes quality_report.json")
+    m = sub.add_parser("models", help="VAE PSNR, encoder probe, prompt fidelity, classifier "
+                                      "(writes quality_report.json)")
     m.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models folder (default: toy_models/)")
     m.add_argument("--check-images", type=int, default=128, help="generated images for prompt fidelity")
     m.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")

@@ -1,4 +1,4 @@
-"""The toy world: the built-in default data of this project (no paper section; DESIGN.md §7).
+"""The toy world: the built-in default data of this project (no paper section; docs/design.md §7).
 
 GLASS stands on web-scale pretrained models. So that every part of the method is real and measurable on a laptop,
 this project ships a small world of 64×64 scenes with exact ground truth, and trains its own small diffusion model

@@ -25,6 +25,7 @@ import evaluate  # noqa: E402
 import metrics  # noqa: E402
 import train  # noqa: E402
 from toy.world import ToyScenes  # noqa: E402
+import glass  # noqa: E402
 from glass import FrozenEncoder, MLPDecoder, slot_labels, upsample_masks  # noqa: E402
 from matching import segments_from_semantic, semantic_loss  # noqa: E402
 from slot_attention import GLASSSlotConfig, GLASSSlotModule  # noqa: E402
@@ -47,7 +48,8 @@ def pseudo_data(folder: Path) -> dict:
 def encode(images: torch.Tensor, encoder: str) -> torch.Tensor:
     if encoder == "pixels":
         return evaluate.pixel_tokens(images)
-    enc = FrozenEncoder(encoder, 64, (0.5,) * 3, (0.25,) * 3)
+    toy = glass.PRESETS["toy"]
+    enc = FrozenEncoder(encoder, toy.encoder_size, toy.encoder_mean, toy.encoder_std)
     return torch.cat([enc(images[s:s + 128]) for s in range(0, len(images), 128)])  # (B, N, D_enc)
 
 
@@ -58,7 +60,7 @@ def score(sm, feats: torch.Tensor, val: dict) -> dict:
     sm.train()
     n, k = attn.shape[:2]
     pred = slot_labels(attn.reshape(n, k, 16, 16), 64)
-    vals = train.score_masks(pred, val["instance"], val["semantic"])
+    vals = metrics.score_masks(pred, val["instance"], val["semantic"])
     return {key: metrics.summarize(v).mean for key, v in vals.items()}
 
 
