@@ -240,7 +240,8 @@ class PseudoGTDataset(torch.utils.data.Dataset):
                 if why:
                     break
             if why:
-                self.bad[rec["index"]], _ = why, self.bad_records.append(rec)
+                self.bad[rec["index"]] = why
+                self.bad_records.append(rec)
             else:
                 self.records.append(rec)
         if (self.bad or self.unreadable_lines) and not quiet:

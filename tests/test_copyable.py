@@ -21,3 +21,36 @@ def test_module_imports_from_a_folder_that_holds_only_it(name, tmp_path):
     result = subprocess.run([sys.executable, "-c", SNIPPETS[name]], cwd=tmp_path, capture_output=True, text=True,
                             env={"PATH": "", "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
+
+
+def project_imports() -> dict:
+    """module → the project modules it imports anywhere in its source (top level or inside functions)."""
+    import ast
+    files = {p.stem: p for p in ROOT.glob("*.py")}
+    files.update({f"toy.{p.stem}": p for p in (ROOT / "toy").glob("*.py") if p.stem != "__init__"})
+    graph = {}
+    for name, path in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom) and node.module in files:
+                deps.add(node.module)
+            elif isinstance(node, ast.ImportFrom) and node.module == "toy":
+                deps |= {f"toy.{a.name}" for a in node.names if f"toy.{a.name}" in files}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_import_circle_and_no_module_calls_another_modules_main():
+    graph = project_imports()
+    assert graph["glass"] == {"slot_attention", "matching"} and graph["train"] >= {"glass"}
+
+    def reaches(start, target, seen=()):
+        return any(d == target or (d not in seen and reaches(d, target, (*seen, d))) for d in graph[start])
+
+    circles = [m for m in graph if reaches(m, m)]
+    assert not circles, f"import circles through {circles}"
+    for path in list(ROOT.glob("*.py")) + list((ROOT / "toy").glob("*.py")):
+        text = path.read_text()
+        assert not any(f"{m}.main(" in text for m in graph if m != path.stem), path.name

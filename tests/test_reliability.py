@@ -20,6 +20,14 @@ from conftest import tiny_args
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """train.py --threads sets the process's thread count; give the rest of the session its own back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 def copy_dataset(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
@@ -220,3 +228,61 @@ def test_bad_arguments_fail_before_any_model_loads(flag, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         train.main(flag)
     assert e.value.code == 2 and flag[0] in capsys.readouterr().err
+
+
+# kill -9 inside the writer and inside training (subprocesses), then the same command again
+
+def run_child(code: str) -> int:
+    """Run `code` in a fresh Python that imports the project; returns its exit code (-9: killed)."""
+    return subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0] = [{str(ROOT)!r}]\n" + code],
+                          capture_output=True, text=True, timeout=600).returncode
+
+
+@pytest.mark.parametrize("where", ["mid_png", "before_record"])
+def test_writer_killed_with_sigkill_then_rerun_writes_what_an_uninterrupted_run_writes(tiny_models, tiny_pipe,
+                                                                                       tmp_path, where):
+    preset_code = (f"pg.Preset('toy', sd={str(tiny_models / 'sd')!r}, size=64, steps=2, guidance=3.0, "
+                   f"mask=pg.MaskConfig(cross_res=(16, 8), self_res=16, refine=False))")
+    kill = {"mid_png": "    if n[0] == 5: Image.fromarray(array).save(str(path) + '.%d.tmp' % os.getpid(), format='PNG'); "
+                       "os.kill(os.getpid(), 9)\n",
+            "before_record": "    if n[0] == 6: os.kill(os.getpid(), 9)\n"}[where]
+    code = ("import os\nfrom pathlib import Path\nfrom PIL import Image\nimport pseudo_gt as pg\n"
+            "real, n = pg.save_png_atomic, [0]\n"
+            "def dying(array, path):\n    n[0] += 1\n" + kill + "    real(array, path)\n"
+            "pg.save_png_atomic = dying\n"
+            f"pg.write_dataset(Path({str(tmp_path / 'crashed')!r}), {preset_code}, 6, "
+            f"pipe=pg.load_pipeline({str(tiny_models / 'sd')!r}), batch_size=2, use_nltk=False)\n")
+    assert run_child(code) == -9
+    preset = eval(preset_code, {"pg": pseudo_gt})
+    pseudo_gt.write_dataset(tmp_path / "crashed", preset, 6, pipe=tiny_pipe, batch_size=2, use_nltk=False)
+    pseudo_gt.write_dataset(tmp_path / "clean", preset, 6, pipe=tiny_pipe, batch_size=2, use_nltk=False)
+    a, b = train.PseudoGTDataset(tmp_path / "crashed"), train.PseudoGTDataset(tmp_path / "clean")
+    assert len(a) == len(b) == 6 and not a.bad
+    for i in range(6):
+        assert torch.equal(a[i]["image"], b[i]["image"]) and torch.equal(a[i]["mask"], b[i]["mask"])
+
+
+@pytest.mark.parametrize("where", ["inside_the_swap", "mid_step"])
+def test_training_killed_with_sigkill_then_resumed_ends_with_the_uninterrupted_weights(tiny_models, tiny_dataset,
+                                                                                       tmp_path, where):
+    flags = ["--phase", "1", "--steps", "5", "--ckpt-every", "1", "--threads", "1"]
+    kill = {"inside_the_swap": ("real = train.save_checkpoint\n"
+                                "def dying(folder, model, opt, phase, step, args, rng):\n"
+                                "    if step == 3:\n"
+                                "        folder.rename(folder.with_name(folder.name + '.old'))\n"
+                                "        os.kill(os.getpid(), 9)\n"
+                                "    real(folder, model, opt, phase, step, args, rng)\n"
+                                "train.save_checkpoint = dying\n"),
+            "mid_step": ("import glass\nreal, n = glass.GLASS.losses, [0]\n"
+                         "def dying(self, batch, generator=None):\n"
+                         "    n[0] += 1\n"
+                         "    if n[0] == 4: os.kill(os.getpid(), 9)\n"
+                         "    return real(self, batch, generator)\n"
+                         "glass.GLASS.losses = dying\n")}[where]
+    args = tiny_args(tiny_models, tiny_dataset, tmp_path / "killed", *flags)
+    assert run_child(f"import os, torch\ntorch.set_num_threads(1)\nimport train\n{kill}train.main({args!r})") == -9
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "killed", *flags, "--resume"))
+    train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "clean", *flags))
+    a = load_file(tmp_path / "killed" / "phase1" / "model.safetensors")
+    b = load_file(tmp_path / "clean" / "phase1" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,217 @@
+"""Speed, measured side by side in one process: ratios against a peer implementation and against floors.
+
+    python bench.py                                  # everything; writes bench.json
+    python bench.py --only slots step --repeats 9    # a subset
+    pip install --no-deps --target .bench_lib slot-attention==1.4.0   # the peer: lucidrains' slot-attention
+
+Every comparison alternates its contenders run by run and reports medians over `--repeats` runs, so that a busy
+machine slows both sides alike and the ratio stays stable. The thread count is recorded with the results.
+
+    slots   SlotAttention forward + backward against lucidrains' `slot-attention` 1.4.0 (same shapes, same work)
+            and against the floor every implementation pays: LayerNorm + key/value projections, forward + backward.
+            GLASS shapes (B 8, N 1024, D 768, K 7, T 5) and the toy preset's (B 16, N 256, D 128, K 5, T 3).
+    record  toy pseudo-GT generation with attention recording against the same generation without it.
+    step    one toy training step (phase 2) broken into its parts: encoder, slot module, MLP decoder, matching +
+            semantic loss, UNet forward + backward, optimiser; the GLASS-specific share (matching and both
+            guidance losses).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+PEER = ROOT / ".bench_lib"  # pip install --no-deps --target .bench_lib slot-attention==1.4.0
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def alternate(contenders: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median seconds of each contender, run in turn (a, b, c, a, b, c, …) after `warmup` rounds."""
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    times = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def load_peer():
+    """lucidrains' SlotAttention from .bench_lib, under its own module name (ours is also `slot_attention`)."""
+    path = PEER / "slot_attention" / "slot_attention.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("lucidrains_slot_attention", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SlotAttention
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# slots: ours against the peer and the floor
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_slots(repeats: int) -> dict:
+    from slot_attention import SlotAttention
+    peer_cls = load_peer()
+    out = {}
+    for name, (b, n, d, k, t) in {"glass": (8, 1024, 768, 7, 5), "toy": (16, 256, 128, 5, 3)}.items():
+        torch.manual_seed(0)
+        x = torch.randn(b, n, d, requires_grad=True)
+        ours = SlotAttention(num_slots=k, dim=d, iters=t, mlp_hidden=d)
+        norm, to_k, to_v = ours.norm_inputs, ours.to_k, ours.to_v
+
+        def run_ours():
+            ours(x).slots.sum().backward()
+
+        def run_floor():  # what every implementation must pay at these shapes
+            h = norm(x)
+            (to_k(h).sum() + to_v(h).sum()).backward()
+
+        contenders = {"ours": run_ours, "floor (LayerNorm + k/v projections)": run_floor}
+        if peer_cls is not None:
+            peer = peer_cls(num_slots=k, dim=d, iters=t, hidden_dim=d)
+            contenders["lucidrains slot-attention 1.4.0"] = lambda: peer(x).sum().backward()
+        times = alternate(contenders, repeats)
+        row = {f"{c} (ms)": round(1000 * s, 1) for c, s in times.items()}
+        row["ours / floor"] = round(times["ours"] / times["floor (LayerNorm + k/v projections)"], 2)
+        if peer_cls is not None:
+            row["ours / lucidrains"] = round(times["ours"] / times["lucidrains slot-attention 1.4.0"], 2)
+        out[f"{name} (B {b}, N {n}, D {d}, K {k}, T {t})"] = row
+        print(name, row, flush=True)
+    if peer_cls is None:
+        out["note"] = f"peer not installed: pip install --no-deps --target {PEER.name} slot-attention==1.4.0"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# record: attention recording during generation
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_record(repeats: int) -> dict:
+    import pseudo_gt as pg
+    from glass import quiet_loading
+    from toy.world import make_scene
+    preset = pg.PRESETS["toy"]
+    with quiet_loading():
+        pipe = pg.load_pipeline(preset.sd)
+    vocab = pg.toy_vocabulary()
+    captions = [make_scene("train", i).caption for i in range(8)]
+    lists = [pg.find_classes(c, vocab, use_nltk=False).classes for c in captions]
+    prompts = [pg.build_prompt(c, cl) for c, cl in zip(captions, lists)]
+    ids = pg.class_id_matrix(lists, vocab)
+
+    def gens():
+        return [torch.Generator().manual_seed(i) for i in range(8)]
+
+    times = alternate({
+        "plain": lambda: pipe(prompts, height=preset.size, width=preset.size, num_inference_steps=preset.steps,
+                              guidance_scale=preset.guidance, generator=gens(), output_type="pt"),
+        "recording": lambda: pg.generate_with_masks(pipe, prompts, lists, ids, preset.size, gens(), preset.mask,
+                                                    steps=preset.steps, guidance=preset.guidance),
+    }, repeats)
+    row = {"batch": 8, "steps": preset.steps, "plain (s)": round(times["plain"], 3),
+           "recording (s)": round(times["recording"], 3), "recording / plain": round(times["recording"] /
+                                                                                    times["plain"], 3)}
+    print("record", row, flush=True)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# step: one training step, part by part
+# ---------------------------------------------------------------------------------------------------------------
+
+def bench_step(repeats: int) -> dict:
+    import torch.nn.functional as F
+    import glass
+    from matching import segments_from_semantic, semantic_loss
+    from toy.world import ToyScenes
+    cfg = glass.preset("toy")
+    model = glass.GLASS(cfg)
+    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4)
+    ds = ToyScenes("train", length=16)
+    images = torch.stack([ds[i]["image"] for i in range(16)])  # the toy batch
+    masks = torch.stack([ds[i]["semantic"] for i in range(16)])
+    gen = torch.Generator().manual_seed(0)
+    parts: dict = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        parts.setdefault(name, []).append(time.perf_counter() - t0)
+        return result
+
+    def step():
+        feats = timed("encoder (frozen)", lambda: model.encoder(images))
+        out = timed("slot module", lambda: model.slot_module(feats))
+        rec = timed("MLP decoder + instance loss", lambda: F.mse_loss(model.mlp_decoder(out.slots)[0], feats))
+
+        def semantic():
+            soft = glass.upsample_masks(out.attn.reshape(16, -1, 16, 16), cfg.match_size)
+            seg = segments_from_semantic(masks, cfg.num_classes, True)
+            return semantic_loss(soft, seg.masks, seg.present, seg.valid).loss
+
+        sem = timed("matching + semantic loss", semantic)
+        latents = timed("VAE encode (frozen)", lambda: model.latents(images, gen))
+        recon = timed("UNet forward (recon loss)", lambda: model.recon_loss(latents, out.cond, gen))
+        total = recon + cfg.lambda_semantic * sem + cfg.lambda_instance * rec
+        opt.zero_grad(set_to_none=True)
+        timed("backward (all)", total.backward)
+        timed("optimiser", opt.step)
+
+    step()  # warm-up
+    parts.clear()
+    for _ in range(repeats):
+        step()
+    med = {k: statistics.median(v) for k, v in parts.items()}
+    whole = sum(med.values())
+    row = {k: {"ms": round(1000 * v, 1), "share": round(v / whole, 3)} for k, v in med.items()}
+    specific = med["matching + semantic loss"] + med["MLP decoder + instance loss"]
+    row["GLASS-specific share (matching, both guidance losses; forward only)"] = round(specific / whole, 3)
+    print("step", json.dumps(row, indent=1), flush=True)
+    return row
+
+
+BENCHES = {"slots": bench_slots, "record": bench_record, "step": bench_step}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="a subset")
+    ap.add_argument("--repeats", type=int, default=7, help="runs per contender (median)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (recorded)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench.json")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be positive")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import platform
+    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+              "python": sys.version.split()[0], "repeats": args.repeats}
+    for name in args.only or BENCHES:
+        report[name] = BENCHES[name](args.repeats)
+    args.out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""bench.py's measuring: contenders alternate run by run, and a missing peer is reported, not fatal."""
+import bench
+
+
+def test_contenders_alternate_and_each_gets_its_median():
+    calls = []
+    times = bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three alternating rounds
+    assert set(times) == {"a", "b"}
+
+
+def test_the_step_breakdown_names_every_part_and_shares_add_up(monkeypatch):
+    row = bench.bench_step(repeats=1)
+    parts = {k: v for k, v in row.items() if isinstance(v, dict)}
+    assert set(parts) == {"encoder (frozen)", "slot module", "MLP decoder + instance loss", "matching + semantic loss",
+                          "VAE encode (frozen)", "UNet forward (recon loss)", "backward (all)", "optimiser"}
+    assert abs(sum(v["share"] for v in parts.values()) - 1.0) < 0.01
