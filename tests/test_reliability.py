@@ -189,7 +189,8 @@ def test_an_image_folder_is_read_lazily_and_captioned_by_the_toy_captioner(tiny_
     for i in range(3):
         Image.fromarray(make_scene("val", i).image).save(src / f"{i}.png")
     (src / "broken.png").write_bytes(b"not an image")
-    paths, skipped = pseudo_gt.load_image_sources(src)
+    with pytest.warns(UserWarning, match="broken.png"):
+        paths, skipped = pseudo_gt.load_image_sources(src)
     assert [p.name for p in paths] == ["0.png", "1.png", "2.png"] and skipped == 1  # paths, not decoded images
     preset = pseudo_gt.Preset("toy", sd="unused", size=64, steps=2, guidance=1.0,
                               mask=pseudo_gt.MaskConfig(cross_res=(16,), self_res=16, refine=False))
