@@ -14,6 +14,8 @@ machine slows both sides alike and the ratio stays stable. The thread count is r
     step    one toy training step (phase 2) broken into its parts: encoder, slot module, MLP decoder, matching +
             semantic loss, UNet forward + backward, optimiser; the GLASS-specific share (matching and both
             guidance losses).
+    stages  the quick start's stages at a small size, as rates: dataset images/s, phase-1 and phase-2 steps/s,
+            val scenes/s (times in a temporary folder; the quick start is 512 images, 900 + 300 steps, 256 scenes).
 """
 from __future__ import annotations
 
@@ -190,7 +192,32 @@ def bench_step(repeats: int) -> dict:
     return row
 
 
-BENCHES = {"slots": bench_slots, "record": bench_record, "step": bench_step}
+def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 64) -> dict:
+    """The quick start's stages (toy preset, batch 16) at a small size; one run each (`repeats` unused)."""
+    import tempfile
+    import train
+    from glass import load_checkpoint_model
+    with tempfile.TemporaryDirectory() as tmp:
+        args = train.options(data=f"{tmp}/data", out=f"{tmp}/run", num_images=images, steps1=steps, steps2=steps,
+                             eval_images=0, log_every=steps, ckpt_every=steps)
+        t0 = time.perf_counter()
+        train.ensure_dataset(args, rank=0)
+        t_data = time.perf_counter() - t0
+        device = torch.device("cpu")
+        rates = {"dataset (images/s, with pipeline loading)": round(images / t_data, 2)}
+        for phase in (1, 2):
+            t0 = time.perf_counter()
+            train.run_phase(args, phase, steps, device, rank=0, world=1)
+            rates[f"phase {phase} (steps/s, with model loading)"] = round(steps / (time.perf_counter() - t0), 2)
+        model, _ = load_checkpoint_model(f"{tmp}/run/phase2")
+        t0 = time.perf_counter()
+        train.discovery(model, "val", scenes, device)
+        rates["val (scenes/s)"] = round(scenes / (time.perf_counter() - t0), 1)
+    print("stages", rates, flush=True)
+    return {"images": images, "steps": steps, "scenes": scenes, **rates}
+
+
+BENCHES = {"slots": bench_slots, "record": bench_record, "step": bench_step, "stages": bench_stages}
 
 
 def main(argv=None) -> dict:
