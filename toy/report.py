@@ -164,7 +164,8 @@ def check(out: Path, n_fid: int, guidance: float, steps: int, figures: Path) -> 
     report = {}
     t = time.time()
     report["vae_psnr_db"] = round(check_vae(out, 512), 2)
-    enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
+    with quiet_loading():
+        enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
     report["encoder_probe_acc"] = round(linear_probe(enc), 4)
     torch.manual_seed(0)
     report["random_encoder_probe_acc"] = round(linear_probe(build_encoder(sizes_of(enc)).eval()), 4)
