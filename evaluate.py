@@ -3,6 +3,7 @@
     python evaluate.py discovery --ckpt runs/toy/phase2          # object discovery on val and shift (+ SO/PO/GO)
     python evaluate.py ablation --seeds 0 1 2 --steps 400        # loss ablation (paper Tab. 6a) on phase 1
     python evaluate.py ladder --steps 400                        # where binding is won or lost (docs/binding.md)
+    python evaluate.py tables --budget full --out runs/tables    # paper Tab. 2–4: GLASS, StableLSD, DINOSAUR, k-means
 
 Masks are the last-iteration slot attention resized bilinearly to the ground truth and argmaxed over slots;
 background is not a GT segment (DINOSAUR/SPOT protocol) unless `--background-segment`.
@@ -10,8 +11,9 @@ The ladder scores k-means floors (per image, K = slots, on encoder tokens and on
 ground-truth semantic mask as if it were slot masks, and phase-1 runs on the quick start's data and on oracle
 datasets of real scenes with ground-truth semantic or instance masks. FG-ARI is reported over all scenes and over
 scenes with two or more objects (single-object scenes score 0 for any mask upsampled from a token grid).
-Built so far: discovery, the loss ablation and the ladder. The paper's baselines and its generation, property
-prediction and semantic-level tables are still to come (see the README's status list).
+Built so far: discovery, the loss ablation, the ladder, and tables 2–4 (StableLSD and DINOSAUR as configurations:
+the same slot module trained on real toy scenes with the diffusion decoder alone, or the MLP feature decoder alone).
+Tables 5, 6b, 6c, GLASS† and the generation, property-prediction and semantic-level tables are still to come.
 """
 from __future__ import annotations
 
@@ -190,6 +192,99 @@ def ladder_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the paper's tables as configurations of the same modules (Tab. 2–4 so far)
+# ---------------------------------------------------------------------------------------------------------------
+
+BUDGETS = {  # phase-1 steps of every trained row, real training scenes, scored scenes of val and shift
+    "fast": dict(steps=2, images=16, eval_images=8),  # every code path, for CI (one batch of real scenes)
+    "full": dict(steps=400, images=512, eval_images=256),  # the README's numbers: seed 0, about 20 min on 2 cores
+}
+# (row, training data, train.options overrides): GLASS and the baselines it is compared with (paper Tab. 2)
+TABLE_ROWS = [
+    ("GLASS (generated images, pseudo masks, all three losses)", "pseudo", dict()),
+    ("StableLSD (real images, diffusion decoder only)", "real", dict(no_semantic=True, no_instance=True)),
+    ("DINOSAUR (real images, MLP feature decoder only)", "real", dict(no_semantic=True, no_recon=True)),
+]
+TABLE_COLUMNS = {  # table → (split, metric keys)
+    "tab2": ("val", ("miou_i", "mbo_i", "mbo_c", "miou_c", "fg_ari", "fg_ari_multi")),
+    "tab3": ("val", ("so", "po", "go")),
+    "tab4": ("shift", ("miou_i", "mbo_i", "mbo_c", "miou_c", "fg_ari", "fg_ari_multi")),
+}
+NOT_BUILT = ("tab5", "tab6a", "tab6b", "tab6c", "glass_dagger")
+
+
+def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list) -> dict:
+    """Train and score every row of TABLE_ROWS plus the k-means floors, once per output folder (resumable: rows
+    already in out/rows.json are read back, trained runs continue). Returns {row: {"val": …, "shift": …}}."""
+    from glass import FrozenEncoder, load_checkpoint_model
+    b = BUDGETS[budget]
+    path = out / "rows.json"
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    splits = {"val": b["eval_images"], "shift": min(b["eval_images"], len(world.ToyScenes("shift")))}
+    for name, data, flags in TABLE_ROWS:
+        if name in rows:
+            continue
+        data_dir = pseudo_data if data == "pseudo" else write_oracle_dataset(out / "data_real", b["images"], "semantic")
+        size = {} if (Path(data_dir) / "meta.json").exists() else {"num_images": b["images"]}  # a new toy dataset
+        run = out / name.split(" ")[0].lower()
+        train.run(train.options(extra, phase=1, steps=b["steps"], data=str(data_dir), out=str(run), eval_images=0,
+                                resume=True, **size, **flags))
+        model, _ = load_checkpoint_model(run / "phase1")
+        rows[name] = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
+        path.write_text(json.dumps(rows, indent=2))
+    cfg = train.model_config(train.options(extra, phase=1))
+    k = cfg.slots.num_slots
+    for name, kind in ((f"k-means on encoder tokens (K = {k})", "tokens"),
+                       (f"k-means on pixel colour + position (K = {k})", "pixels")):
+        if name not in rows:
+            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std) \
+                if kind == "tokens" else None
+            rows[name] = {s: kmeans_floor(kind, s, n, k, encoder) for s, n in splits.items()}
+            path.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Optional[list] = None) -> dict:
+    """The paper's tables built so far (TABLE_COLUMNS) from `table_rows`: out/tables.json ({table: [rows]}, each row
+    its name and numbers), out/tables.md and a bar chart per table (out/tab2.png, …)."""
+    only = only or sorted(TABLE_COLUMNS)
+    missing = [t for t in only if t not in TABLE_COLUMNS]
+    if missing:
+        raise ValueError(f"tables not built yet: {missing} (built: {sorted(TABLE_COLUMNS)})")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(out, budget, pseudo_data, extra)
+    tables = {t: [{"row": name, **{k: rows[name][TABLE_COLUMNS[t][0]][k] for k in TABLE_COLUMNS[t][1]}}
+                  for name in rows] for t in only}
+    meta = {"budget": budget, **BUDGETS[budget], "threads": torch.get_num_threads(), "train_flags": extra}
+    (out / "tables.json").write_text(json.dumps({"settings": meta, **tables}, indent=2))
+    lines = []
+    for t, table in tables.items():
+        split, keys = TABLE_COLUMNS[t]
+        lines += [f"### {t} ({split}, {budget} budget)", "", "| row | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        lines += [f"| {r['row']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |" for r in table] + [""]
+        plot_table(t, table, keys, out / f"{t}.png", budget)
+    (out / "tables.md").write_text("\n".join(lines))
+    return tables
+
+
+def plot_table(name: str, table: list, keys: tuple, path: Path, budget: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.6 * len(keys) + 3, 3.2))
+    width = 0.8 / len(table)
+    for j, row in enumerate(table):
+        ax.bar(np.arange(len(keys)) + j * width, [row[k] for k in keys], width, label=row["row"][:40])
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
+    ax.legend(fontsize=6)
+    ax.set_title(f"{name}: python evaluate.py tables --budget {budget}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def fast_mode() -> bool:
     """GLASS_FAST=1: the small setting CI runs notebooks in (every code path, tiny budgets)."""
     import os
@@ -282,7 +377,20 @@ def main(argv=None) -> None:
     lad.add_argument("--out", type=Path, default=Path("runs/ladder"))
     lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..6")
     lad.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every rung)")
+    tab = sub.add_parser("tables", help="the paper's tables as configurations of the same modules (Tab. 2–4 so far)")
+    tab.add_argument("--budget", choices=sorted(BUDGETS), default="fast")
+    tab.add_argument("--out", type=Path, default=Path("runs/tables"))
+    tab.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="GLASS's pseudo-GT dataset")
+    tab.add_argument("--only", nargs="+", help=f"a subset of {sorted(TABLE_COLUMNS)}")
+    tab.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every row)")
     args = ap.parse_args(argv)
+    if args.cmd == "tables":
+        bad = [t for t in (args.only or []) if t not in TABLE_COLUMNS]
+        if bad:
+            ap.error(f"{bad} not built yet; built: {sorted(TABLE_COLUMNS)} (still to come: {list(NOT_BUILT)})")
+        run_tables(args.out, args.budget, args.data, [f for f in args.train_flags if f != "--"], args.only)
+        print((args.out / "tables.md").read_text())
+        return
     if args.cmd == "discovery":
         from glass import load_checkpoint_model
         if not Path(args.ckpt).exists():

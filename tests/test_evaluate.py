@@ -87,3 +87,30 @@ def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     again = evaluate.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                                 only=["pixels", "ceiling", "1", "5"])
     assert again == json.loads((tmp_path / "ladder.json").read_text()) == res  # nothing retrained
+
+
+def test_tables_fast_budget_builds_tables_2_to_4_from_configurations_and_resumes(tiny_models, tiny_dataset, tmp_path):
+    extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
+             "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
+             "--log-every", "1", "--warmup", "1"]
+    tables = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra)
+    assert set(tables) == {"tab2", "tab3", "tab4"}
+    names = [r["row"] for r in tables["tab2"]]
+    assert names[:3] == [row[0] for row in evaluate.TABLE_ROWS] and len(names) == 5
+    for t, (split, keys) in evaluate.TABLE_COLUMNS.items():
+        for r in tables[t]:
+            assert all(isinstance(r[k], float) for k in keys), (t, r)
+        assert (tmp_path / f"{t}.png").exists()
+    written = json.loads((tmp_path / "tables.json").read_text())
+    assert written["tab4"] == tables["tab4"] and written["settings"]["budget"] == "fast"
+    # each baseline trained the configuration its row names: StableLSD the diffusion decoder alone, on real scenes
+    lsd = json.loads((tmp_path / "stablelsd" / "phase1" / "config.json").read_text())
+    assert (lsd["model"]["use_recon"], lsd["model"]["use_semantic"], lsd["model"]["use_instance"]) == (True, False, False)
+    assert lsd["args"]["data"] == str(tmp_path / "data_real")
+    dino = json.loads((tmp_path / "dinosaur" / "phase1" / "config.json").read_text())["model"]
+    assert (dino["use_recon"], dino["use_semantic"], dino["use_instance"]) == (False, False, True)
+    rows = (tmp_path / "rows.json").read_text()
+    assert evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra) == tables  # read back, nothing retrained
+    assert (tmp_path / "rows.json").read_text() == rows
+    with pytest.raises(ValueError, match="not built yet"):
+        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab5"])
