@@ -575,9 +575,9 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
     pipe = pipe or load_pipeline(preset.sd, device=device)
-    if captioner is None and preset.captioner == "toy":
-        from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2
-        captioner = ToyCaptioner()
+    if captioner is None and preset.captioner in ("toy", "toy-labels"):
+        from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2; toy-labels: GLASS†
+        captioner = ToyCaptioner(labels=preset.captioner == "toy-labels")
     captioner = captioner or Blip2Captioner(preset.captioner, device)
     meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
             "steps": preset.steps, "guidance": preset.guidance, "seed": seed, "num_images": num_images}
@@ -600,8 +600,10 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
                 break
             idx = todo[start:start + batch_size]
             if sources is None:
-                from toy.world import make_scene
-                items = [{"caption": make_scene("train", i).caption, "source": f"toy:train:{i}"} for i in idx]
+                from toy.world import class_names_prompt, make_scene
+                scenes = [make_scene("train", i) for i in idx]
+                items = [{"caption": s.caption, "labels": class_names_prompt(s.classes), "source": f"toy:train:{i}"}
+                         for s, i in zip(scenes, idx)]
             else:
                 items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
             captions = captioner(items)
@@ -642,7 +644,7 @@ def main(argv=None) -> None:
     ap.add_argument("--num-images", type=int, default=None, help="items to write (toy: required)")
     ap.add_argument("--images", type=Path, default=None, help="folder of real photos to caption (paper preset)")
     ap.add_argument("--sd", default=None, help="pipeline folder or hub ID (default: the preset's)")
-    ap.add_argument("--captioner", default=None, help="BLIP-2 hub ID (paper) or 'toy'")
+    ap.add_argument("--captioner", default=None, help="BLIP-2 hub ID (paper), 'toy', or 'toy-labels' (GLASS†)")
     ap.add_argument("--steps", type=int, default=None, help="denoising steps (default: the preset's)")
     ap.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     ap.add_argument("--tau", type=int, default=None, help="power of the self-attention matrix")

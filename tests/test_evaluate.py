@@ -94,9 +94,17 @@ def test_tables_fast_budget_builds_tables_2_to_4_from_configurations_and_resumes
              "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
     tables = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra)
-    assert set(tables) == {"tab2", "tab3", "tab4"}
+    assert set(tables) == {"tab2", "tab3", "tab4", "glass_dagger"}
     names = [r["row"] for r in tables["tab2"]]
-    assert names[:3] == [row[0] for row in evaluate.TABLE_ROWS] and len(names) == 5
+    trained = [row[0] for row in evaluate.TABLE_ROWS]
+    assert names[:3] == [trained[0], trained[2], trained[3]] and len(names) == 5  # GLASS† only in its own table
+    assert [r["row"] for r in tables["glass_dagger"]] == trained[:2]
+    # GLASS† prompts are the scenes' ground-truth class names; GLASS's are captions
+    from toy.world import class_names_prompt, make_scene
+    dagger = [json.loads(line) for line in (tmp_path / "data_dagger" / "items-rank0.jsonl").read_text().splitlines()]
+    for rec in dagger:
+        names_ = class_names_prompt(make_scene("train", rec["index"]).classes)
+        assert rec["caption"] == names_ and rec["prompt"] == f"{names_} ; {' '.join(rec['classes'])}"
     for t, (split, keys) in evaluate.TABLE_COLUMNS.items():
         for r in tables[t]:
             assert all(isinstance(r[k], float) for k in keys), (t, r)

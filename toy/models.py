@@ -226,18 +226,19 @@ def load_classifier(out: Path) -> EvalClassifier:
 
 
 class ToyCaptioner:
-    """The toy world's stand-in for BLIP-2. A toy scene comes with its own caption (toy.world.make_caption); an image
-    without one (`pseudo_gt.py --images DIR`) is described from the classes the eval classifier sees in it."""
+    """The toy world's stand-in for BLIP-2. A toy scene comes with its own caption (toy.world.make_caption), or with
+    `labels=True` its ground-truth class names (GLASS†); an image without either (`pseudo_gt.py --images DIR`) is
+    described from the classes the eval classifier sees in it."""
 
-    def __init__(self, models: Path = DEFAULT_OUT):
-        self.models, self.classifier = models, None
+    def __init__(self, models: Path = DEFAULT_OUT, labels: bool = False):
+        self.models, self.labels, self.classifier = models, labels, None
 
     @torch.no_grad()
     def __call__(self, items: list) -> list:
         captions = []
         for it in items:
             if "caption" in it:
-                captions.append(it["caption"])
+                captions.append(it["labels"] if self.labels else it["caption"])
                 continue
             if self.classifier is None:
                 self.classifier = load_classifier(self.models)
