@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import pseudo_gt
 import train
 from slot_attention import build_grid
 from toy import world
@@ -95,7 +95,6 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     it): `masks` "semantic" (class id per pixel, as a perfect pseudo mask would be) or "instance" (each object
     its own segment id 1..n, so the "semantic" guidance becomes instance guidance). Only the ladder's oracle
     rungs use these; GLASS itself never sees ground truth. Resumable: existing items are kept."""
-    import pseudo_gt
     if masks not in ("semantic", "instance"):
         raise ValueError(f"masks must be 'semantic' or 'instance', got {masks!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -120,6 +119,17 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     return out
 
 
+def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
+    """Train (or finish, or read back) a phase-1 run in `run` with `extra` flags and `overrides`, then score its
+    checkpoint on each split ({split: scenes}). Returns {split: metrics, "minutes": training and scoring time}."""
+    from glass import load_checkpoint_model
+    t0 = time.time()
+    train.run(train.options(extra, phase=1, out=str(run), eval_images=0, resume=True, **overrides))
+    model, _ = load_checkpoint_model(run / "phase1")
+    scores = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
+    return {**scores, "minutes": round((time.time() - t0) / 60, 2)}
+
+
 # (rung name, training data, train.options overrides): the same slot model and budget on every rung
 LADDER = [
     ("generated + pseudo semantic masks (GLASS), all three", "pseudo", dict()),
@@ -136,7 +146,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
                only: Optional[list] = None) -> dict:
     """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
     them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
-    from glass import FrozenEncoder, load_checkpoint_model
+    from glass import FrozenEncoder
     args = train.options(extra, phase=1)
     results_path = out / "ladder.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -167,13 +177,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
             data_dir = pseudo_data
         else:
             data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
-        run = out / f"rung{r + 1}"
-        t0 = time.time()
-        train.run(train.options(extra, phase=1, steps=steps, data=str(data_dir), out=str(run), eval_images=0,
-                                resume=True, **flags))
-        model, _ = load_checkpoint_model(run / "phase1")
-        results[name] = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
-        results[name]["minutes"] = round((time.time() - t0) / 60, 2)
+        results[name] = trained_row(out / f"rung{r + 1}", extra, splits, steps=steps, data=str(data_dir), **flags)
         save()
         print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
     return results
@@ -219,23 +223,10 @@ TABLE_ONLY = {"glass_dagger": ("GLASS (", "GLASS† (")}  # tables that show som
 NOT_BUILT = ("tab5", "tab6a", "tab6b", "tab6c")
 
 
-def write_dagger_dataset(out: Path, num_images: int, sd: str) -> Path:
-    """The GLASS† pseudo-GT dataset: the toy writer with the scenes' ground-truth class names as captions (so the
-    prompt is "names ; names"), everything else as for GLASS. Resumable like any writer run."""
-    import pseudo_gt
-    from glass import quiet_loading
-    preset = replace(pseudo_gt.PRESETS["toy"], name="toy-labels", captioner="toy-labels", sd=sd)
-    if len(pseudo_gt.read_done(out)) < num_images:
-        with quiet_loading():
-            pipe = pseudo_gt.load_pipeline(sd)
-        pseudo_gt.write_dataset(out, preset, num_images, pipe=pipe, batch_size=16)
-    return out
-
-
 def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list) -> dict:
     """Train and score every row of TABLE_ROWS plus the k-means floors, once per output folder (resumable: rows
     already in out/rows.json are read back, trained runs continue). Returns {row: {"val": …, "shift": …}}."""
-    from glass import FrozenEncoder, load_checkpoint_model
+    from glass import FrozenEncoder
     b = BUDGETS[budget]
     path = out / "rows.json"
     rows = json.loads(path.read_text()) if path.exists() else {}
@@ -246,16 +237,14 @@ def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list) -> dict:
         if data == "pseudo":
             data_dir = pseudo_data
         elif data == "dagger":
-            data_dir = write_dagger_dataset(out / "data_dagger", b["images"],
-                                            train.model_config(train.options(extra, phase=1)).sd)
+            data_dir = out / "data_dagger"  # GLASS†: the writer with ground-truth class names as captions
+            if len(pseudo_gt.read_done(data_dir)) < b["images"]:
+                train.write_toy_dataset(train.options(extra), data_dir, b["images"], captioner="toy-labels")
         else:
             data_dir = write_oracle_dataset(out / "data_real", b["images"], "semantic")
         size = {} if (Path(data_dir) / "meta.json").exists() else {"num_images": b["images"]}  # a new toy dataset
-        run = out / name.split(" ")[0].lower().replace("†", "_dagger")
-        train.run(train.options(extra, phase=1, steps=b["steps"], data=str(data_dir), out=str(run), eval_images=0,
-                                resume=True, **size, **flags))
-        model, _ = load_checkpoint_model(run / "phase1")
-        rows[name] = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
+        rows[name] = trained_row(out / name.split(" ")[0].lower().replace("†", "_dagger"), extra, splits,
+                                 steps=b["steps"], data=str(data_dir), **size, **flags)
         path.write_text(json.dumps(rows, indent=2))
     cfg = train.model_config(train.options(extra, phase=1))
     k = cfg.slots.num_slots
@@ -331,17 +320,12 @@ def demo_checkpoint(phase: int = 2) -> Path:
 
 
 def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: list) -> dict:
-    from glass import load_checkpoint_model
     results: dict = {}
     for name, flags in ABLATIONS.items():
         for seed in seeds:
             run = out / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"
-            t0 = time.time()
-            train.run(train.options(extra, phase=1, steps=steps, seed=seed, out=str(run), eval_images=0, resume=True,
-                                    **flags))
-            model, _ = load_checkpoint_model(run / "phase1")
-            r = discovery(model, "val", eval_images, torch.device("cpu"))
-            r["minutes"] = round((time.time() - t0) / 60, 2)
+            scored = trained_row(run, extra, {"val": eval_images}, steps=steps, seed=seed, **flags)
+            r = {**scored["val"], "minutes": scored["minutes"]}
             results.setdefault(name, []).append(r)
             print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS), flush=True)
             (out / "ablation.json").write_text(json.dumps(results, indent=2))

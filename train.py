@@ -291,16 +291,17 @@ def ensure_dataset(args, rank: int) -> None:
         torch.distributed.barrier()
 
 
-def write_toy_dataset(args, folder: Path, n: int, extend: bool = False) -> None:
+def write_toy_dataset(args, folder: Path, n: int, extend: bool = False, captioner: str = "toy") -> None:
+    """The toy preset's writer with this run's model; "toy-labels" (GLASS†'s prompts) is a dataset of its own name."""
     import pseudo_gt
     from glass import quiet_loading
     sd = model_config(args).sd
-    print(f"[data] writing the toy pseudo-GT dataset: {n} images → {folder} "
-          f"(python pseudo_gt.py --preset toy --num-images {n} --out {folder})", flush=True)
+    print(f"[data] writing the toy pseudo-GT dataset: {n} images → {folder} (python pseudo_gt.py --preset toy "
+          f"--num-images {n} --out {folder}{'' if captioner == 'toy' else ' --captioner ' + captioner})", flush=True)
     t0 = time.time()
     with quiet_loading():
         pipe = pseudo_gt.load_pipeline(sd)
-    preset = replace(pseudo_gt.PRESETS["toy"], sd=sd)
+    preset = replace(pseudo_gt.PRESETS["toy"], sd=sd, name=captioner, captioner=captioner)
     try:
         pseudo_gt.write_dataset(folder, preset, n, pipe=pipe, batch_size=16, extend=extend)
     except (ValueError, RuntimeError) as e:  # other settings, or another writer on the folder
