@@ -200,6 +200,26 @@ def slot_labels(masks: torch.Tensor, size: int) -> torch.Tensor:
     return upsample_masks(masks, size).argmax(dim=1)
 
 
+def slot_prior(instance: torch.Tensor, num_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the weakly-supervised baselines of Tab. 5 are told, from ground-truth instance maps (B, H, W) with
+    0 = background and objects 1..n: boxes (B, K, 4) as (x0, y0, x1, y1) in [0, 1] — slot 0 the background with
+    the whole image, slot j the object with the j-th smallest id, at most K − 1 objects — and slot_mask (B, K),
+    True for the 1 + n active slots."""
+    if instance.dim() != 3 or torch.is_floating_point(instance):
+        raise ValueError(f"instance must be an integer tensor of shape (B, H, W), got {tuple(instance.shape)}")
+    b, h, w = instance.shape
+    boxes = torch.zeros(b, num_slots, 4)
+    boxes[:, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    active = torch.zeros(b, num_slots, dtype=torch.bool)
+    active[:, 0] = True
+    for i in range(b):
+        for j, obj in enumerate([int(v) for v in instance[i].unique() if v > 0][:num_slots - 1], start=1):
+            ys, xs = torch.nonzero(instance[i] == obj, as_tuple=True)
+            boxes[i, j] = torch.stack([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h])
+            active[i, j] = True
+    return boxes.to(instance.device), active.to(instance.device)
+
+
 class LossOutput(NamedTuple):
     total: torch.Tensor  # () the weighted sum of the switched-on terms
     recon: torch.Tensor  # () latent diffusion loss (0 when off)
@@ -262,21 +282,31 @@ class GLASS(nn.Module):
         return self
 
     # -- forward parts -----------------------------------------------------------------------------------------
-    def encode(self, images: torch.Tensor, slots: Optional[torch.Tensor] = None) -> Encoded:
-        """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks."""
+    def encode(self, images: torch.Tensor, slots: Optional[torch.Tensor] = None,
+               instance: Optional[torch.Tensor] = None) -> Encoded:
+        """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks. `instance`
+        (B, H, W): ground-truth instance maps, read only by the Tab. 5 baselines (slot prior "count"/"boxes")."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         feats = self.encoder(images)  # (B, N, D_enc)
-        out = self.slot_module(feats, slots=slots)
+        prior = self.config.slots.prior
+        boxes = slot_mask = None
+        if prior != "none":
+            if instance is None:
+                raise ValueError(f"slot prior {prior!r} needs ground-truth instance maps (a dataset with "
+                                 f"'instance' items, e.g. evaluate.write_oracle_dataset)")
+            boxes, slot_mask = slot_prior(instance, self.config.slots.num_slots)
+        out = self.slot_module(feats, slots=slots, slot_mask=slot_mask, boxes=boxes if prior == "boxes" else None)
         g = self.encoder.grid
         masks = out.attn.reshape(out.attn.shape[0], out.attn.shape[1], g, g)  # (B, K, h, w)
         return Encoded(features=feats, slots=out.slots, attn=out.attn, cond=out.cond, masks=masks)
 
     @torch.no_grad()
-    def slot_masks(self, images: torch.Tensor, size: Optional[int] = None) -> torch.Tensor:
+    def slot_masks(self, images: torch.Tensor, size: Optional[int] = None,
+                   instance: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Slot ids (B, size, size) of images (B, 3, H, W): the last iteration's attention, upsampled bilinearly,
-        argmax over slots (§5). size defaults to the images' own."""
-        return slot_labels(self.encode(images).masks, size or images.shape[-1])
+        argmax over slots (§5). size defaults to the images' own; `instance` as in `encode`."""
+        return slot_labels(self.encode(images, instance=instance).masks, size or images.shape[-1])
 
     @torch.no_grad()
     def latents(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -308,7 +338,7 @@ class GLASS(nn.Module):
         """batch: image (B, 3, H, W) in [0, 1]; mask (B, H, W) long pseudo mask; has_classes (B,) bool."""
         c = self.config
         images = batch["image"]
-        enc = self.encode(images)
+        enc = self.encode(images, instance=batch.get("instance"))
         zero = enc.cond.sum() * 0.0
         recon = self.recon_loss(self.latents(images, generator), enc.cond, generator) if c.use_recon else zero
         instance = zero

@@ -483,14 +483,15 @@ def save_png_atomic(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)  # a crash leaves either no file or a whole one
 
 
-def read_done(out: Path) -> set:
-    """Indices already written (lines of every items-*.jsonl whose files exist); a torn last line is ignored."""
+def read_done(out: Path, keys: tuple = ("image", "mask")) -> set:
+    """Indices already written (lines of every items-*.jsonl naming files under `keys` that exist); a torn last line
+    is ignored."""
     done = set()
     for jl in out.glob("items-rank*.jsonl"):
         for line in jl.read_bytes().splitlines():
             try:
                 rec = json.loads(line.decode("utf-8"))
-                if (out / rec["image"]).exists() and (out / rec["mask"]).exists():
+                if all((out / rec[k]).exists() for k in keys):
                     done.add(rec["index"])
             except (ValueError, KeyError, TypeError):  # not UTF-8, not JSON, not a record: not done
                 continue

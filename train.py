@@ -12,8 +12,8 @@ Loop order: lr → forward → losses → backward → clip → step → log →
 every loss term and the rate; a CSV and a PNG of the curves; at the end, val metrics (mIoU_i, mBO_i, mBO_c,
 FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with slot masks and reconstructions.
 
-Here too: the pseudo-GT dataset reader (`PseudoGTDataset`), the deterministic step sampler, checkpoints, and
-object discovery on the toy splits. The model's preset lives in glass.PRESETS; this file's PRESETS hold only the
+Here too: checkpoints and object discovery on the toy splits; the dataset reader and the deterministic step
+sampler live in data.py. The model's preset lives in glass.PRESETS; this file's PRESETS hold only the
 training knobs. Other modules call `run(options(...))`, never `main(argv)`.
 
 Checkpoints (out/phase{1,2}/): model.safetensors (trainable weights), config.json (model config, phase, step,
@@ -32,8 +32,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from data import PseudoGTDataset, make_loader
 
 ROOT = Path(__file__).resolve().parent
 
@@ -57,7 +58,8 @@ TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exis
 MODEL_FLAGS = {"encoder": "encoder", "sd": "sd", "encoder_size": "encoder_size", "decoder_size": "decoder_size",
                "mlp_hidden": "mlp_hidden", "match_size": "match_size", "num_classes": "num_classes",
                "lambda_semantic": "lambda_semantic", "lambda_instance": "lambda_instance"}
-SLOT_FLAGS = {"num_slots": "num_slots", "iters": "iters", "slot_dim": "dim", "slot_mlp": "mlp_hidden"}
+SLOT_FLAGS = {"num_slots": "num_slots", "iters": "iters", "slot_dim": "dim", "slot_mlp": "mlp_hidden",
+              "slot_prior": "prior"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--grid", choices=["centres", "edges"], help="positional grid at cell centres (authors' code, default) or edges")
     a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init "
       "(toy preset: yes)")
+    a("--slot-prior", choices=["none", "count", "boxes"], help="Tab. 5 baselines only: ground-truth object count "
+      "(K = objects + 1 active slots) or boxes (initial slots from them); needs a dataset with instance maps")
     a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
     a("--num-classes", type=int, help="classes of the pseudo masks")
     a("--batch-size", type=int, help="per process")
@@ -161,109 +165,8 @@ def options(argv=(), **overrides) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# data: a deterministic, resumable, sharded stream of batches
+# data: the toy dataset a run needs, and its check
 # ---------------------------------------------------------------------------------------------------------------
-
-class StepSampler(torch.utils.data.Sampler):
-    """Yields the dataset indices of global steps start, start+1, …: each epoch is a permutation seeded by
-    (seed, epoch); step s takes the global batch s of that stream and this rank takes its share. So a resumed
-    run (start = saved step) and a fresh run see the same batches at the same steps."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, rank: int = 0, world: int = 1,
-                 num_steps: int = 10 ** 9):
-        self.n, self.b, self.seed, self.start, self.rank, self.world = n, batch_size, seed, start_step, rank, world
-        self.num_steps = num_steps
-        if n < batch_size * world:
-            raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch_size}×{world})")
-
-    def indices_of_step(self, step: int) -> list:
-        global_b = self.b * self.world
-        per_epoch = self.n // global_b
-        epoch, k = divmod(step, per_epoch)
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
-        batch = perm[k * global_b:(k + 1) * global_b]
-        return batch[self.rank * self.b:(self.rank + 1) * self.b].tolist()
-
-    def __iter__(self):
-        for s in range(self.start, self.start + self.num_steps):
-            yield from self.indices_of_step(s)
-
-    def __len__(self):
-        return self.num_steps * self.b
-
-
-def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world: int):
-    sampler = StepSampler(len(dataset), args.batch_size, args.seed, start_step, rank, world, num_steps)
-    return torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
-                                       num_workers=args.workers, drop_last=True, pin_memory=False,
-                                       generator=torch.Generator().manual_seed(args.seed),  # not the global RNG
-                                       persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
-
-
-class PseudoGTDataset(torch.utils.data.Dataset):
-    """A folder written by `pseudo_gt.write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (),
-    prompt, index. Validated once when opened: a line that is not a JSON record with the expected keys, a missing,
-    undecodable or wrong-size PNG makes its item bad; bad items are left out, counted and named (`bad`)."""
-
-    KEYS = ("index", "image", "mask", "has_classes", "prompt")
-
-    def __init__(self, folder, quiet: bool = False):
-        from PIL import Image
-        self.folder = Path(folder)
-        if not (self.folder / "meta.json").exists():
-            raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
-                                    f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
-        self.meta = json.loads((self.folder / "meta.json").read_text())
-        size = self.meta.get("size")
-        records, self.unreadable_lines = {}, 0
-        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
-            for line in jl.read_bytes().splitlines():
-                try:
-                    rec = json.loads(line.decode("utf-8"))
-                    if not isinstance(rec, dict) or any(k not in rec for k in self.KEYS):
-                        raise ValueError
-                except ValueError:  # JSON, UTF-8 and missing keys alike (a torn last line after a crash, too)
-                    self.unreadable_lines += 1
-                    continue
-                records[rec["index"]] = rec  # a rewritten item's later line wins
-        self.records, self.bad, self.bad_records = [], {}, []
-        for i in sorted(records):
-            rec, why = records[i], None
-            for key in ("image", "mask"):
-                try:
-                    with Image.open(self.folder / rec[key]) as im:
-                        im.load()  # decodes: a truncated or corrupt file fails here, not in a training step
-                        if size is not None and im.size != (size, size):
-                            why = f"{rec[key]} is {im.size[0]}×{im.size[1]}, not {size}×{size}"
-                except (OSError, SyntaxError, ValueError) as e:
-                    why = f"{rec[key]}: {e}"
-                if why:
-                    break
-            if why:
-                self.bad[rec["index"]] = why
-                self.bad_records.append(rec)
-            else:
-                self.records.append(rec)
-        if (self.bad or self.unreadable_lines) and not quiet:
-            names = "; ".join(list(self.bad.values())[:5]) + (" …" if len(self.bad) > 5 else "")
-            print(f"[data] {self.folder}: left out {len(self.bad)} bad items and {self.unreadable_lines} unreadable "
-                  f"lines{': ' + names if names else ''} (python train.py --data {folder} --check-data)", flush=True)
-        if not self.records:
-            raise ValueError(f"{self.folder} holds no readable items")
-        self.num_classes = len(self.meta["classes"])
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> dict:
-        from PIL import Image
-        rec = self.records[i]
-        image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
-        mask = torch.from_numpy(np.asarray(Image.open(self.folder / rec["mask"])).copy()).long()
-        return {"image": image.permute(2, 0, 1).float() / 255.0, "mask": mask,
-                "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
-                "index": torch.tensor(rec["index"])}
-
 
 def ensure_dataset(args, rank: int) -> None:
     """Use --data as it is. A missing toy dataset is written first (progress bar included), and one a crashed
@@ -403,7 +306,7 @@ def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: 
 
 def rng_state(gen: torch.Generator) -> dict:
     """The only randomness of a step: slot-init noise (global torch RNG) and diffusion noise/timesteps (gen).
-    The data order is a function of (seed, step), see StepSampler."""
+    The data order is a function of (seed, step), see data.StepSampler."""
     return {"torch": torch.get_rng_state(), "gen": gen.get_state()}
 
 
@@ -447,8 +350,9 @@ def discovery(model, split: str, n: int, device, background_segment: bool = Fals
     """Object discovery of a GLASS model on a toy split: `model.slot_masks` scored by `discovery_of`."""
     torch.manual_seed(seed)
     model.eval()
-    return discovery_of(lambda batch: model.slot_masks(batch["image"].to(device)), split, n, background_segment,
-                        batch_size)
+    gt = model.config.slots.prior != "none"  # only the Tab. 5 baselines are told the objects' count or boxes
+    return discovery_of(lambda batch: model.slot_masks(batch["image"].to(device), instance=batch["instance"].to(device)
+                                                       if gt else None), split, n, background_segment, batch_size)
 
 
 @torch.no_grad()
@@ -461,9 +365,9 @@ def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> Non
     from toy.world import ToyScenes
     torch.manual_seed(seed)
     ds = ToyScenes("val", length=n)
-    images = torch.stack([ds[i]["image"] for i in range(n)]).to(device)
+    images, instance = (torch.stack([ds[i][k] for i in range(n)]).to(device) for k in ("image", "instance"))
     model.eval()
-    enc = model.encode(images)
+    enc = model.encode(images, instance=instance if model.config.slots.prior != "none" else None)
     pred = slot_labels(enc.masks, images.shape[-1]).cpu()
     recon = model.generate(enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
     model.train()

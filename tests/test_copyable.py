@@ -1,4 +1,4 @@
-"""slot_attention.py, matching.py and metrics.py must work when copied alone into another project."""
+"""slot_attention.py, matching.py, metrics.py and data.py must work when copied alone into another project."""
 import shutil
 import subprocess
 import sys
@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS = {
     "slot_attention.py": "import torch, slot_attention as m; print(m.SlotAttention(3, 8)(torch.randn(1, 5, 8)).attn.shape)",
     "matching.py": "import torch, matching as m; print(m.hungarian_match(torch.rand(3, 2)))",
+    "data.py": "import data as m; print(m.StepSampler(10, 2, seed=0, start_step=0).indices_of_step(3))",
     "metrics.py": "import torch, metrics as m; print(m.miou(torch.zeros(1, 2, 2, dtype=torch.long), torch.ones(1, 2, 2, dtype=torch.long)))",
 }
 

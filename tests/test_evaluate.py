@@ -10,13 +10,14 @@ from sklearn.metrics import adjusted_rand_score
 import evaluate
 import metrics
 import train
+from data import PseudoGTDataset
 from toy import world
 
 
 @pytest.mark.parametrize("kind", ["semantic", "instance"])
 def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
     out = evaluate.write_oracle_dataset(tmp_path / kind, 6, kind)
-    ds = train.PseudoGTDataset(out)
+    ds = PseudoGTDataset(out)
     assert len(ds) == 6 and ds.num_classes == 4
     for i in range(6):
         scene = world.make_scene("train", evaluate.ORACLE_OFFSET + i)
@@ -89,36 +90,71 @@ def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     assert again == json.loads((tmp_path / "ladder.json").read_text()) == res  # nothing retrained
 
 
-def test_tables_fast_budget_builds_tables_2_to_4_from_configurations_and_resumes(tiny_models, tiny_dataset, tmp_path):
+def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
              "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
     tables = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra)
-    assert set(tables) == {"tab2", "tab3", "tab4", "glass_dagger"}
-    names = [r["row"] for r in tables["tab2"]]
-    trained = [row[0] for row in evaluate.TABLE_ROWS]
-    assert names[:3] == [trained[0], trained[2], trained[3]] and len(names) == 5  # GLASS† only in its own table
-    assert [r["row"] for r in tables["glass_dagger"]] == trained[:2]
+    assert list(tables) == ["tab2", "tab3", "tab4", "tab5", "tab6a", "tab6b", "tab6c", "glass_dagger"]
+    for t, (split, keys, members) in evaluate.TABLES.items():
+        assert [r["row"] for r in tables[t]] == members, t
+        for r in tables[t]:
+            assert all(isinstance(r[k], float) and np.isfinite(r[k]) for k in keys), (t, r)
+        assert (tmp_path / f"{t}.png").exists()
+    assert all(r["seeds"] == 1 and r["miou_i_std"] == 0.0 for r in tables["tab6a"])  # one seed in the fast budget
+    # the shared row is trained once: "all three, seed 0" is GLASS
+    assert tables["tab6a"][-1]["miou_i"] == tables["tab2"][0]["miou_i"]
+    written = json.loads((tmp_path / "tables.json").read_text())
+    assert written["tab4"] == tables["tab4"] and written["settings"]["budget"] == "fast"
+
+    def config(row):
+        return json.loads((tmp_path / evaluate.slug(row) / "phase1" / "config.json").read_text())
+    # each row trained the configuration its name says
+    lsd = config("StableLSD")
+    assert (lsd["model"]["use_recon"], lsd["model"]["use_semantic"], lsd["model"]["use_instance"]) == (True, False, False)
+    assert lsd["args"]["data"] == str(tmp_path / "data_real")
+    dino = config("DINOSAUR")["model"]
+    assert (dino["use_recon"], dino["use_semantic"], dino["use_instance"]) == (False, False, True)
+    assert config("StableLSD-BBox")["model"]["slots"]["prior"] == "boxes"
+    assert config("StableLSD-Dynamic")["model"]["slots"]["prior"] == "count"
+    assert config("GLASS")["model"]["slots"]["prior"] == "none"
+    assert config("+ semantic, seed 0")["model"]["use_instance"] is False
+    assert config("GLASS, MAE encoder")["args"]["encoder"] == str(tmp_path / "encoders" / "mae" / "encoder")
+    assert json.loads((tmp_path / "encoders" / "mae" / "done.json").read_text())["steps"] == 2
+    assert config("StableLSD, random encoder")["args"]["encoder"] == str(tmp_path / "encoders" / "random" / "encoder")
+    felz = config("GLASS, Felzenszwalb masks")
+    assert felz["model"]["use_instance"] is False and felz["model"]["lambda_semantic"] == 1.0
     # GLASS† prompts are the scenes' ground-truth class names; GLASS's are captions
     from toy.world import class_names_prompt, make_scene
     dagger = [json.loads(line) for line in (tmp_path / "data_dagger" / "items-rank0.jsonl").read_text().splitlines()]
     for rec in dagger:
         names_ = class_names_prompt(make_scene("train", rec["index"]).classes)
         assert rec["caption"] == names_ and rec["prompt"] == f"{names_} ; {' '.join(rec['classes'])}"
-    for t, (split, keys) in evaluate.TABLE_COLUMNS.items():
-        for r in tables[t]:
-            assert all(isinstance(r[k], float) for k in keys), (t, r)
-        assert (tmp_path / f"{t}.png").exists()
-    written = json.loads((tmp_path / "tables.json").read_text())
-    assert written["tab4"] == tables["tab4"] and written["settings"]["budget"] == "fast"
-    # each baseline trained the configuration its row names: StableLSD the diffusion decoder alone, on real scenes
-    lsd = json.loads((tmp_path / "stablelsd" / "phase1" / "config.json").read_text())
-    assert (lsd["model"]["use_recon"], lsd["model"]["use_semantic"], lsd["model"]["use_instance"]) == (True, False, False)
-    assert lsd["args"]["data"] == str(tmp_path / "data_real")
-    dino = json.loads((tmp_path / "dinosaur" / "phase1" / "config.json").read_text())["model"]
-    assert (dino["use_recon"], dino["use_semantic"], dino["use_instance"]) == (False, False, True)
+    # Tab. 6c's masks are scikit-image's Felzenszwalb segments of GLASS's own generated images
+    from skimage.segmentation import felzenszwalb
+    source, segmented = PseudoGTDataset(tiny_dataset), PseudoGTDataset(tmp_path / "data_felzenszwalb")
+    for i in (0, 5):
+        assert torch.equal(segmented[i]["image"], source[i]["image"])
+        image = (source[i]["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        expected = evaluate.largest_segments(felzenszwalb(image, **evaluate.FELZENSZWALB), source.num_classes)
+        assert torch.equal(segmented[i]["mask"], torch.from_numpy(expected).long())
     rows = (tmp_path / "rows.json").read_text()
     assert evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra) == tables  # read back, nothing retrained
     assert (tmp_path / "rows.json").read_text() == rows
-    with pytest.raises(ValueError, match="not built yet"):
-        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab5"])
+    with pytest.raises(ValueError, match="unknown tables"):
+        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab11"])
+
+
+def test_largest_segments_by_hand():
+    seg = np.array([[7, 7, 7, 2],
+                    [7, 7, 3, 2],
+                    [9, 9, 3, 5]])  # areas: 7 → 5, 2 → 2, 3 → 2, 9 → 2, 5 → 1
+    mask = evaluate.largest_segments(seg, 2)
+    assert mask.tolist() == [[0, 0, 0, 1],
+                             [0, 0, 2, 1],
+                             [255, 255, 2, 255]]  # ties by id: 2 before 3 before 9; 9 and 5 left out
+
+
+def test_slug_names_run_folders():
+    assert [evaluate.slug(n) for n in ("GLASS†", "+ semantic, seed 1", "GLASS, MAE encoder")] == \
+        ["glass_dagger", "semantic_seed_1", "glass_mae_encoder"]

@@ -179,3 +179,43 @@ def test_unconditional_branch_is_the_empty_prompt_embedding(tiny_models):
     model.config = model.config.__class__(**{**model.config.__dict__, "uncond": "zeros"})
     with_zeros = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
     assert not torch.allclose(with_prompt, with_zeros)
+
+
+def test_slot_prior_by_hand():
+    from glass import slot_prior
+    inst = torch.zeros(2, 8, 8, dtype=torch.long)
+    inst[0, 1:3, 2:6] = 4  # rows 1–2, columns 2–5
+    inst[0, 6:, 0:1] = 2  # rows 6–7, column 0
+    inst[1, 0, 0] = 1  # one pixel
+    boxes, active = slot_prior(inst, num_slots=4)
+    assert active.tolist() == [[True, True, True, False], [True, True, False, False]]
+    assert boxes[0].tolist() == [[0, 0, 1, 1], [0, 6 / 8, 1 / 8, 1], [2 / 8, 1 / 8, 6 / 8, 3 / 8], [0, 0, 0, 0]]
+    assert boxes[1, 1].tolist() == [0, 0, 1 / 8, 1 / 8]
+    _, few = slot_prior(inst, num_slots=2)  # more objects than K − 1: the smallest ids are kept
+    assert few.tolist() == [[True, True], [True, True]]
+
+
+def test_slot_priors_start_slots_from_boxes_and_switch_slots_off(tiny_models):
+    from glass import slot_prior
+    torch.manual_seed(0)
+    inst = torch.zeros(2, 64, 64, dtype=torch.long)
+    inst[0, 10:30, 10:30], inst[0, 40:60, 5:20], inst[1, 0:20, 30:60] = 1, 2, 1
+    images = torch.rand(2, 3, 64, 64)
+    for prior in ("count", "boxes"):
+        model = GLASS(tiny_glass_config(tiny_models, slots={"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16,
+                                                            "prior": prior}))
+        with pytest.raises(ValueError, match="instance maps"):
+            model.encode(images)
+        enc = model.encode(images, instance=inst)
+        # inactive slots (objects + 1 .. K) win no token
+        assert enc.attn[0, 3].abs().max() == 0 and enc.attn[1, 2:].abs().max() == 0
+        assert torch.allclose(enc.attn.sum(1), torch.ones(2, enc.attn.shape[-1]))
+        if prior == "boxes":  # the initial slots are the MLP of the boxes
+            feats = model.encoder(images)
+            boxes, mask = slot_prior(inst, 4)
+            out = model.slot_module(feats, boxes=boxes, slot_mask=mask)
+            assert torch.allclose(out.init, model.slot_module.box_mlp(boxes))
+            assert torch.allclose(out.attn, enc.attn)
+    plain = GLASS(tiny_glass_config(tiny_models))
+    with pytest.raises(ValueError, match="prior"):
+        plain.slot_module(plain.encoder(images), boxes=torch.rand(2, 4, 4))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from data import PseudoGTDataset
 import pseudo_gt as pg
 import train
 from toy import report as toy_report
@@ -161,7 +162,7 @@ def test_writer_resumes_after_a_crash(tiny_models, tiny_pipe, tmp_path):
     (crashed / "images" / "0000002.png.tmp").write_bytes(b"\x89PNG garbage")
     stats = pg.write_dataset(crashed, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False)
     assert stats["written"] == 3 and stats["already_done"] == 2
-    ds_full, ds_crashed = train.PseudoGTDataset(full), train.PseudoGTDataset(crashed)
+    ds_full, ds_crashed = PseudoGTDataset(full), PseudoGTDataset(crashed)
     assert len(ds_crashed) == 5
     for i in range(5):
         a, b = ds_full[i], ds_crashed[i]
@@ -180,7 +181,7 @@ def test_writer_shards_by_rank(tiny_models, tiny_pipe, tmp_path):
     idx0 = [json.loads(l)["index"] for l in (tmp_path / "items-rank0.jsonl").read_text().splitlines()]
     idx1 = [json.loads(l)["index"] for l in (tmp_path / "items-rank1.jsonl").read_text().splitlines()]
     assert idx0 == [0, 2, 4] and idx1 == [1, 3]
-    assert len(train.PseudoGTDataset(tmp_path)) == 5
+    assert len(PseudoGTDataset(tmp_path)) == 5
 
 
 def test_writer_skips_unreadable_images_and_flags_captions_without_classes(tiny_models, tiny_pipe, tmp_path):
@@ -197,7 +198,7 @@ def test_writer_skips_unreadable_images_and_flags_captions_without_classes(tiny_
         stats = pg.write_dataset(tmp_path / "out", preset, None, pipe=tiny_pipe, captioner=captioner,
                                  images_dir=src, batch_size=2, use_nltk=False)
     assert stats["skipped_images"] == 1 and stats["written"] == 2
-    ds = train.PseudoGTDataset(tmp_path / "out")
+    ds = PseudoGTDataset(tmp_path / "out")
     recs = {r["source"]: r for r in ds.records}
     assert set(recs) == {"a.png", "c.png"}
     for i, r in enumerate(ds.records):
@@ -211,7 +212,7 @@ def test_writer_skips_unreadable_images_and_flags_captions_without_classes(tiny_
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="pseudo_gt.py --preset toy"):
-        train.PseudoGTDataset(tmp_path / "nothing")
+        PseudoGTDataset(tmp_path / "nothing")
 
 
 def test_localisation_report_of_another_pipeline_leaves_the_readme_figure_alone(tiny_models, tmp_path, capsys):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from data import PseudoGTDataset
 import pseudo_gt
 import train
 from conftest import tiny_args
@@ -108,7 +109,7 @@ def spoil(data: Path) -> None:
 def test_bad_items_are_named_and_left_out_and_training_runs(tiny_models, tiny_dataset, tmp_path, capsys):
     data = copy_dataset(tiny_dataset, tmp_path / "data")
     spoil(data)
-    ds = train.PseudoGTDataset(data)
+    ds = PseudoGTDataset(data)
     assert len(ds) == 14 and ds.unreadable_lines == 2
     assert sorted(ds.bad) == [3, 5] and "images/0000003.png" in ds.bad[3] and "32×32, not 64×64" in ds.bad[5]
     assert "left out 2 bad items and 2 unreadable lines" in capsys.readouterr().out
@@ -257,7 +258,7 @@ def test_writer_killed_with_sigkill_then_rerun_writes_what_an_uninterrupted_run_
     preset = eval(preset_code, {"pg": pseudo_gt})
     pseudo_gt.write_dataset(tmp_path / "crashed", preset, 6, pipe=tiny_pipe, batch_size=2, use_nltk=False)
     pseudo_gt.write_dataset(tmp_path / "clean", preset, 6, pipe=tiny_pipe, batch_size=2, use_nltk=False)
-    a, b = train.PseudoGTDataset(tmp_path / "crashed"), train.PseudoGTDataset(tmp_path / "clean")
+    a, b = PseudoGTDataset(tmp_path / "crashed"), PseudoGTDataset(tmp_path / "clean")
     assert len(a) == len(b) == 6 and not a.bad
     for i in range(6):
         assert torch.equal(a[i]["image"], b[i]["image"]) and torch.equal(a[i]["mask"], b[i]["mask"])

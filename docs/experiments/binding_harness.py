@@ -21,6 +21,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from data import PseudoGTDataset  # noqa: E402
 import evaluate  # noqa: E402
 import metrics  # noqa: E402
 import train  # noqa: E402
@@ -38,7 +39,7 @@ def scenes(split: str, n: int) -> dict:
 
 
 def pseudo_data(folder: Path) -> dict:
-    ds = train.PseudoGTDataset(folder)
+    ds = PseudoGTDataset(folder)
     items = [ds[i] for i in range(len(ds))]
     return {"image": torch.stack([it["image"] for it in items]), "mask": torch.stack([it["mask"] for it in items]),
             "has": torch.stack([it["has_classes"] for it in items])}

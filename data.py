@@ -1,0 +1,119 @@
+"""The data side of training: the pseudo-GT dataset reader and a deterministic, resumable, sharded stream of batches.
+
+    ds = PseudoGTDataset("data/toy_pseudo")             # validated once; bad items left out and named
+    loader = make_loader(ds, args, start_step, num_steps, rank, world)
+
+A folder written by `pseudo_gt.write_dataset` (meta.json, items-rank*.jsonl, images/, masks/) is read here; step s
+of a run always sees the same batch, so a resumed run continues exactly (tests/test_train.py). This file imports
+only torch, numpy and Pillow, so it can be copied into another project on its own.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Yields the dataset indices of global steps start, start+1, …: each epoch is a permutation seeded by
+    (seed, epoch); step s takes the global batch s of that stream and this rank takes its share. So a resumed
+    run (start = saved step) and a fresh run see the same batches at the same steps."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int, rank: int = 0, world: int = 1,
+                 num_steps: int = 10 ** 9):
+        self.n, self.b, self.seed, self.start, self.rank, self.world = n, batch_size, seed, start_step, rank, world
+        self.num_steps = num_steps
+        if n < batch_size * world:
+            raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch_size}×{world})")
+
+    def indices_of_step(self, step: int) -> list:
+        global_b = self.b * self.world
+        per_epoch = self.n // global_b
+        epoch, k = divmod(step, per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+        batch = perm[k * global_b:(k + 1) * global_b]
+        return batch[self.rank * self.b:(self.rank + 1) * self.b].tolist()
+
+    def __iter__(self):
+        for s in range(self.start, self.start + self.num_steps):
+            yield from self.indices_of_step(s)
+
+    def __len__(self):
+        return self.num_steps * self.b
+
+
+def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world: int):
+    sampler = StepSampler(len(dataset), args.batch_size, args.seed, start_step, rank, world, num_steps)
+    return torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
+                                       num_workers=args.workers, drop_last=True, pin_memory=False,
+                                       generator=torch.Generator().manual_seed(args.seed),  # not the global RNG
+                                       persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
+
+
+class PseudoGTDataset(torch.utils.data.Dataset):
+    """A folder written by `pseudo_gt.write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (),
+    prompt, index; also instance (H, W) long when the items have one (evaluate.py's real-scene sets). Validated once when opened: a line that is not a JSON record with the expected keys, a missing,
+    undecodable or wrong-size PNG makes its item bad; bad items are left out, counted and named (`bad`)."""
+
+    KEYS = ("index", "image", "mask", "has_classes", "prompt")
+
+    def __init__(self, folder, quiet: bool = False):
+        from PIL import Image
+        self.folder = Path(folder)
+        if not (self.folder / "meta.json").exists():
+            raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
+                                    f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
+        self.meta = json.loads((self.folder / "meta.json").read_text())
+        size = self.meta.get("size")
+        records, self.unreadable_lines = {}, 0
+        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
+            for line in jl.read_bytes().splitlines():
+                try:
+                    rec = json.loads(line.decode("utf-8"))
+                    if not isinstance(rec, dict) or any(k not in rec for k in self.KEYS):
+                        raise ValueError
+                except ValueError:  # JSON, UTF-8 and missing keys alike (a torn last line after a crash, too)
+                    self.unreadable_lines += 1
+                    continue
+                records[rec["index"]] = rec  # a rewritten item's later line wins
+        self.records, self.bad, self.bad_records = [], {}, []
+        for i in sorted(records):
+            rec, why = records[i], None
+            for key in ("image", "mask", "instance")[:3 if "instance" in rec else 2]:
+                try:
+                    with Image.open(self.folder / rec[key]) as im:
+                        im.load()  # decodes: a truncated or corrupt file fails here, not in a training step
+                        if size is not None and im.size != (size, size):
+                            why = f"{rec[key]} is {im.size[0]}×{im.size[1]}, not {size}×{size}"
+                except (OSError, SyntaxError, ValueError) as e:
+                    why = f"{rec[key]}: {e}"
+                if why:
+                    break
+            if why:
+                self.bad[rec["index"]] = why
+                self.bad_records.append(rec)
+            else:
+                self.records.append(rec)
+        if (self.bad or self.unreadable_lines) and not quiet:
+            names = "; ".join(list(self.bad.values())[:5]) + (" …" if len(self.bad) > 5 else "")
+            print(f"[data] {self.folder}: left out {len(self.bad)} bad items and {self.unreadable_lines} unreadable "
+                  f"lines{': ' + names if names else ''} (python train.py --data {folder} --check-data)", flush=True)
+        if not self.records:
+            raise ValueError(f"{self.folder} holds no readable items")
+        self.num_classes = len(self.meta["classes"])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+        rec = self.records[i]
+        image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
+        label = {k: torch.from_numpy(np.asarray(Image.open(self.folder / rec[k])).copy()).long()
+                 for k in ("mask", "instance") if k in rec}  # (H, W) each
+        return {"image": image.permute(2, 0, 1).float() / 255.0, **label,
+                "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
+                "index": torch.tensor(rec["index"])}
