@@ -30,11 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import downstream
 import pseudo_gt
 import train
+from data import PseudoGTDataset
 from slot_attention import build_grid
 from toy import world
-from data import PseudoGTDataset
 from train import discovery, discovery_of
 
 ROOT = Path(__file__).resolve().parent
@@ -208,9 +209,12 @@ def ladder_table(results: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scenes of val and shift, seeds of
-    # Tab. 6a, pretraining steps of Tab. 6b's MAE encoder
-    "fast": dict(steps=2, images=16, eval_images=8, seeds=(0,), encoder_steps=2),  # every code path, for CI
-    "full": dict(steps=400, images=512, eval_images=256, seeds=(0, 1, 2), encoder_steps=600),  # the README's numbers
+    # Tab. 6a, pretraining steps of Tab. 6b's MAE encoder; edits of each kind, probe training scenes and DDIM steps
+    # of the generation tables
+    "fast": dict(steps=2, images=16, eval_images=8, seeds=(0,), encoder_steps=2, edits=2, probe_scenes=16,
+                 ddim_steps=2),  # every code path, for CI
+    "full": dict(steps=400, images=512, eval_images=256, seeds=(0, 1, 2), encoder_steps=600, edits=100,
+                 probe_scenes=1024, ddim_steps=25),  # the README's numbers
 }
 LSD = dict(no_semantic=True, no_instance=True)  # StableLSD: the slot module with the diffusion decoder alone
 # row → (what it is, training data, train.options overrides). Data: "pseudo" GLASS's pseudo-GT dataset; "dagger"
@@ -234,6 +238,8 @@ ROWS = {
     "GLASS, Felzenszwalb masks": ("GLASS guided by Felzenszwalb segments of its generated images instead of the "
                                   "attention masks (the SAMv2 stand-in), λi 0, λs 1", "felzenszwalb",
                                   dict(no_instance=True, lambda_semantic=1.0)),
+    "GLASS, λi 0.1": ("GLASS with λi 0.1 instead of 0.9, the paper's semantic-level variant", "pseudo",
+                      dict(lambda_instance=0.1)),
     **{f"{name}, seed {s}": (f"Tab. 6a loss ablation, seed {s}", "pseudo", dict(flags, seed=s))
        for name, flags in ABLATIONS.items() for s in (0, 1, 2)},
 }
@@ -241,7 +247,13 @@ ALIASES = {"all three, seed 0": "GLASS"}  # the same configuration, data and see
 FLOORS = {"k-means, encoder tokens": "tokens", "k-means, pixels": "pixels"}  # k-means per image, K = slots
 DISCOVERY_KEYS = ("miou_i", "mbo_i", "mbo_c", "miou_c", "fg_ari", "fg_ari_multi")
 BASELINES = ["GLASS", "StableLSD", "DINOSAUR", *FLOORS]
-TABLES = {  # table → (split, metric keys, rows)
+MEASURES = {  # rows of the generation tables that are not trained runs: what they are
+    "unrelated real scene": "the floor: each val scene \"decoded\" as another, unrelated real val scene",
+    "GLASS, random slot": "the chance floor: GLASS's edits with a random slot instead of the object's",
+    "no features": "the floor of a probe that ignores the slots: the majority class, the mean centre",
+}
+GENERATION = ("psnr", "ssim", "fd")
+TABLES = {  # table → (split of the discovery metrics, or the measure of the generation tables; metric keys; rows)
     "tab2": ("val", DISCOVERY_KEYS, BASELINES),
     "tab3": ("val", ("so", "po", "go"), BASELINES),
     "tab4": ("shift", DISCOVERY_KEYS, BASELINES),
@@ -251,6 +263,10 @@ TABLES = {  # table → (split, metric keys, rows)
                                       "GLASS, random encoder", "StableLSD, random encoder"]),
     "tab6c": ("val", DISCOVERY_KEYS, ["GLASS", "GLASS, Felzenszwalb masks"]),
     "glass_dagger": ("val", DISCOVERY_KEYS, ["GLASS", "GLASS†"]),
+    "tab7": ("generation", GENERATION, ["GLASS", "StableLSD", "unrelated real scene"]),
+    "compose": ("edits", downstream.EDIT_KEYS, ["GLASS", "StableLSD", "GLASS, random slot"]),
+    "tab8": ("probe", ("class_acc", "centre_mse"), ["GLASS", "StableLSD", "DINOSAUR", "no features"]),
+    "tab9": ("val", ("miou_c", "mbo_c", "miou_i", "mbo_i"), ["GLASS", "GLASS, λi 0.1"]),
 }
 FELZENSZWALB = dict(scale=400, sigma=0.8, min_size=20)  # picked on 64 toy train scenes (seeds 7,000,000 on): its
 # five largest segments score mIoU_i 0.65 there, against 0.48–0.56 at scale 50–200
@@ -388,11 +404,15 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
     for t in only:
         for r in TABLES[t][2]:
             names += [f"{r}, seed {s}" for s in seeds] if t == "tab6a" else [r]
-    rows = table_rows(out, budget, pseudo_data, extra, list(dict.fromkeys(names)))
+    names = list(dict.fromkeys(names))
+    rows = table_rows(out, budget, pseudo_data, extra, [n for n in names if n not in MEASURES])
     tables = {}
     for t in only:
         split, keys, members = TABLES[t]
-        if t == "tab6a":
+        if split in ("generation", "edits", "probe"):
+            measured = measure_rows(t, out, budget)
+            tables[t] = [{"row": r, **{k: measured[r][k] for k in keys}} for r in members]
+        elif t == "tab6a":
             runs = {r: [rows[f"{r}, seed {s}"][split] for s in seeds] for r in members}
             tables[t] = [{"row": r, "seeds": len(seeds), **{k: float(np.mean([x[k] for x in v])) for k in keys},
                           **{f"{k}_std": float(np.std([x[k] for x in v])) for k in keys}} for r, v in runs.items()]
@@ -408,27 +428,70 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
         cell = (lambda r, k: f"{r[k]:.3f} ± {r[k + '_std']:.3f}") if t == "tab6a" else (lambda r, k: f"{r[k]:.3f}")
         lines += [f"| {r['row']} | " + " | ".join(cell(r, k) for k in keys) + " |" for r in table] + [""]
         plot_table(t, table, keys, out / f"{t}.png", budget)
-    lines += ["Rows:", ""] + [f"- {r}: {ROWS[r][0]}" for r in dict.fromkeys(n for t in only for n in TABLES[t][2])
-                              if r in ROWS] + [f"- {r}: per image, K = slots" for r in FLOORS if r in names]
+    shown = dict.fromkeys(n for t in only for n in TABLES[t][2])
+    lines += ["Rows:", ""] + [f"- {r}: {ROWS[r][0]}" for r in shown if r in ROWS] + \
+        [f"- {r}: {MEASURES[r]}" for r in shown if r in MEASURES] + [f"- {r}: per image, K = slots" for r in FLOORS
+                                                                        if r in shown]
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     return tables
 
 
 def plot_table(name: str, table: list, keys: tuple, path: Path, budget: str) -> None:
+    """One panel per metric (their scales differ), a bar per row; error bars where the row has `{key}_std`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(1.6 * len(keys) + 3, 3.2))
-    width = 0.8 / len(table)
-    for j, row in enumerate(table):
-        err = [row[k + "_std"] for k in keys] if f"{keys[0]}_std" in row else None
-        ax.bar(np.arange(len(keys)) + j * width, [row[k] for k in keys], width, yerr=err, label=row["row"][:40])
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys)
-    ax.legend(fontsize=6)
-    ax.set_title(f"{name}: python evaluate.py tables --budget {budget}", fontsize=9)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.0 * len(keys) + 1.5, 3.0), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, k in zip(axes[0], keys):
+        err = [r.get(k + "_std", 0.0) for r in table]
+        ax.bar(range(len(table)), [r[k] for r in table], yerr=err, color=colours[:len(table)])
+        ax.set_title(k, fontsize=8)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=7)
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color=colours[j % len(colours)]) for j in range(len(table))],
+               [r["row"][:45] for r in table], fontsize=6, loc="lower center", ncol=min(3, len(table)))
+    fig.suptitle(f"{name}: python evaluate.py tables --budget {budget}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.12 + 0.04 * (len(table) // 3), 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def measure_rows(table: str, out: Path, budget: str) -> dict:
+    """The rows of a generation table (tab7, compose, tab8) on the trained rows' phase-1 checkpoints, once per
+    output folder (out/measures.json). Same noise for every model; the floors of MEASURES beside them."""
+    from glass import load_checkpoint_model
+    b = BUDGETS[budget]
+    path = out / "measures.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    n = b["eval_images"]
+    for row in TABLES[table][2]:
+        key = f"{table}: {row}"
+        if key in done:
+            continue
+        t0 = time.time()
+        model = None if row == "unrelated real scene" else \
+            load_checkpoint_model(out / slug(row.replace(", random slot", "") if row != "no features" else "GLASS")
+                                  / "phase1")[0]
+        if table == "tab7":
+            decode = downstream.unrelated_scenes("val", offset=n) if model is None else \
+                downstream.slot_decoder(model, seed=0, num_steps=b["ddim_steps"])
+            result = downstream.generation_quality(decode, "val", n)
+        elif table == "compose":
+            edits = downstream.compositional_edits(model, "val", b["edits"], num_steps=b["ddim_steps"],
+                                                   choice="random" if row.endswith("random slot") else "matched")
+            result = edits.rates
+            if row == "GLASS":
+                downstream.plot_edits(edits.examples, out / "compose_examples.png",
+                                      f"GLASS edits (python evaluate.py tables --only compose --budget {budget})")
+        else:
+            result = downstream.property_probe(model, b["probe_scenes"], n)
+            if row == "no features":
+                result = {**result, "class_acc": result["class_acc_floor"], "centre_mse": result["centre_mse_floor"]}
+        done[key] = {**result, "minutes": round((time.time() - t0) / 60, 2)}
+        path.write_text(json.dumps(done, indent=2))
+        print(f"[tables] {key}: " + " ".join(f"{k} {done[key][k]:.3f}" for k in TABLES[table][1]), flush=True)
+    return {row: done[f"{table}: {row}"] for row in TABLES[table][2]}
 
 
 def fast_mode() -> bool:
