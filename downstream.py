@@ -48,10 +48,29 @@ class ClassifierFeatures(nn.Module):
         return self.classifier.features(images.float()).amax(dim=(2, 3))
 
 
-def frechet_metric(features: nn.Module):
-    """torchmetrics' Fréchet distance over `features` (a module with `num_features`), images as floats in [0, 1]."""
+def frechet_metric(features):
+    """torchmetrics' Fréchet distance, images as floats in [0, 1], over `features`: a module with `num_features`,
+    "classifier" (the toy eval classifier's) or "inception" (Inception v3's 2048, the paper's FID: needs
+    torch-fidelity and its weights, which the first use downloads)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
+    if features == "classifier":
+        features = ClassifierFeatures(eval_classifier())
+    elif features == "inception":
+        try:
+            return FrechetInceptionDistance(feature=2048, normalize=True)
+        except (ModuleNotFoundError, OSError, RuntimeError) as e:
+            raise RuntimeError(f"FID over Inception features is not available here ({e}); use "
+                               f"features='classifier'") from e
     return FrechetInceptionDistance(feature=features, normalize=True)
+
+
+def perceptual_metric():
+    """torchmetrics' LPIPS (AlexNet), images in [0, 1]: needs torchvision and its weights (downloaded on first use)."""
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+    try:
+        return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)
+    except (ModuleNotFoundError, OSError, RuntimeError) as e:
+        raise RuntimeError(f"LPIPS is not available here ({e}); leave lpips=False") from e
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,13 +107,16 @@ def unrelated_scenes(split: str, offset: int) -> Callable:
     return decode
 
 
-def generation_quality(decode: Callable, split: str, n: int, batch_size: int = 32) -> dict:
+def generation_quality(decode: Callable, split: str, n: int, batch_size: int = 32, features="classifier",
+                       lpips: bool = False) -> dict:
     """PSNR and SSIM (torchmetrics, Gaussian window 11, σ 1.5; per image, then the mean) between the first n scenes
     of a split and decode(batch, b) → images (B, 3, S, S) in [0, 1], and the Fréchet distance between the two sets
-    over eval-classifier features. Scenes are resized to the decoded side when they differ."""
+    over `features` (see frechet_metric); LPIPS too when `lpips`. Scenes are resized to the decoded side when they
+    differ. A feature extractor that is not available raises a RuntimeError that says so."""
     import metrics
     from torchmetrics.functional.image import structural_similarity_index_measure
-    fd = frechet_metric(ClassifierFeatures(eval_classifier()))
+    fd = frechet_metric(features)
+    perceptual = perceptual_metric() if lpips else None
     psnr, ssim = [], []
     for b, s in enumerate(range(0, n, batch_size)):
         batch = _scenes(split, range(s, min(n, s + batch_size)))
@@ -107,8 +129,11 @@ def generation_quality(decode: Callable, split: str, n: int, batch_size: int = 3
         ssim.append(structural_similarity_index_measure(decoded, real, data_range=1.0, reduction="none"))
         fd.update(real, real=True)
         fd.update(decoded, real=False)
-    return {"psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean()),
-            "fd": float(fd.compute()), "images": n}
+        if perceptual is not None:
+            perceptual.update(decoded, real)
+    out = {"psnr": float(torch.cat(psnr).mean()), "ssim": float(torch.cat(ssim).mean()), "fd": float(fd.compute()),
+           "images": n, "fd_features": features if isinstance(features, str) else type(features).__name__}
+    return {**out, "lpips": float(perceptual.compute())} if perceptual is not None else out
 
 
 # ---------------------------------------------------------------------------------------------------------------

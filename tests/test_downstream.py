@@ -112,3 +112,13 @@ def test_edits_run_on_a_tiny_model_with_the_same_noise(tiny_models):
     assert torch.allclose(edits.examples[0][3], plain[0])
     with pytest.raises(ValueError, match="choice"):
         downstream.compositional_edits(model, "val", 1, choice="best")
+
+
+def test_missing_inception_or_lpips_weights_say_so():
+    import importlib.util
+    if importlib.util.find_spec("torch_fidelity") is None:
+        with pytest.raises(RuntimeError, match="FID over Inception features is not available here"):
+            downstream.frechet_metric("inception")
+    if importlib.util.find_spec("torchvision") is None:
+        with pytest.raises(RuntimeError, match="LPIPS is not available here"):
+            downstream.perceptual_metric()

@@ -219,3 +219,15 @@ def test_slot_priors_start_slots_from_boxes_and_switch_slots_off(tiny_models):
     plain = GLASS(tiny_glass_config(tiny_models))
     with pytest.raises(ValueError, match="prior"):
         plain.slot_module(plain.encoder(images), boxes=torch.rand(2, 4, 4))
+
+
+def test_mlp_decoder_equals_the_mlp_of_broadcast_slots_plus_positions():
+    from glass import MLPDecoder
+    torch.manual_seed(0)
+    dec = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3)
+    slots = torch.randn(2, 4, 8)
+    recon, alpha = dec(slots)
+    out = dec.mlp(slots[:, :, None, :] + dec.pos)  # the textbook form: (B, K, N, D) through the whole MLP
+    ref_alpha = out[..., -1].softmax(dim=1)
+    assert torch.allclose(alpha, ref_alpha, atol=1e-6)
+    assert torch.allclose(recon, (ref_alpha[..., None] * out[..., :-1]).sum(1), atol=1e-5)
