@@ -2,6 +2,7 @@
 
     ds = PseudoGTDataset("data/toy_pseudo")             # validated once; bad items left out and named
     loader = make_loader(ds, args, start_step, num_steps, rank, world)
+    cache = FrozenCache(model.frozen_outputs)            # frozen encoder tokens + VAE moments, once per item
 
 A folder written by `pseudo_gt.write_dataset` (meta.json, items-rank*.jsonl, images/, masks/) is read here; step s
 of a run always sees the same batch, so a resumed run continues exactly (tests/test_train.py). This file imports
@@ -117,3 +118,22 @@ class PseudoGTDataset(torch.utils.data.Dataset):
         return {"image": image.permute(2, 0, 1).float() / 255.0, **label,
                 "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
                 "index": torch.tensor(rec["index"])}
+
+
+class FrozenCache:
+    """Per-item outputs of a model's frozen parts, `compute(images) → {name: (B, ...)}`, computed the first time an
+    item (by its "index") is seen, one item at a time so that no value depends on the batch it came in, and added
+    to every batch that holds the item (`fill`). For a fixed dataset and frozen, deterministic parts only: GLASS's
+    encoder tokens and VAE moments (`GLASS.frozen_outputs`; train.py --cache-frozen)."""
+
+    def __init__(self, compute):
+        self.compute, self.store = compute, {}
+
+    @torch.no_grad()
+    def fill(self, batch: dict) -> dict:
+        indices = batch["index"].tolist()
+        for j, i in enumerate(indices):
+            if i not in self.store:
+                self.store[i] = {k: v[0] for k, v in self.compute(batch["image"][j:j + 1]).items()}
+        names = self.store[indices[0]].keys()
+        return {**batch, **{k: torch.stack([self.store[i][k] for i in indices]) for k in names}}

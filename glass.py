@@ -286,12 +286,13 @@ class GLASS(nn.Module):
 
     # -- forward parts -----------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor, slots: Optional[torch.Tensor] = None,
-               instance: Optional[torch.Tensor] = None) -> Encoded:
+               instance: Optional[torch.Tensor] = None, features: Optional[torch.Tensor] = None) -> Encoded:
         """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks. `instance`
-        (B, H, W): ground-truth instance maps, read only by the Tab. 5 baselines (slot prior "count"/"boxes")."""
+        (B, H, W): ground-truth instance maps, read only by the Tab. 5 baselines (slot prior "count"/"boxes").
+        `features`: the frozen encoder's tokens of these images when already computed (`frozen_outputs`)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        feats = self.encoder(images)  # (B, N, D_enc)
+        feats = self.encoder(images) if features is None else features  # (B, N, D_enc)
         prior = self.config.slots.prior
         boxes = slot_mask = None
         if prior != "none":
@@ -312,12 +313,27 @@ class GLASS(nn.Module):
         return slot_labels(self.encode(images, instance=instance).masks, size or images.shape[-1])
 
     @torch.no_grad()
-    def latents(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """images (B, 3, H, W) in [0, 1] → scaled VAE latents (B, 4, H/8·…, …) at decoder_size."""
+    def latent_moments(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) in [0, 1] → the VAE posterior's mean and log-variance (B, 8, h, w) at decoder_size."""
         s = self.config.decoder_size
         x = images if images.shape[-1] == s else F.interpolate(images, size=(s, s), mode="bilinear",
                                                                align_corners=False)
-        dist = self.vae.encode(x * 2 - 1).latent_dist
+        return self.vae.encode(x * 2 - 1).latent_dist.parameters
+
+    @torch.no_grad()
+    def frozen_outputs(self, images: torch.Tensor) -> dict:
+        """What the frozen encoder and VAE make of images: "features" (B, N, D_enc) and "moments" (B, 8, h, w). They
+        never change in training, so a fixed dataset's are computed once (data.FrozenCache) and passed back in the
+        batch under these names."""
+        return {"features": self.encoder(images), "moments": self.latent_moments(images)}
+
+    @torch.no_grad()
+    def latents(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+                moments: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """images (B, 3, H, W) in [0, 1] → scaled VAE latents (B, 4, h, w) at decoder_size, sampled from the
+        posterior (`moments` when given, as `latent_moments` returns them)."""
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+        dist = DiagonalGaussianDistribution(self.latent_moments(images) if moments is None else moments)
         return dist.sample(generator) * self.vae.config.scaling_factor
 
     def recon_loss(self, latents: torch.Tensor, cond: torch.Tensor, generator: Optional[torch.Generator] = None
@@ -338,12 +354,14 @@ class GLASS(nn.Module):
         return F.mse_loss(pred.float(), target.float())
 
     def losses(self, batch: dict, generator: Optional[torch.Generator] = None) -> LossOutput:
-        """batch: image (B, 3, H, W) in [0, 1]; mask (B, H, W) long pseudo mask; has_classes (B,) bool."""
+        """batch: image (B, 3, H, W) in [0, 1]; mask (B, H, W) long pseudo mask; has_classes (B,) bool; optional
+        features and moments of the frozen parts (`frozen_outputs`), and instance maps for the Tab. 5 priors."""
         c = self.config
         images = batch["image"]
-        enc = self.encode(images, instance=batch.get("instance"))
+        enc = self.encode(images, instance=batch.get("instance"), features=batch.get("features"))
         zero = enc.cond.sum() * 0.0
-        recon = self.recon_loss(self.latents(images, generator), enc.cond, generator) if c.use_recon else zero
+        recon = self.recon_loss(self.latents(images, generator, batch.get("moments")), enc.cond, generator) \
+            if c.use_recon else zero
         instance = zero
         if c.use_instance:
             rec, _ = self.mlp_decoder(enc.slots)  # (B, N, D_enc)

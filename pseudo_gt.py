@@ -226,16 +226,18 @@ class AttentionRecorder:
     def active(self) -> bool:
         return self.steps is None or self.step in self.steps
 
-    def _cond(self, x: torch.Tensor) -> torch.Tensor:
+    def conditional(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of a UNet batch that is recorded: its conditional half under classifier-free guidance."""
         return x[x.shape[0] // 2:] if self.cfg_batch else x
 
     def record(self, name: str, is_cross: bool, attn, query: torch.Tensor, key: Optional[torch.Tensor]) -> None:
-        """query: (B', heads, HW, d) of this layer; key: (B', heads, HW, d) for self-attention, None for cross."""
+        """query: (B, heads, HW, d) of this layer's conditional batch; key: the same for self-attention, None for
+        cross-attention."""
         side = math.isqrt(query.shape[2])
         if side * side != query.shape[2]:
             return
         self.resolution[name] = side
-        q = self._cond(query).float()  # (B, h, HW, d)
+        q = query.float()  # (B, h, HW, d)
         if is_cross:
             if side not in self.record_cross_at:
                 return
@@ -257,7 +259,7 @@ class AttentionRecorder:
         else:
             if side not in self.record_self_at:
                 return
-            k = self._cond(key).float()  # (B, h, HW, d)
+            k = key.float()  # (B, h, HW, d)
             probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(dim=-1).mean(dim=1)  # (B, HW, HW)
             self.sums_self[name] = self.sums_self.get(name, 0) + probs
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -288,8 +290,9 @@ class RecordingAttnProcessor:
         if (wanted and rec.active and hidden_states.ndim == 3 and attention_mask is None
                 and attn.spatial_norm is None and attn.group_norm is None):
             with torch.no_grad():
-                query = self._heads(attn, attn.to_q, hidden_states, attn.norm_q)  # (B, h, HW, d)
-                key = None if self.is_cross else self._heads(attn, attn.to_k, hidden_states, attn.norm_k)
+                x = rec.conditional(hidden_states)  # (B, HW, D): only the recorded half is projected
+                query = self._heads(attn, attn.to_q, x, attn.norm_q)  # (B, h, HW, d)
+                key = None if self.is_cross else self._heads(attn, attn.to_k, x, attn.norm_k)
                 rec.record(self.name, self.is_cross, attn, query, key)
         return self.attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 

@@ -133,3 +133,26 @@ def test_model_flags_override_the_glass_preset_without_changing_it():
     assert glass.PRESETS["toy"].to_json() == before
     with pytest.raises(TypeError, match="no option"):
         train.options(num_slot=3)
+
+
+def test_frozen_cache_gives_the_losses_of_the_uncached_step(tiny_models, tiny_dataset):
+    from conftest import tiny_glass_config
+    from data import FrozenCache, PseudoGTDataset
+    from glass import GLASS
+    model = GLASS(tiny_glass_config(tiny_models, slots={"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16,
+                                                        "learned_init": True}))
+    ds = PseudoGTDataset(tiny_dataset)
+    batch = {k: torch.stack([ds[i][k] for i in (3, 1, 3, 0)]) for k in ("image", "mask", "has_classes", "index")}
+    calls = []
+    cache = FrozenCache(lambda images: calls.append(len(images)) or model.frozen_outputs(images))
+    cached = cache.fill(batch)
+    assert calls == [1, 1, 1]  # three distinct items, each computed once and alone
+    assert torch.equal(cached["features"][0], cached["features"][2])  # item 3 twice: one stored value
+    assert torch.allclose(cached["features"], model.encoder(batch["image"]), atol=1e-5)
+    assert torch.allclose(cached["moments"], model.latent_moments(batch["image"]), atol=1e-5)
+    cache.fill(batch)
+    assert calls == [1, 1, 1]  # a later visit computes nothing
+    plain = model.losses(batch, torch.Generator().manual_seed(0))
+    fast = model.losses(cached, torch.Generator().manual_seed(0))  # the same latent noise and timesteps
+    for term in ("recon", "semantic", "instance"):
+        assert torch.allclose(getattr(plain, term), getattr(fast, term), rtol=1e-4, atol=1e-6), term
