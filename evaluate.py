@@ -393,7 +393,8 @@ def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list, names: li
 
 def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Optional[list] = None) -> dict:
     """The tables of TABLES from `table_rows`: out/tables.json ({table: [rows]}, each row its name and numbers;
-    Tab. 6a's the mean and std over seeds), out/tables.md and a bar chart per table (out/tab2.png, …)."""
+    Tab. 6a's the mean and std over seeds), out/tables.md and a bar chart per table (out/tab2.png, …). Tables of
+    an earlier run in `out` with the same budget and flags are kept beside the new ones."""
     only = only or list(TABLES)
     missing = [t for t in only if t not in TABLES]
     if missing:
@@ -419,7 +420,13 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
         else:
             tables[t] = [{"row": r, **{k: rows[r][split][k] for k in keys}} for r in members]
     meta = {"budget": budget, **BUDGETS[budget], "threads": torch.get_num_threads(), "train_flags": extra}
-    (out / "tables.json").write_text(json.dumps({"settings": meta, **tables}, indent=2))
+    path = out / "tables.json"
+    before = json.loads(path.read_text()) if path.exists() else {}
+    if {k: before.get("settings", {}).get(k) for k in ("budget", "train_flags")} == {"budget": budget,
+                                                                                   "train_flags": extra}:
+        tables = {t: tables[t] if t in tables else before[t] for t in TABLES if t in tables or t in before}
+    only = list(tables)  # --only adds its tables to those of an earlier run with the same settings
+    path.write_text(json.dumps({"settings": meta, **tables}, indent=2))
     lines = []
     for t, table in tables.items():
         split, keys, _ = TABLES[t]

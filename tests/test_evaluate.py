@@ -150,6 +150,9 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     rows = (tmp_path / "rows.json").read_text()
     assert evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra) == tables  # read back, nothing retrained
     assert (tmp_path / "rows.json").read_text() == rows
+    # --only adds to the tables already written with the same settings
+    again = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab9"])
+    assert again == tables and list(json.loads((tmp_path / "tables.json").read_text())) == ["settings", *tables]
     with pytest.raises(ValueError, match="unknown tables"):
         evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab11"])
 
