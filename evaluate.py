@@ -3,7 +3,7 @@
     python evaluate.py discovery --ckpt runs/toy/phase2          # object discovery on val and shift (+ SO/PO/GO)
     python evaluate.py ablation --seeds 0 1 2 --steps 400        # loss ablation (paper Tab. 6a) on phase 1
     python evaluate.py ladder --steps 400                        # where binding is won or lost (docs/binding.md)
-    python evaluate.py tables --budget full --out runs/tables    # Tab. 2–6 and GLASS†, with their baselines
+    python evaluate.py tables --budget full --out runs/tables    # Tab. 2–9 and GLASS†, with their baselines
 
 Masks are the last-iteration slot attention resized bilinearly to the ground truth and argmaxed over slots;
 background is not a GT segment (DINOSAUR/SPOT protocol) unless `--background-segment`.
@@ -14,8 +14,9 @@ scenes with two or more objects (single-object scenes score 0 for any mask upsam
 `tables` builds every object-discovery table of the paper as configurations of the same modules (ROWS below):
 StableLSD and DINOSAUR (the slot module trained on real toy scenes with the diffusion decoder alone, or the MLP
 feature decoder alone), the weakly-supervised StableLSD-BBox / -Dynamic (Tab. 5), the loss ablation (Tab. 6a),
-other encoders (6b) and another guidance source (6c), and GLASS† (prompts from ground-truth class names). The
-generation, property-prediction and semantic-level tables (7–9) are still to come.
+other encoders (6b) and another guidance source (6c), GLASS† (prompts from ground-truth class names), and what
+slots are for (downstream.py): images decoded from slots (7), measured slot edits (compose), property probes (8),
+and the semantic-level variant with λi 0.1 (9).
 """
 from __future__ import annotations
 
@@ -205,7 +206,7 @@ def ladder_table(results: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the paper's tables as configurations of the same modules (Tab. 2–6 and GLASS†)
+# the paper's tables as configurations of the same modules (Tab. 2–9, compose and GLASS†)
 # ---------------------------------------------------------------------------------------------------------------
 
 BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scenes of val and shift, seeds of
@@ -587,7 +588,7 @@ def main(argv=None) -> None:
     lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..6")
     lad.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every rung)")
     tab = sub.add_parser("tables", help="the paper's tables as configurations of the same modules "
-                                        "(Tab. 2–6 and GLASS†)")
+                                        "(Tab. 2–9, compose and GLASS†)")
     tab.add_argument("--budget", choices=sorted(BUDGETS), default="fast")
     tab.add_argument("--out", type=Path, default=Path("runs/tables"))
     tab.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="GLASS's pseudo-GT dataset")

@@ -31,7 +31,6 @@ from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,8 +190,7 @@ class SlotAttention(nn.Module):
         init = slots
 
         x = self.norm_inputs(inputs)  # LayerNorm over the feature axis of each token
-        w_kv = torch.cat([self.to_k.weight, self.to_v.weight])  # (2D, D_in): both projections in one matmul
-        k, v = F.linear(x, w_kv).split(self.dim, dim=-1)  # (B, N, D) each, computed once
+        k, v = self.to_k(x), self.to_v(x)  # (B, N, D) each, computed once
         attns = []
         for t in range(iters):
             if self.bilevel and t == iters - 1:
