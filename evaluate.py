@@ -478,9 +478,8 @@ def measure_rows(table: str, out: Path, budget: str) -> dict:
         if key in done:
             continue
         t0 = time.time()
-        model = None if row == "unrelated real scene" else \
-            load_checkpoint_model(out / slug(row.replace(", random slot", "") if row != "no features" else "GLASS")
-                                  / "phase1")[0]
+        trained = {"GLASS, random slot": "GLASS", "no features": "GLASS"}.get(row, row)  # whose checkpoint
+        model = None if row == "unrelated real scene" else load_checkpoint_model(out / slug(trained) / "phase1")[0]
         if table == "tab7":
             decode = downstream.unrelated_scenes("val", offset=n) if model is None else \
                 downstream.slot_decoder(model, seed=0, num_steps=b["ddim_steps"])
