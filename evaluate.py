@@ -351,8 +351,9 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
     """Train (or read back) and score one row of ROWS or FLOORS: {split: metrics, "minutes": …}."""
     cfg = train.model_config(train.options(extra, phase=1))
     if name in FLOORS:
-        from glass import FrozenEncoder
-        encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
+        from glass import FrozenEncoder, quiet_loading
+        with quiet_loading():
+            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
         return {s: kmeans_floor(FLOORS[name], s, n, cfg.slots.num_slots, encoder) for s, n in splits.items()}
     _, data, flags = ROWS[name]
     flags = dict(flags)
