@@ -154,6 +154,7 @@ def match_objects(slot_ids: torch.Tensor, instance: torch.Tensor, semantic: torc
                   ) -> ObjectSlots:
     """One-to-one matching of slots to ground-truth objects per image, maximising the total mask IoU (Hungarian).
     slot_ids (B, S, S) argmax slot per pixel, instance / semantic (B, S, S), slots (B, K, D)."""
+    from glass import mask_box
     from matching import hungarian_match
     out = {k: [] for k in ObjectSlots._fields}
     k = slots.shape[1]
@@ -167,15 +168,14 @@ def match_objects(slot_ids: torch.Tensor, instance: torch.Tensor, semantic: torc
         union = (pred[:, None] | true[None]).flatten(2).sum(-1).float()
         iou = inter / union.clamp(min=1)  # (K, O)
         match = hungarian_match(iou)
-        side = instance.shape[-1]
         for s, o in zip(match.slot_idx.tolist(), match.segment_idx.tolist()):
-            ys, xs = torch.nonzero(true[o], as_tuple=True)
+            box = mask_box(true[o])  # (x0, y0, x1, y1)
             out["slots"].append(slots[i, s])
             out["slot_index"].append(s)
             out["image"].append(i)
             out["object_id"].append(objects[o])
             out["classes"].append(int(semantic[i][true[o]].mode().values) - 1)
-            out["centres"].append(torch.stack([xs.min() + xs.max() + 1, ys.min() + ys.max() + 1]).float() / (2 * side))
+            out["centres"].append((box[:2] + box[2:]) / 2)
             out["iou"].append(iou[s, o])
     if not out["slots"]:
         raise ValueError("no objects in these scenes")

@@ -203,6 +203,14 @@ def slot_labels(masks: torch.Tensor, size: int) -> torch.Tensor:
     return upsample_masks(masks, size).argmax(dim=1)
 
 
+def mask_box(mask: torch.Tensor) -> torch.Tensor:
+    """The box (x0, y0, x1, y1) in [0, 1] of a non-empty boolean mask (H, W): pixel edges, so one pixel at (0, 0)
+    of an 8×8 mask is (0, 0, 1/8, 1/8)."""
+    h, w = mask.shape
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return torch.stack([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]).float()
+
+
 def slot_prior(instance: torch.Tensor, num_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """What the weakly-supervised baselines of Tab. 5 are told, from ground-truth instance maps (B, H, W) with
     0 = background and objects 1..n: boxes (B, K, 4) as (x0, y0, x1, y1) in [0, 1] — slot 0 the background with
@@ -210,15 +218,14 @@ def slot_prior(instance: torch.Tensor, num_slots: int) -> tuple[torch.Tensor, to
     True for the 1 + n active slots."""
     if instance.dim() != 3 or torch.is_floating_point(instance):
         raise ValueError(f"instance must be an integer tensor of shape (B, H, W), got {tuple(instance.shape)}")
-    b, h, w = instance.shape
+    b = instance.shape[0]
     boxes = torch.zeros(b, num_slots, 4)
     boxes[:, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
     active = torch.zeros(b, num_slots, dtype=torch.bool)
     active[:, 0] = True
     for i in range(b):
         for j, obj in enumerate([int(v) for v in instance[i].unique() if v > 0][:num_slots - 1], start=1):
-            ys, xs = torch.nonzero(instance[i] == obj, as_tuple=True)
-            boxes[i, j] = torch.stack([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h])
+            boxes[i, j] = mask_box(instance[i] == obj)
             active[i, j] = True
     return boxes.to(instance.device), active.to(instance.device)
 
