@@ -10,6 +10,11 @@ values of the tokens it won (Eq. 1 of the GLASS paper), through a GRU and a resi
     U      = W · v(LN(X))                                      # (B, K, D)
     S      = GRU(U, S_prev);  S = S + MLP(LN(S))
 
+The keys and values are never built. k and v are linear maps without bias, so q·k(x_n) = (W_kᵀ q)·x_n and
+Σ_n w_n v(x_n) = v(Σ_n w_n x_n). Each iteration carries the K queries back to the input space and takes the
+weighted mean of the inputs themselves. This is the same arithmetic in a different order. It skips the two
+(B, N, D) projections and their backward, which at GLASS's shapes cost more than all T iterations together.
+
 Shape legend: B batch, K slots, N = h·w input tokens, D slot width, D_in input width.
 
 This file imports nothing but torch, so it can be copied into another project on its own.
@@ -122,7 +127,7 @@ class SlotAttention(nn.Module):
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_mlp = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(input_dim, dim, bias=False)
+        self.to_k = nn.Linear(input_dim, dim, bias=False)  # no bias: the keys and values are folded into the iterations
         self.to_v = nn.Linear(input_dim, dim, bias=False)
         self.gru = nn.GRUCell(dim, dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_hidden), nn.ReLU(inplace=True), nn.Linear(mlp_hidden, dim))
@@ -137,21 +142,24 @@ class SlotAttention(nn.Module):
         noise = torch.randn(batch_size, k, self.dim, device=self.slots_mu.device, dtype=self.slots_mu.dtype)
         return self.slots_mu + self.slots_log_sigma.exp() * noise  # (B, K, D)
 
-    def attention(self, k: torch.Tensor, slots: torch.Tensor, slot_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Softmax over slots of the scaled dot products: (B, N, D) keys × (B, K, D) slots → (B, K, N)."""
+    def attention(self, x: torch.Tensor, slots: torch.Tensor, slot_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Softmax over slots of the scaled dot products q·k: (B, N, D_in) normalised inputs × (B, K, D) slots →
+        (B, K, N). The keys k(x) = W_k x are not built: q·W_k x = (W_kᵀ q)·x."""
         q = self.to_q(self.norm_slots(slots))  # (B, K, D)
-        logits = torch.einsum("bkd,bnd->bkn", q, k) * self.scale  # (B, K, N)
+        q_in = (q @ self.to_k.weight) * self.scale  # (B, K, D_in): W_kᵀ q, the queries in the input space
+        logits = torch.bmm(q_in, x.transpose(1, 2))  # (B, K, N) = q · k(x_n) / sqrt(D)
         if slot_mask is not None:
             logits = logits.masked_fill(~slot_mask[:, :, None], float("-inf"))  # inactive slots win nothing
         return logits.softmax(dim=1)  # softmax over slots: slots compete for each token (Eq. 1)
 
-    def step(self, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor,
+    def step(self, x: torch.Tensor, slots: torch.Tensor,
              slot_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One iteration of Eq. 1. Returns the new slots (B, K, D) and the attention (B, K, N) before ε."""
-        attn = self.attention(k, slots, slot_mask)  # (B, K, N)
+        """One iteration of Eq. 1 on the normalised inputs x (B, N, D_in). Returns the new slots (B, K, D) and the
+        attention (B, K, N) before ε."""
+        attn = self.attention(x, slots, slot_mask)  # (B, K, N)
         weights = attn + self.eps
         weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean: normalise over the N tokens
-        updates = torch.einsum("bkn,bnd->bkd", weights, v)  # (B, K, D)
+        updates = self.to_v(torch.bmm(weights, x))  # (B, K, D) = Σ_n w_n v(x_n), as v has no bias
         b, n_slots, d = slots.shape
         slots = self.gru(updates.reshape(b * n_slots, d), slots.reshape(b * n_slots, d))  # (B·K, D)
         slots = slots.reshape(b, n_slots, d)  # (B, K, D)
@@ -189,13 +197,12 @@ class SlotAttention(nn.Module):
                 raise ValueError("slot_mask must leave at least one active slot per image")
         init = slots
 
-        x = self.norm_inputs(inputs)  # LayerNorm over the feature axis of each token
-        k, v = self.to_k(x), self.to_v(x)  # (B, N, D) each, computed once
+        x = self.norm_inputs(inputs)  # (B, N, D_in), LayerNorm over the feature axis of each token
         attns = []
         for t in range(iters):
             if self.bilevel and t == iters - 1:
                 slots = slots.detach() + init - init.detach()  # straight-through to the init (BO-QSA)
-            slots, attn = self.step(k, v, slots, slot_mask)
+            slots, attn = self.step(x, slots, slot_mask)
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=attns[-1], init=init, attn_per_iter=torch.stack(attns))
 

@@ -89,7 +89,8 @@ def test_bilevel_detaches_all_but_the_last_iteration():
 
 
 def naive_slot_attention(sa, x, init):
-    """Eq. 1 written with explicit loops over images, slots and tokens, independent of the module's einsums."""
+    """Eq. 1 written with explicit loops over images, slots and tokens, with explicit keys and values, independent of the
+    module, which folds W_k and W_v into the iterations."""
     b, n, _ = x.shape
     k_slots = init.shape[1]
     out_slots, out_attn = [], []
@@ -140,6 +141,20 @@ def test_parity_with_naive_loop():
     ref_slots, ref_attn = naive_slot_attention(sa, x, init)
     torch.testing.assert_close(out.attn, ref_attn)
     torch.testing.assert_close(out.slots, ref_slots)
+
+
+def test_gradients_match_the_naive_loop():
+    """Folding W_k and W_v into the iterations changes the order of the arithmetic, not its gradients: the input,
+    key and value weights get what the naive loop (keys and values built explicitly) gives them."""
+    sa = make(eps=1e-3)
+    x = torch.randn(2, 7, 12, dtype=torch.float64, requires_grad=True)
+    init = torch.randn(2, 4, 16, dtype=torch.float64)
+    weight = torch.randn(2, 4, 16, dtype=torch.float64)  # a loss that weighs every slot entry differently
+    params = [x, sa.to_k.weight, sa.to_v.weight, sa.norm_inputs.weight]
+    ours = torch.autograd.grad((sa(x, slots=init).slots * weight).sum(), params)
+    ref = torch.autograd.grad((naive_slot_attention(sa, x, init)[0] * weight).sum(), params)
+    for g, r in zip(ours, ref):
+        torch.testing.assert_close(g, r)
 
 
 def test_sampled_init_uses_mu_and_sigma():
