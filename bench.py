@@ -13,8 +13,9 @@ machine slows both sides alike and the ratio stays stable. The thread count is r
     record  toy pseudo-GT generation with attention recording against the same generation without it.
     step    one toy training step (phase 2, frozen encoder tokens and VAE moments cached as in training) broken
             into its parts: slot module, MLP decoder, matching + semantic loss, UNet forward, backward, optimiser;
-            the GLASS-specific share (matching and both guidance losses); the frozen parts' cost at an item's
-            first visit beside it.
+            the frozen parts' cost at an item's first visit beside it. Then the GLASS-specific overhead of each
+            phase, measured: the whole step (forward, backward, optimiser) against the same step without the two
+            guidance losses (λs = λi = 0, i.e. StableLSD), alternating; overhead = 1 − without / with.
     stages  the quick start's stages at a small size, as rates: dataset images/s, phase-1 and phase-2 steps/s,
             val scenes/s (times in a temporary folder; the quick start is 512 images, 900 + 300 steps, 256 scenes).
 """
@@ -142,17 +143,41 @@ def bench_record(repeats: int) -> dict:
 # step: one training step, part by part
 # ---------------------------------------------------------------------------------------------------------------
 
+def toy_batch(n: int = 16) -> tuple:
+    """The toy preset's batch: images (n, 3, 64, 64) and their ground-truth semantic maps (n, 64, 64)."""
+    from toy.world import ToyScenes
+    ds = ToyScenes("train", length=n)
+    return torch.stack([ds[i]["image"] for i in range(n)]), torch.stack([ds[i]["semantic"] for i in range(n)])
+
+
+def training_step(phase: int, guided: bool, images: torch.Tensor, masks: torch.Tensor):
+    """A closure running one whole toy training step as train.py does (frozen outputs cached), with or without the
+    two guidance losses."""
+    import glass
+    torch.manual_seed(0)
+    cfg = glass.preset("toy", use_semantic=guided, use_instance=guided)
+    model = glass.GLASS(cfg).train()
+    opt = torch.optim.AdamW([p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]], lr=1e-4, fused=True)
+    batch = {"image": images, "mask": masks, "has_classes": torch.ones(len(images), dtype=torch.bool),
+             **model.frozen_outputs(images)}
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        out = model(batch, gen)
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        opt.step()
+    return step
+
+
 def bench_step(repeats: int) -> dict:
     import torch.nn.functional as F
     import glass
     from matching import segments_from_semantic, semantic_loss
-    from toy.world import ToyScenes
     cfg = glass.preset("toy")
     model = glass.GLASS(cfg)
-    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4)
-    ds = ToyScenes("train", length=16)
-    images = torch.stack([ds[i]["image"] for i in range(16)])  # the toy batch
-    masks = torch.stack([ds[i]["semantic"] for i in range(16)])
+    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4, fused=True)
+    images, masks = toy_batch()
     gen = torch.Generator().manual_seed(0)
     parts: dict = {}
 
@@ -190,9 +215,13 @@ def bench_step(repeats: int) -> dict:
     med = {k: statistics.median(v) for k, v in parts.items()}
     whole = sum(med.values())
     row = {k: {"ms": round(1000 * v, 1), "share": round(v / whole, 3)} for k, v in med.items()}
-    specific = med["matching + semantic loss"] + med["MLP decoder + instance loss"]
-    row["GLASS-specific share (matching, both guidance losses; forward only)"] = round(specific / whole, 3)
     row["first visit of an item, not in the step (ms)"] = {k: round(1000 * v, 1) for k, v in first_visit.items()}
+    for phase in (1, 2):  # the guidance's whole cost: forward, its share of the backward, the optimiser
+        times = alternate({"with": training_step(phase, True, images, masks),
+                           "without": training_step(phase, False, images, masks)}, repeats)
+        row[f"phase {phase} step, with / without guidance (ms)"] = [round(1000 * times["with"], 1),
+                                                                    round(1000 * times["without"], 1)]
+        row[f"phase {phase} GLASS-specific overhead"] = round(1 - times["without"] / times["with"], 3)
     print("step", json.dumps(row, indent=1), flush=True)
     return row
 

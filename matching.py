@@ -148,23 +148,26 @@ def semantic_loss(soft_masks: torch.Tensor, segments: torch.Tensor, segment_pres
     hard = F.one_hot(soft_masks.detach().argmax(dim=1), k).permute(0, 3, 1, 2).bool()  # (B, K, H, W), argmax over slots
     iou = iou_matrix(hard, segments, valid)  # (B, K, F)
 
-    per_image = soft_masks.new_zeros(b)
-    present = segment_present.any(dim=1)  # (B,)
-    matches = []
+    present = segment_present.any(dim=1) & valid.flatten(1).any(dim=1)  # (B,) images with a target
+    matches, pair_image = [], []
     for i in range(b):
         seg_ids = segment_present[i].nonzero().flatten()  # (F_i,)
-        n_valid = valid[i].sum()
-        if seg_ids.numel() == 0 or n_valid == 0:
-            present[i] = False
+        if not bool(present[i]):
             empty = torch.zeros(0, dtype=torch.long, device=soft_masks.device)
             matches.append(Match(empty, empty))
             continue
         m = hungarian_match(iou[i][:, seg_ids])  # (K, F_i) → min(K, F_i) pairs
-        match = Match(slot_idx=m.slot_idx, segment_idx=seg_ids[m.segment_idx])
-        matches.append(match)
-        pred = soft_masks[i, match.slot_idx].clamp(eps, 1.0 - eps)  # (P, H, W)
-        target = segments[i, match.segment_idx].float()  # (P, H, W)
+        matches.append(Match(slot_idx=m.slot_idx, segment_idx=seg_ids[m.segment_idx]))
+        pair_image.append(torch.full_like(m.slot_idx, i))
+    per_image = soft_masks.new_zeros(b)
+    if pair_image:  # the BCE of every matched pair of the batch at once
+        img = torch.cat(pair_image)  # (P,) the image of each pair
+        pred = soft_masks[img, torch.cat([m.slot_idx for m in matches])].clamp(eps, 1.0 - eps)  # (P, H, W)
+        target = segments[img, torch.cat([m.segment_idx for m in matches])].to(pred.dtype)  # (P, H, W)
         bce = F.binary_cross_entropy(pred, target, reduction="none")  # (P, H, W)
-        per_image[i] = (bce * valid[i]).sum() / (n_valid * len(match.slot_idx))  # mean over pairs, valid pixels
+        pair_sum = (bce * valid[img]).flatten(1).sum(dim=1)  # (P,) over valid pixels
+        pairs = torch.bincount(img, minlength=b).to(pair_sum.dtype)  # (B,) matched pairs per image
+        n_valid = valid.flatten(1).sum(dim=1).to(pair_sum.dtype)  # (B,)
+        per_image = per_image.index_add(0, img, pair_sum) / (n_valid * pairs).clamp(min=1.0)  # mean over pairs, pixels
     loss = per_image[present].mean() if bool(present.any()) else soft_masks.sum() * 0.0
     return SemanticLoss(loss=loss, per_image=per_image, present=present, matches=matches)

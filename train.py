@@ -432,7 +432,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
             print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
     groups = model.param_groups(phase, lr_main, args.lr_unet)
-    opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+    opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
     gen = torch.Generator().manual_seed(args.seed * 1000 + rank)  # diffusion noise and timesteps

@@ -17,3 +17,6 @@ def test_the_step_breakdown_names_every_part_and_shares_add_up(monkeypatch):
     assert abs(sum(v["share"] for v in parts.values()) - 1.0) < 0.01
     # the frozen parts run at an item's first visit only (data.FrozenCache), beside the step
     assert set(row["first visit of an item, not in the step (ms)"]) == {"encoder (frozen)", "VAE encode (frozen)"}
+    for phase in (1, 2):  # the overhead is read off two whole steps, with and without the guidance
+        with_ms, without_ms = row[f"phase {phase} step, with / without guidance (ms)"]
+        assert abs(row[f"phase {phase} GLASS-specific overhead"] - (1 - without_ms / with_ms)) < 2e-3

@@ -119,3 +119,43 @@ def test_semantic_loss_ignore_pixels_do_not_count():
     b = semantic_loss(soft2, seg2.masks, seg2.present, seg2.valid)
     torch.testing.assert_close(a.loss, b.loss)
     assert not torch.allclose(a.loss, base.loss)
+
+
+def test_semantic_loss_of_a_batch_equals_a_per_pair_loop():
+    """The batched BCE against an independent loop: per image, the best assignment by enumeration, then
+    −[t log p + (1 − t) log(1 − p)] averaged over the valid pixels of each matched pair and over the pairs."""
+    g = torch.Generator().manual_seed(3)
+    b, k, n_cls, h, w = 4, 4, 3, 6, 6
+    soft = torch.rand(b, k, h, w, generator=g, dtype=torch.float64).softmax(dim=1)
+    mask = torch.randint(0, n_cls + 1, (b, h, w), generator=g)
+    mask[0, :2] = 255  # ignore pixels
+    mask[2] = 1  # one segment only besides nothing
+    seg = segments_from_semantic(mask, n_cls)
+    present = seg.present.clone()
+    present[3] = False  # an image without a target
+    out = semantic_loss(soft, seg.masks, present, seg.valid)
+    expected = torch.zeros(b, dtype=torch.float64)
+    for i in range(b):
+        ids = present[i].nonzero().flatten().tolist()
+        if not ids:
+            continue
+        hard = soft[i].argmax(dim=0)
+        v = seg.valid[i]
+        iou = torch.zeros(k, len(ids))
+        for s in range(k):
+            for j, f in enumerate(ids):
+                a, t = (hard == s) & v, seg.masks[i, f] & v
+                union = (a | t).sum()
+                iou[s, j] = (a & t).sum() / union if union > 0 else 0.0
+        best = brute_force_best(iou)
+        m = out.matches[i]
+        assert float(iou[m.slot_idx, [ids.index(f) for f in m.segment_idx.tolist()]].sum()) == pytest.approx(best)
+        terms = []
+        for s, f in zip(m.slot_idx.tolist(), m.segment_idx.tolist()):
+            p, t = soft[i, s].clamp(1e-6, 1 - 1e-6), seg.masks[i, f].double()
+            bce = -(t * p.log() + (1 - t) * (1 - p).log())
+            terms.append(bce[v].mean())
+        expected[i] = torch.stack(terms).mean()
+    torch.testing.assert_close(out.per_image, expected)
+    assert out.present.tolist() == [True, True, True, False]
+    torch.testing.assert_close(out.loss, expected[:3].mean())
