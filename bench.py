@@ -157,7 +157,8 @@ def training_step(phase: int, guided: bool, images: torch.Tensor, masks: torch.T
     torch.manual_seed(0)
     cfg = glass.preset("toy", use_semantic=guided, use_instance=guided)
     model = glass.GLASS(cfg).train()
-    opt = torch.optim.AdamW([p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]], lr=1e-4, fused=True)
+    params = [p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]]
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)  # as train.py
     batch = {"image": images, "mask": masks, "has_classes": torch.ones(len(images), dtype=torch.bool),
              **model.frozen_outputs(images)}
     gen = torch.Generator().manual_seed(0)
@@ -176,7 +177,8 @@ def bench_step(repeats: int) -> dict:
     from matching import segments_from_semantic, semantic_loss
     cfg = glass.preset("toy")
     model = glass.GLASS(cfg)
-    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4, fused=True)
+    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4,
+                            fused=True)
     images, masks = toy_batch()
     gen = torch.Generator().manual_seed(0)
     parts: dict = {}
