@@ -218,7 +218,7 @@ class AttentionRecorder:
         self.record_self_at, self.record_cross_at = set(record_self_at), set(record_cross_at)
         self.steps = steps
         self.step = 0
-        self.sums_self, self.sums_cross, self.counts = {}, {}, {}
+        self.sums_self, self.sums_cross, self.counts, self.probe_keys = {}, {}, {}, {}
         self.resolution = {}  # layer → side of its square token grid
         self.history = [] if keep_history else None  # per step: {layer: (B, HW, C) cross maps}
 
@@ -241,14 +241,15 @@ class AttentionRecorder:
         if is_cross:
             if side not in self.record_cross_at:
                 return
-            ctx = self.probe_context.to(attn.to_k.weight.dtype)
-            if attn.norm_cross:
-                ctx = attn.norm_encoder_hidden_states(ctx)
-            k = attn.to_k(ctx)  # (B, T, h·d) probe keys
-            b, t, _ = k.shape
-            k = k.view(b, t, attn.heads, -1).transpose(1, 2).float()  # (B, h, T, d)
-            if attn.norm_k is not None:
-                k = attn.norm_k(k)
+            k = self.probe_keys.get(name)
+            if k is None:  # the probe context never changes: each layer projects its keys once
+                ctx = self.probe_context.to(attn.to_k.weight.dtype)
+                if attn.norm_cross:
+                    ctx = attn.norm_encoder_hidden_states(ctx)
+                k = attn.to_k(ctx)  # (B, T, h·d) probe keys
+                b, t, _ = k.shape
+                k = k.view(b, t, attn.heads, -1).transpose(1, 2).float()  # (B, h, T, d)
+                self.probe_keys[name] = k = attn.norm_k(k) if attn.norm_k is not None else k
             probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(dim=-1).mean(dim=1)  # (B, HW, T), heads averaged
             maps = probs @ self.token_weights.to(probs.device).transpose(1, 2)  # (B, HW, C_max)
             self.sums_cross[name] = self.sums_cross.get(name, 0) + maps
