@@ -45,7 +45,8 @@ def median_time(fn, repeats: int) -> float:
 
 
 def alternate(contenders: dict, repeats: int, warmup: int = 1) -> dict:
-    """Median seconds of each contender, run in turn (a, b, c, a, b, c, …) after `warmup` rounds."""
+    """Seconds of each contender in every round, run in turn (a, b, c, a, b, c, …) after `warmup` rounds:
+    {name: [round 1, round 2, …]}. Read them with `median` and `ratio`."""
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
@@ -55,7 +56,17 @@ def alternate(contenders: dict, repeats: int, warmup: int = 1) -> dict:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def median(seconds: list) -> float:
+    return statistics.median(seconds)
+
+
+def ratio(times: dict, a: str, b: str) -> float:
+    """Median over rounds of a's time / b's time in the same round: a machine that slows down between rounds
+    slows both sides of each quotient alike."""
+    return statistics.median(ta / tb for ta, tb in zip(times[a], times[b]))
 
 
 def load_peer():
@@ -95,10 +106,10 @@ def bench_slots(repeats: int) -> dict:
             peer = peer_cls(num_slots=k, dim=d, iters=t, hidden_dim=d)
             contenders["lucidrains slot-attention 1.4.0"] = lambda: peer(x).sum().backward()
         times = alternate(contenders, repeats)
-        row = {f"{c} (ms)": round(1000 * s, 1) for c, s in times.items()}
-        row["ours / floor"] = round(times["ours"] / times["floor (LayerNorm + k/v projections)"], 2)
+        row = {f"{c} (ms)": round(1000 * median(s), 1) for c, s in times.items()}
+        row["ours / floor"] = round(ratio(times, "ours", "floor (LayerNorm + k/v projections)"), 2)
         if peer_cls is not None:
-            row["ours / lucidrains"] = round(times["ours"] / times["lucidrains slot-attention 1.4.0"], 2)
+            row["ours / lucidrains"] = round(ratio(times, "ours", "lucidrains slot-attention 1.4.0"), 2)
         out[f"{name} (B {b}, N {n}, D {d}, K {k}, T {t})"] = row
         print(name, row, flush=True)
     if peer_cls is None:
@@ -132,9 +143,9 @@ def bench_record(repeats: int) -> dict:
         "recording": lambda: pg.generate_with_masks(pipe, prompts, lists, ids, preset.size, gens(), preset.mask,
                                                     steps=preset.steps, guidance=preset.guidance),
     }, repeats)
-    row = {"batch": 8, "steps": preset.steps, "plain (s)": round(times["plain"], 3),
-           "recording (s)": round(times["recording"], 3), "recording / plain": round(times["recording"] /
-                                                                                    times["plain"], 3)}
+    row = {"batch": 8, "steps": preset.steps, "plain (s)": round(median(times["plain"]), 3),
+           "recording (s)": round(median(times["recording"]), 3),
+           "recording / plain": round(ratio(times, "recording", "plain"), 3)}
     print("record", row, flush=True)
     return row
 
@@ -221,9 +232,9 @@ def bench_step(repeats: int) -> dict:
     for phase in (1, 2):  # the guidance's whole cost: forward, its share of the backward, the optimiser
         times = alternate({"with": training_step(phase, True, images, masks),
                            "without": training_step(phase, False, images, masks)}, repeats)
-        row[f"phase {phase} step, with / without guidance (ms)"] = [round(1000 * times["with"], 1),
-                                                                    round(1000 * times["without"], 1)]
-        row[f"phase {phase} GLASS-specific overhead"] = round(1 - times["without"] / times["with"], 3)
+        row[f"phase {phase} step, with / without guidance (ms)"] = [round(1000 * median(times["with"]), 1),
+                                                                    round(1000 * median(times["without"]), 1)]
+        row[f"phase {phase} GLASS-specific overhead"] = round(1 - ratio(times, "without", "with"), 3)
     print("step", json.dumps(row, indent=1), flush=True)
     return row
 

@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--log-every", type=int)
     a("--ckpt-every", type=int)
     a("--eval-images", type=int, help="toy val scenes scored at the end (0: skip)")
+    a("--val-every", type=int, default=0, help="toy: also score the val scenes every N steps, into "
+      "OUT/val_curve.csv (training goes on exactly as without it)")
     a("--init", help="phase 2: phase-1 checkpoint folder (default: OUT/phase1)")
     a("--resume", action="store_true", help="continue this phase from OUT/phase{N}")
     a("--workers", type=int, default=1, help="data loader worker processes")
@@ -159,7 +161,8 @@ def options(argv=(), **overrides) -> argparse.Namespace:
         v = getattr(args, k)
         if v is not None and not v > 0:
             ap.error(f"--{k.replace('_', '-')} must be positive, got {v}")
-    for k in ("steps", "warmup", "eval_images", "workers", "weight_decay", "lambda_semantic", "lambda_instance"):
+    for k in ("steps", "warmup", "eval_images", "val_every", "workers", "weight_decay", "lambda_semantic",
+              "lambda_instance"):
         v = getattr(args, k)
         if v is not None and v < 0:
             ap.error(f"--{k.replace('_', '-')} must not be negative, got {v}")
@@ -357,6 +360,22 @@ def discovery(model, split: str, n: int, device, background_segment: bool = Fals
                                                        if gt else None), split, n, background_segment, batch_size)
 
 
+def log_val_curve(model, out: Path, phase: int, step: int, n: int, device) -> None:
+    """--val-every: score n toy val scenes now, append a row to OUT/val_curve.csv and print it. The global RNG and
+    train mode are restored after, so the run's weights are those of a run without it."""
+    rng = torch.get_rng_state()
+    vals = discovery(model, "val", n, device)
+    model.train()
+    torch.set_rng_state(rng)
+    keys = [k for k, v in vals.items() if isinstance(v, float)]
+    path = out / "val_curve.csv"
+    with open(path, "a") as f:
+        if f.tell() == 0:
+            f.write("phase,step," + ",".join(keys) + "\n")
+        f.write(f"{phase},{step}," + ",".join(f"{vals[k]:.4f}" for k in keys) + "\n")
+    print(f"[val] phase {phase} step {step} | " + " ".join(f"{k} {vals[k]:.4f}" for k in keys), flush=True)
+
+
 @torch.no_grad()
 def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> None:
     """Val scenes, their slot masks, and the image regenerated from the slots (25 DDIM steps)."""
@@ -525,6 +544,8 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
             sums, t_last, n_last = None, time.time(), 0
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
             save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen))
+        if args.val_every and step % args.val_every == 0 and is_main and args.preset == "toy":
+            log_val_curve(model, out, phase, step, args.eval_images or 256, device)
         if step >= num_steps:
             break
     bar.close()

@@ -19,11 +19,14 @@ def test_resume_is_exact(tiny_models, tiny_dataset, tmp_path):
     # 5 steps in one go ...
     train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "a", "--phase", "1", "--steps", "5",
                          "--ckpt-every", "100"))
-    # ... equals 2 steps, a resume, and 3 more
+    # ... equals 2 steps, a resume, and 3 more; scoring val scenes along the way (--val-every) changes nothing
     train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "b", "--phase", "1", "--steps", "2",
-                         "--ckpt-every", "100"))
+                         "--ckpt-every", "100", "--val-every", "2", "--eval-images", "4"))
     train.main(tiny_args(tiny_models, tiny_dataset, tmp_path / "b", "--phase", "1", "--steps", "5",
-                         "--ckpt-every", "100", "--resume"))
+                         "--ckpt-every", "100", "--resume", "--val-every", "2", "--eval-images", "4"))
+    curve = (tmp_path / "b" / "val_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("phase,step,miou_i") and [r.split(",")[:2] for r in curve[1:]] == [["1", "2"],
+                                                                                                ["1", "4"]]
     a = load_file(tmp_path / "a" / "phase1" / "model.safetensors")
     b = load_file(tmp_path / "b" / "phase1" / "model.safetensors")
     assert a.keys() == b.keys()
