@@ -153,7 +153,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
                only: Optional[list] = None) -> dict:
     """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
     them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
-    from glass import FrozenEncoder
+    from glass import FrozenEncoder, quiet_loading
     args = train.options(extra, phase=1)
     results_path = out / "ladder.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -164,8 +164,10 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
 
     cfg = train.model_config(args)
     k = cfg.slots.num_slots
-    encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std) \
-        if only is None or "tokens" in only else None
+    encoder = None
+    if only is None or "tokens" in only:
+        with quiet_loading():  # no loading bar in the middle of the ladder's output
+            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
     floors = [  # (row, --only key, scorer of one split)
         (f"k-means on encoder tokens (K = {k})", "tokens", lambda s, n: kmeans_floor("tokens", s, n, k, encoder)),
         (f"k-means on pixel colour + position (K = {k})", "pixels", lambda s, n: kmeans_floor("pixels", s, n, k)),
