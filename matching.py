@@ -168,6 +168,7 @@ def semantic_loss(soft_masks: torch.Tensor, segments: torch.Tensor, segment_pres
         pair_sum = (bce * valid[img]).flatten(1).sum(dim=1)  # (P,) over valid pixels
         pairs = torch.bincount(img, minlength=b).to(pair_sum.dtype)  # (B,) matched pairs per image
         n_valid = valid.flatten(1).sum(dim=1).to(pair_sum.dtype)  # (B,)
-        per_image = per_image.index_add(0, img, pair_sum) / (n_valid * pairs).clamp(min=1.0)  # mean over pairs, pixels
+        per_image = pair_sum.new_zeros(b).index_add(0, img, pair_sum)  # (B,) in the BCE's dtype (autocast: float32)
+        per_image = per_image / (n_valid * pairs).clamp(min=1.0)  # mean over pairs and valid pixels
     loss = per_image[present].mean() if bool(present.any()) else soft_masks.sum() * 0.0
     return SemanticLoss(loss=loss, per_image=per_image, present=present, matches=matches)

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resume", action="store_true", help="continue this phase from OUT/phase{N}")
     a("--workers", type=int, default=1, help="data loader worker processes")
     a("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    a("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast on GPUs")
+    a("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast: GPUs, or bf16 on CPUs with native bf16")
     a("--cache-frozen", choices=["yes", "no"], help="keep each item's frozen encoder tokens and VAE moments in "
       "memory after its first visit (toy preset: yes; about 140 KB per toy item, 3 MB per paper-preset item)")
     a("--grad-checkpointing", action="store_true", help="UNet gradient checkpointing")

@@ -159,3 +159,15 @@ def test_semantic_loss_of_a_batch_equals_a_per_pair_loop():
     torch.testing.assert_close(out.per_image, expected)
     assert out.present.tolist() == [True, True, True, False]
     torch.testing.assert_close(out.loss, expected[:3].mean())
+
+
+def test_semantic_loss_under_bf16_autocast():
+    """train.py --amp bf16: bf16 soft masks, the BCE autocast to float32; the loss is the float32 one's."""
+    g = torch.Generator().manual_seed(5)
+    soft = torch.rand(3, 4, 8, 8, generator=g).softmax(dim=1)
+    seg = segments_from_semantic(torch.randint(0, 3, (3, 8, 8), generator=g), 2)
+    ref = semantic_loss(soft, seg.masks, seg.present, seg.valid).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = semantic_loss(soft.bfloat16(), seg.masks, seg.present, seg.valid).loss
+    assert torch.isfinite(out)
+    torch.testing.assert_close(out.float(), ref, atol=0.02, rtol=0.02)

@@ -60,6 +60,15 @@ def test_phase2_runs_phase1_first_and_checkpoints_describe_themselves(tiny_model
     assert train.discovery(model, "val", 4, torch.device("cpu")) == val
 
 
+def test_bf16_autocast_trains(tiny_models, tiny_dataset, tmp_path):
+    """--amp bf16 (GPUs, or CPUs with bf16 units) runs both phases: every loss term survives autocast."""
+    result = train.main(tiny_args(tiny_models, tiny_dataset, tmp_path, "--phase", "2", "--steps1", "2",
+                                  "--steps", "2", "--amp", "bf16"))
+    rows = (tmp_path / "log_phase2.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(float(v) == float(v) for v in rows[-1].split(",")[1:5])  # no NaN
+    assert Path(result["checkpoint"]).name == "phase2"
+
+
 def test_cli_errors(tiny_models, tiny_dataset, tmp_path):
     with pytest.raises(SystemExit) as e:
         train.main(["--no-such-flag"])
