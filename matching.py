@@ -162,13 +162,15 @@ def semantic_loss(soft_masks: torch.Tensor, segments: torch.Tensor, segment_pres
     per_image = soft_masks.new_zeros(b)
     if pair_image:  # the BCE of every matched pair of the batch at once
         img = torch.cat(pair_image)  # (P,) the image of each pair
-        pred = soft_masks[img, torch.cat([m.slot_idx for m in matches])].clamp(eps, 1.0 - eps)  # (P, H, W)
-        target = segments[img, torch.cat([m.segment_idx for m in matches])].to(pred.dtype)  # (P, H, W)
-        bce = F.binary_cross_entropy(pred, target, reduction="none")  # (P, H, W)
+        # at least float32: in bf16, 1 − ε rounds to 1 and a confident wrong slot would cost log 0
+        dtype = torch.promote_types(soft_masks.dtype, torch.float32)
+        pred = soft_masks[img, torch.cat([m.slot_idx for m in matches])].to(dtype).clamp(eps, 1.0 - eps)  # (P, H, W)
+        target = segments[img, torch.cat([m.segment_idx for m in matches])].to(dtype)  # (P, H, W)
+        bce = -(target * pred.log() + (1.0 - target) * (1.0 - pred).log())  # (P, H, W); no autocast rule applies
         pair_sum = (bce * valid[img]).flatten(1).sum(dim=1)  # (P,) over valid pixels
         pairs = torch.bincount(img, minlength=b).to(pair_sum.dtype)  # (B,) matched pairs per image
         n_valid = valid.flatten(1).sum(dim=1).to(pair_sum.dtype)  # (B,)
-        per_image = pair_sum.new_zeros(b).index_add(0, img, pair_sum)  # (B,) in the BCE's dtype (autocast: float32)
+        per_image = pair_sum.new_zeros(b).index_add(0, img, pair_sum)  # (B,)
         per_image = per_image / (n_valid * pairs).clamp(min=1.0)  # mean over pairs and valid pixels
     loss = per_image[present].mean() if bool(present.any()) else soft_masks.sum() * 0.0
     return SemanticLoss(loss=loss, per_image=per_image, present=present, matches=matches)
