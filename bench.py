@@ -25,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import statistics
+from statistics import median
 import sys
 import time
 from pathlib import Path
@@ -57,10 +58,6 @@ def alternate(contenders: dict, repeats: int, warmup: int = 1) -> dict:
             fn()
             times[name].append(time.perf_counter() - t0)
     return times
-
-
-def median(seconds: list) -> float:
-    return statistics.median(seconds)
 
 
 def ratio(times: dict, a: str, b: str) -> float:
@@ -161,15 +158,20 @@ def toy_batch(n: int = 16) -> tuple:
     return torch.stack([ds[i]["image"] for i in range(n)]), torch.stack([ds[i]["semantic"] for i in range(n)])
 
 
+def toy_model(phase: int, guided: bool = True) -> tuple:
+    """The toy preset's model in train mode and its optimiser as train.py builds them for `phase`; `guided=False`
+    drops both guidance losses."""
+    import glass
+    torch.manual_seed(0)
+    model = glass.GLASS(glass.preset("toy", use_semantic=guided, use_instance=guided)).train()
+    params = [p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]]
+    return model, torch.optim.AdamW(params, lr=1e-4, fused=True)
+
+
 def training_step(phase: int, guided: bool, images: torch.Tensor, masks: torch.Tensor):
     """A closure running one whole toy training step as train.py does (frozen outputs cached), with or without the
     two guidance losses."""
-    import glass
-    torch.manual_seed(0)
-    cfg = glass.preset("toy", use_semantic=guided, use_instance=guided)
-    model = glass.GLASS(cfg).train()
-    params = [p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]]
-    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)  # as train.py
+    model, opt = toy_model(phase, guided)
     batch = {"image": images, "mask": masks, "has_classes": torch.ones(len(images), dtype=torch.bool),
              **model.frozen_outputs(images)}
     gen = torch.Generator().manual_seed(0)
@@ -186,10 +188,8 @@ def bench_step(repeats: int) -> dict:
     import torch.nn.functional as F
     import glass
     from matching import segments_from_semantic, semantic_loss
-    cfg = glass.preset("toy")
-    model = glass.GLASS(cfg)
-    opt = torch.optim.AdamW([p for g in model.param_groups(2, 1e-4, 1e-4) for p in g["params"]], lr=1e-4,
-                            fused=True)
+    model, opt = toy_model(2)
+    cfg = model.config
     images, masks = toy_batch()
     gen = torch.Generator().manual_seed(0)
     parts: dict = {}
@@ -202,7 +202,8 @@ def bench_step(repeats: int) -> dict:
 
     first_visit = {"encoder (frozen)": median_time(lambda: model.encoder(images), repeats),
                    "VAE encode (frozen)": median_time(lambda: model.latent_moments(images), repeats)}
-    feats, moments = model.encoder(images), model.latent_moments(images)  # what data.FrozenCache holds
+    frozen = model.frozen_outputs(images)  # what data.FrozenCache holds
+    feats, moments = frozen["features"], frozen["moments"]
 
     def step():  # as train.py runs it with the toy preset's --cache-frozen yes: frozen outputs come cached
         out = timed("slot module", lambda: model.slot_module(feats))
