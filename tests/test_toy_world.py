@@ -1,4 +1,5 @@
-"""Tests of toy/world.py: determinism, masks consistent with images, captions naming exactly the classes present."""
+"""Tests of toy/world.py: determinism, parts partitioning instances, semantic = union of instances, pixels painted from
+the palette, world statistics, captions naming exactly the classes present."""
 import re
 
 import numpy as np
@@ -22,30 +23,57 @@ def test_masks_consistent_with_images(split):
         s = make_scene(split, i)
         n = len(s.classes)
         assert s.image.shape == (64, 64, 3) and s.image.dtype == np.uint8
-        assert set(np.unique(s.instance)) <= set(range(n + 1))
+        assert set(np.unique(s.instance)) == set(range(n + 1)), "every object keeps visible pixels"
+        assert ((s.part > 0) == (s.instance > 0)).all(), "parts cover exactly the objects"
         for k in range(n):
             m = s.instance == k + 1
-            assert m.sum() > 0, "every object keeps visible pixels"
-            assert (s.image[m] == np.array(s.rgb[k], np.uint8)).all(), "instance pixels have the object's colour"
-            assert (s.semantic[m] == CLASSES.index(s.classes[k]) + 1).all(), "semantic = class of instance"
+            assert set(np.unique(s.part[m])) == {1, 2}, "every object shows both its parts"
             ys, xs = np.nonzero(m)
             assert tuple(s.boxes[k]) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            for j, (first, second, _) in enumerate(world.PALETTE[s.classes[k]]):
+                pixels = s.image[m & (s.part == j + 1)].astype(int)  # (P, 3)
+                allowed = [np.clip(np.round(np.asarray(c, np.float32) + np.float32(s.shades[k])), 0, 255)
+                           for c in (first, second)]
+                ok = np.zeros(len(pixels), bool)
+                for c in allowed:
+                    ok |= (np.abs(pixels - c) <= 1).all(1)
+                assert ok.all(), f"part {j + 1} of a {s.classes[k]} is painted from its palette + shade"
+        for c, name in enumerate(CLASSES):  # the semantic mask is the union of the class's instances
+            union = np.isin(s.instance, [k + 1 for k in range(n) if s.classes[k] == name])
+            assert np.array_equal(s.semantic == c + 1, union)
         assert (s.semantic[s.instance == 0] == 0).all()
+
+
+@pytest.mark.parametrize("kind", CLASSES)
+def test_part_masks_are_disjoint_and_both_present(kind):
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        pose = world.Pose(32, 32, rng.uniform(10, 17), *np.exp(rng.uniform(-0.15, 0.15, 2)),
+                          angle=rng.uniform(-0.35, 0.35), mirror=bool(rng.random() < 0.5))
+        first, second = world.part_masks(kind, pose)
+        assert not (first & second).any()
+        assert first.sum() >= 20 and second.sum() >= 20, (kind, first.sum(), second.sum())
+    with pytest.raises(ValueError, match="unknown class"):
+        world.part_masks("dog", world.Pose(32, 32, 12))
 
 
 def test_world_statistics_match_the_spec():
     scenes = [make_scene("train", i) for i in range(300)]
     counts = np.array([len(s.classes) for s in scenes])
     assert counts.min() >= 1 and counts.max() <= 4
-    repeats = np.mean([len(set(s.classes)) < len(s.classes) for s in scenes])
-    assert repeats >= 1 / 3, f"only {repeats:.2f} of scenes repeat a class"
+    multi = [s for s in scenes if len(s.classes) > 1]
+    repeats = np.mean([world.repeats_a_class(s.classes) for s in multi])
+    assert 0.35 <= repeats <= 0.65, f"{repeats:.2f} of multi-object scenes repeat a class"
     assert {s.background for s in scenes} == set(world.BACKGROUNDS_TRAIN)
     assert {c for s in scenes for c in s.classes} == set(CLASSES)
+    extents = [max(b[2] - b[0], b[3] - b[1]) for s in scenes for b in s.boxes]
+    assert np.percentile(extents, 90) > 1.5 * np.percentile(extents, 10), "instances vary in size"
     shift = [make_scene("shift", i) for i in range(50)]
     assert min(len(s.classes) for s in shift) >= 3
     assert {s.background for s in shift}.isdisjoint(world.BACKGROUNDS_TRAIN)
-    palette = {tuple(v) for v in world.COLOURS.values()}
-    assert any(tuple(c) not in palette for s in shift for c in s.rgb), "the shift split has unseen colour shades"
+    train_std = np.std([c for s in scenes for sh in s.shades for c in sh])
+    shift_std = np.std([c for s in shift for sh in s.shades for c in sh])
+    assert shift_std > 1.3 * train_std, "the shift split has shades further from the palette"
 
 
 def caption_classes(caption):
@@ -60,14 +88,17 @@ def caption_classes(caption):
 
 
 def test_captions_name_exactly_the_classes_present():
-    synonyms_seen, non_class_words = set(), 0
+    synonyms_seen, non_class_words, attributes = set(), 0, 0
     for i in range(300):
         s = make_scene("train", i)
         assert caption_classes(s.caption) == set(s.classes), s.caption
         synonyms_seen |= {w for w in SYNONYMS if re.search(rf"\b{w}", s.caption)}
         non_class_words += any(w in s.caption for w in ("floor", "picture", "wall", "photo", "image"))
+        attributes += any(w in s.caption.split() for w in world.SIZE_WORDS + world.SHADE_WORDS)
+        for k, cls in enumerate(s.classes):
+            assert world.COLOUR_WORDS[cls] in s.attributes[k]
     assert synonyms_seen == set(SYNONYMS), "every synonym is used"
-    assert non_class_words > 100
+    assert non_class_words > 100 and attributes > 60
 
 
 def test_dataset_items():
@@ -76,6 +107,8 @@ def test_dataset_items():
     item = ds[3]
     assert item["image"].shape == (3, 64, 64) and 0 <= item["image"].min() and item["image"].max() <= 1
     assert item["instance"].shape == (64, 64) and item["instance"].dtype == torch.long
+    assert torch.equal(item["part"] > 0, item["instance"] > 0)
+    assert bool(item["repeated"]) == world.repeats_a_class(make_scene("val", 3).classes)
     n = int(item["num_objects"])
     assert (item["classes"][:n] >= 0).all() and (item["classes"][n:] == -1).all()
     assert item["labels"] == world.class_names_prompt(make_scene("val", 3).classes)

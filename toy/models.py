@@ -80,14 +80,7 @@ def _bytes_alphabet() -> list:
 
 def world_words() -> list:
     """Every word the world's captions and prompts use (one whole-word token each)."""
-    words = set(CLASSES) | set(world.PLURALS.values()) | set(world.COLOURS)
-    for w in list(world.SYNONYMS) + list(world.SYNONYM_PLURALS.values()):
-        words |= set(w.split())
-    words |= set(world.BACKGROUND_WORDS.values()) | set(world.NUMBER_WORDS.values())
-    words |= set("a an and of on in with there is this image scene shows picture photo lying background wall "
-                 "floor front pattern".split())
-    words |= {",", ";", "."}
-    return sorted(words)
+    return world.caption_words()
 
 
 def build_tokenizer(max_tokens: int):

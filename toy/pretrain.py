@@ -5,11 +5,13 @@ world's labels to stand in for DINOv2's instance-aware tokens (GLASS itself neve
 
 Objectives:
     VAE       MSE reconstruction + 1e-6·KL (the SD recipe without the GAN and perceptual terms)
-    encoder   `--encoder-objective instance` (the default, the shipped encoder): supervised contrast of the tokens
-              within each image (SupCon: tokens of one object are positives, other objects' and the background's
-              negatives, cosine, τ 0.1) plus per-token class cross-entropy through a linear head. It uses the
-              world's instance and class labels, as a stand-in for what DINOv2 gives GLASS (tokens that group by
-              object); docs/binding.md §2 measures why the self-supervised objectives were not enough.
+    encoder   `--encoder-objective part` (the default, the shipped encoder): supervised contrast of the tokens
+              within each image over (instance, part) ids (SupCon: tokens of the same part of the same object are
+              positives; other parts, other objects and the background are negatives; cosine, τ 0.1) plus
+              per-token class cross-entropy through a linear head. It uses the world's instance, part and class
+              labels, as a stand-in for what DINOv2 gives GLASS: tokens that know their class and their part and
+              differ between instances. `instance`: the same over instance ids only (parts not told apart).
+              docs/binding.md §2 measures why the self-supervised objectives were not enough.
               `dense`: patch-level contrast across two views without labels (DenseCL / PixPro family; each scene
               cropped twice, colour channels permuted, a token must find the other view's feature at the same scene
               point, InfoNCE τ 0.2). `mae`: masked-patch prediction with block masks.
@@ -330,10 +332,10 @@ class ProjectionHead(nn.Module):
         return z.transpose(1, 2).reshape(z.shape[0], -1, side, side)  # (B, out, s, s)
 
 
-def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "instance",
+def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "part",
                   mask_ratio: float = 0.6) -> None:
-    """objective "instance": labelled within-image token contrast + class head (the default, the shipped
-    stand-in); "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
+    """objective "part": labelled within-image token contrast over (instance, part) ids + class head (the default,
+    the shipped stand-in); "instance": the same over instance ids; "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -343,7 +345,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     side = 64 // p
     if objective == "dense":
         head = ProjectionHead(enc.config.hidden_size)
-    elif objective == "instance":
+    elif objective in ("part", "instance"):
         head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
     else:
         head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
@@ -359,13 +361,16 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective == "instance":
+        if objective in ("part", "instance"):
             batch = next(data)
-            x, inst, sem = batch["image"], batch["instance"], batch["semantic"]
+            x, inst, sem, part = batch["image"], batch["instance"], batch["semantic"], batch["part"]
             if torch.rand((), generator=gen) < 0.5:
-                x, inst, sem = x.flip(-1), inst.flip(-1), sem.flip(-1)
+                x, inst, sem, part = x.flip(-1), inst.flip(-1), sem.flip(-1), part.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
-            ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
+            if objective == "part":  # id 2·(instance − 1) + part ∈ 1..2·MAX_OBJECTS, 0 = background
+                ids = patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)
+            else:
+                ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
             cls = patch_labels(sem, p)  # (B, N) class of each patch
             loss = instance_contrast(tokens, ids) + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
         elif objective == "dense":
@@ -401,6 +406,10 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     about = {"dense": "patch-level InfoNCE across two crops (colour channels permuted), "
                       f"neighbours within {cfg.contrast_exclude} not negatives",
              "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}",
+             "part": "WITH the world's labels (a stand-in for DINOv2's tokens that know class and part and differ "
+                     "between instances): supervised contrast of the tokens within each image over (instance, part) "
+                     "ids (same part of the same instance positive, τ 0.1) + per-token class cross-entropy through a "
+                     "linear head",
              "instance": "WITH the world's labels (a stand-in for DINOv2's instance-aware tokens): supervised "
                          "contrast of the tokens within each image (same instance positive, τ 0.1) + per-token "
                          "class cross-entropy through a linear head"}[objective]
@@ -625,9 +634,10 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["instance", "dense", "mae"], default="instance",
-                    help="encoder pretraining: labelled instance contrast + class head (instance, the shipped "
-                         "stand-in), patch contrast across crops (dense) or masked-patch prediction (mae)")
+    ap.add_argument("--encoder-objective", choices=["part", "instance", "dense", "mae"], default="part",
+                    help="encoder pretraining: labelled (instance, part) contrast + class head (part, the shipped "
+                         "stand-in), the same over instances only (instance), patch contrast across crops (dense) "
+                         "or masked-patch prediction (mae)")
     ap.add_argument("--contrast-exclude", type=float, default=0.25,
                     help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
     ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")
