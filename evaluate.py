@@ -572,12 +572,41 @@ def plot_ablation(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def real_discovery(model, args, device) -> dict:
+    """`discovery --coco/--voc`: the paper's protocol on real data (real_data.py), the model's own encoder size."""
+    import real_data
+    limit = args.num_images  # None: every image
+    enc_size = model.config.encoder_size
+    if args.coco is not None:
+        scenes = real_data.CocoScenes(args.coco, args.images, args.size, enc_size, limit)
+    else:
+        scenes = real_data.VocScenes(args.voc, args.voc_split, args.size, enc_size, limit)
+    model.eval()
+    with torch.no_grad():
+        report = real_data.score_real(lambda x: model.slot_masks(x.to(device), size=args.size), scenes,
+                                      args.batch_size, args.background_segment)
+    report["dataset"] = {"coco": str(args.coco), "images": str(args.images)} if args.coco is not None else \
+        {"voc": str(args.voc), "split": args.voc_split}
+    counts = {k: report[k] for k in ("images_scored", "bad_annotations", "bad_images", "no_objects")}
+    print(f"[discovery] {counts} (names in the report's 'problems')", flush=True)
+    return report
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("discovery", help="object discovery metrics of a checkpoint")
+    d = sub.add_parser("discovery", help="object discovery metrics of a checkpoint: toy val and shift, or COCO / VOC")
     d.add_argument("--ckpt", required=True, help="checkpoint folder (e.g. runs/toy/phase2)")
-    d.add_argument("--images", type=int, default=512)
+    d.add_argument("--num-images", type=int, default=None, help="toy: scenes per split (default 512); COCO / VOC: "
+                   "at most this many images (default: all of them)")
+    d.add_argument("--coco", type=Path, help="COCO annotations JSON (e.g. instances_val2017.json); needs --images")
+    d.add_argument("--images", type=Path, help="the COCO split's image folder")
+    d.add_argument("--voc", type=Path, help="the VOC2012 folder (ImageSets/, JPEGImages/, Segmentation*/)")
+    d.add_argument("--voc-split", default="val", help="VOC image set (default: val)")
+    d.add_argument("--size", type=int, default=256, help="real data: side of the scored masks (the paper's 256)")
+    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    d.add_argument("--out", type=Path, help="also write the report (JSON) here")
     d.add_argument("--background-segment", action="store_true")
     a = sub.add_parser("ablation", help="loss ablation (paper Tab. 6a) on phase 1")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -609,11 +638,19 @@ def main(argv=None) -> None:
         from glass import load_checkpoint_model
         if not Path(args.ckpt).exists():
             ap.error(f"--ckpt {args.ckpt} does not exist")
-        model, info = load_checkpoint_model(args.ckpt)
-        report = {split: discovery(model, split, min(args.images, len(world.ToyScenes(split))),
-                                   torch.device("cpu"), args.background_segment) for split in ("val", "shift")}
+        if (args.coco is None) != (args.images is None):
+            ap.error("COCO needs both --coco ANNOTATIONS.json and --images DIR")
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, info = load_checkpoint_model(args.ckpt, device)
+        if args.coco is not None or args.voc is not None:
+            report = real_discovery(model, args, device)
+        else:
+            report = {split: discovery(model, split, min(args.num_images or 512, len(world.ToyScenes(split))), device,
+                                       args.background_segment) for split in ("val", "shift")}
         report["checkpoint"] = {"path": args.ckpt, "phase": info["phase"], "step": info["step"]}
-        print(json.dumps(report, indent=2))
+        if args.out is not None:
+            args.out.write_text(json.dumps(report, indent=2))
+        print(json.dumps({k: v for k, v in report.items() if k != "problems"}, indent=2))
     elif args.cmd == "ladder":
         args.out.mkdir(parents=True, exist_ok=True)
         extra = [f for f in args.train_flags if f != "--"]

@@ -84,14 +84,14 @@ class GLASSConfig:
 
 PRESETS = {
     "paper": GLASSConfig(),
-    # the built-in world: 16×16 tokens of a small Dinov2Model, a 64-px SD pipeline, 4 shape classes. One learned
+    # the built-in world: 16×16 tokens of a small Dinov2Model, a 64-px SD pipeline, 6 two-part classes. One learned
     # vector per slot + the bi-level detach, so slots bind within a CPU budget (docs/binding.md); the paper preset
     # keeps the authors' shared Gaussian init
     "toy": GLASSConfig(encoder=str(ROOT / "toy_models" / "encoder"), encoder_size=64, encoder_mean=(0.5, 0.5, 0.5),
                        encoder_std=(0.25, 0.25, 0.25), sd=str(ROOT / "toy_models" / "sd"), decoder_size=64,
                        slots=GLASSSlotConfig(num_slots=5, iters=3, dim=128, mlp_hidden=256, learned_init=True,
                                              bilevel=True),
-                       num_classes=4, mlp_hidden=256, match_size=64),
+                       num_classes=6, mlp_hidden=256, match_size=64),
 }
 
 
@@ -159,7 +159,8 @@ class FrozenEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False)
+            # antialias: a 768-px generated image shrunk to 448 px without it aliases fine textures
+            x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False, antialias=True)
         x = (x - self.mean) / self.std
         tokens = self.model(pixel_values=x.to(self.model.dtype)).last_hidden_state  # (B, 1 + N, D_enc)
         return tokens[:, 1:].float()  # drop CLS: (B, N, D_enc)
@@ -324,7 +325,7 @@ class GLASS(nn.Module):
         """images (B, 3, H, W) in [0, 1] → the VAE posterior's mean and log-variance (B, 8, h, w) at decoder_size."""
         s = self.config.decoder_size
         x = images if images.shape[-1] == s else F.interpolate(images, size=(s, s), mode="bilinear",
-                                                               align_corners=False)
+                                                               align_corners=False, antialias=True)  # 768 → 256
         return self.vae.encode(x * 2 - 1).latent_dist.parameters
 
     @torch.no_grad()

@@ -436,7 +436,8 @@ def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch
     finally:
         pipe.unet.set_attn_processor(previous)
     out = masks_from_recorder(rec, class_ids, size, cfg)
-    return Generated(images=images.cpu(), labels=out["labels"].cpu(), scores=out["scores"].cpu(), recorder=rec)
+    return Generated(images=images.float().cpu(), labels=out["labels"].cpu(), scores=out["scores"].float().cpu(),
+                     recorder=rec)
 
 
 @dataclass
@@ -530,7 +531,9 @@ def writer_lock(out: Path, rank: int):
         yield
 
 
-WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed")  # what makes items alike
+# what makes items alike: a resumed or sharded write must use the same (the tagger decides which nouns are classes)
+WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed", "sd", "captioner", "tagger",
+                   "dtype")
 
 
 def check_settings(out: Path, meta: dict, num_images: int, extend: bool) -> None:
@@ -565,13 +568,15 @@ def load_image_sources(images_dir: Path) -> tuple[list, int]:
 
 def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, captioner=None, images_dir=None,
                   batch_size: int = 8, seed: int = 0, rank: int = 0, world_size: int = 1, device="cpu",
-                  use_nltk: Optional[bool] = None, stop_after: Optional[int] = None, extend: bool = False) -> dict:
+                  use_nltk: Optional[bool] = None, stop_after: Optional[int] = None, extend: bool = False,
+                  dtype=torch.float32) -> dict:
     """Write generated images, pseudo masks (PNG) and items-rank{r}.jsonl into `out`; continue where it stopped.
 
     Item i is seeded by seed + i, so a resumed or sharded run writes the same items. Under torchrun each rank
     takes the indices i ≡ rank (mod world_size). An existing dataset is continued only with the settings it was
-    written with, and grown past its size only with `extend` (`check_settings`); one writer per folder and rank
-    (`WriterLock`). `stop_after` (tests) simulates a crash after that many batches.
+    written with (model IDs, captioner, noun tagger and dtype included), and grown past its size only with `extend`
+    (`check_settings`); one writer per folder and rank (`writer_lock`). `dtype` loads the pipeline and captioner when
+    they are not given. `stop_after` (tests) simulates a crash after that many batches.
     """
     for sub in ("images", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -579,13 +584,18 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
     if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
-    pipe = pipe or load_pipeline(preset.sd, device=device)
+    pipe = pipe or load_pipeline(preset.sd, device=device, dtype=dtype)
+    dtype = pipe.unet.dtype  # what the pipeline runs in, however it was loaded
     if captioner is None and preset.captioner in ("toy", "toy-labels"):
         from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2; toy-labels: GLASS†
         captioner = ToyCaptioner(labels=preset.captioner == "toy-labels")
-    captioner = captioner or Blip2Captioner(preset.captioner, device)
+    captioner = captioner or Blip2Captioner(preset.captioner, device, dtype=dtype)
+    tagger = "nltk" if use_nltk is not False and _nltk_tagger() is not None else "lexicon"
+    if use_nltk and tagger != "nltk":
+        find_classes("", vocab, use_nltk=True)  # raises the error that says how to install the tagger data
     meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
-            "steps": preset.steps, "guidance": preset.guidance, "seed": seed, "num_images": num_images}
+            "steps": preset.steps, "guidance": preset.guidance, "seed": seed, "num_images": num_images,
+            "sd": preset.sd, "captioner": preset.captioner, "tagger": tagger, "dtype": str(dtype).removeprefix("torch.")}
     if (out / "meta.json").exists():
         check_settings(out, meta, num_images, extend)
     from tqdm import tqdm
@@ -612,7 +622,7 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
             else:
                 items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
             captions = captioner(items)
-            mentions = [find_classes(c, vocab, use_nltk) for c in captions]
+            mentions = [find_classes(c, vocab, tagger == "nltk") for c in captions]
             prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
             class_lists = [m.classes for m in mentions]
             class_ids = class_id_matrix(class_lists, vocab)
@@ -642,6 +652,19 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
 # command line
 # ---------------------------------------------------------------------------------------------------------------
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def rank_device(device: str) -> torch.device:
+    """The device of this process: "cuda" becomes cuda:LOCAL_RANK (torchrun sets it; 0 otherwise) and is made the
+    current CUDA device, so sharded writers never all load their models onto GPU 0."""
+    if device != "cuda":
+        return torch.device(device)
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="toy", help="toy world or the paper's models")
@@ -661,7 +684,10 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nltk", choices=["auto", "yes", "no"], default="auto", help="POS-tag nouns with NLTK")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu / cuda; under torchrun each process takes cuda:LOCAL_RANK")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                    help="weights and activations of the diffusion model and captioner (GPUs: bfloat16 or float16)")
     args = ap.parse_args(argv)
 
     preset = PRESETS[args.preset]
@@ -685,12 +711,13 @@ def main(argv=None) -> None:
         lib.disable_progress_bar()
     logging.getLogger("transformers.utils.import_utils").addFilter(  # image processors are never used here
         lambda record: "requires torchvision" not in record.getMessage())
-    pipe = load_pipeline(preset.sd, device=args.device)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
+    device = rank_device(args.device)  # before anything loads: each rank on its own GPU
+    pipe = load_pipeline(preset.sd, device=device, dtype=DTYPES[args.dtype])
     stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
                           batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
-                          device=args.device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],
-                          extend=args.extend)
+                          device=device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],
+                          extend=args.extend, dtype=DTYPES[args.dtype])
     print(json.dumps(stats))
 
 

@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parent
 PRESETS = {  # training knobs only; the model's preset (slots, encoder, decoder, λs) lives in glass.PRESETS
     "toy": dict(data="data/toy_pseudo", batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4,
                 lr_slots2=1e-4, lr_unet=1e-4, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
-                eval_images=256, cache_frozen="yes"),
+                eval_images=256, cache_frozen="yes", workers=1),
     # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
     "paper": dict(data=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
                   lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100, ckpt_every=5000, out="runs/paper",
-                  eval_images=0, cache_frozen="no"),
+                  eval_images=0, cache_frozen="no", workers=8),
 }
 
 TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
       "(K = objects + 1 active slots) or boxes (initial slots from them); needs a dataset with instance maps")
     a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
     a("--num-classes", type=int, help="classes of the pseudo masks")
-    a("--batch-size", type=int, help="per process")
+    a("--batch-size", type=int, help="images per process and step: the global batch is this × the number of "
+      "processes (torchrun's WORLD_SIZE); learning rates are never rescaled with it")
     a("--steps", type=int, help="optimiser steps of this phase (default: the preset's steps1 / steps2)")
     a("--steps1", type=int, help="phase-1 steps when phase 2 has to run phase 1 first")
     a("--steps2", type=int, help="phase-2 steps")
@@ -119,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
       "OUT/val_curve.csv (training goes on exactly as without it)")
     a("--init", help="phase 2: phase-1 checkpoint folder (default: OUT/phase1)")
     a("--resume", action="store_true", help="continue this phase from OUT/phase{N}")
-    a("--workers", type=int, default=1, help="data loader worker processes")
+    a("--workers", type=int, help="data loader worker processes per training process (toy preset 1: the CPU "
+      "trains; paper preset 8: decoding 768-px PNGs)")
     a("--device", default=None, help="cpu / cuda (default: cuda when available)")
     a("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast: GPUs, or bf16 on CPUs with native bf16")
     a("--cache-frozen", choices=["yes", "no"], help="keep each item's frozen encoder tokens and VAE moments in "
@@ -309,15 +311,24 @@ def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: 
         shutil.rmtree(old)
 
 
-def rng_state(gen: torch.Generator) -> dict:
-    """The only randomness of a step: slot-init noise (global torch RNG) and diffusion noise/timesteps (gen).
-    The data order is a function of (seed, step), see data.StepSampler."""
-    return {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+def rng_state(gen: torch.Generator, device: torch.device = torch.device("cpu")) -> dict:
+    """The only randomness of a step: slot-init noise (the global RNG of the model's device: CPU, or the current
+    CUDA device's) and diffusion noise/timesteps (gen). The data order is a function of (seed, step), see
+    data.StepSampler."""
+    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def set_rng_state(state: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["gen"])
+def set_rng_state(state: dict, gen: torch.Generator, device: torch.device = torch.device("cpu")) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    gen.set_state(state["gen"].cpu())
+    if device.type == "cuda":
+        if "cuda" not in state:
+            raise SystemExit("this checkpoint was written without CUDA: its slot noise cannot be continued exactly "
+                             "on a GPU; resume it on the CPU, or start a new --out")
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def read_checkpoint_info(folder: Path) -> dict:
@@ -436,6 +447,8 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     is_main = rank == 0
     if is_main:
         recover_checkpoint(ckpt)
+    if world > 1:
+        torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = GLASS(model_config(args)).to(device)
     start = 0
@@ -467,11 +480,12 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
                              f"start a new --out, or resume with the saved ones")
         from safetensors.torch import load_file
         model.load_trainable_state(load_file(ckpt / "model.safetensors"))
-        state = torch.load(ckpt / "train_state.pt", weights_only=True)
+        # map_location: each rank's optimiser state goes to its own device (the saved tensors name cuda:0)
+        state = torch.load(ckpt / "train_state.pt", weights_only=True, map_location=device)
         opt.load_state_dict(state["optimizer"])
         for g, g_now in zip(opt.param_groups, groups):  # this run's rates: a lower --lr-* after a NaN takes effect
             g["base_lr"] = g_now["lr"]
-        set_rng_state(state["rng"], gen)
+        set_rng_state(state["rng"], gen, device)
         start = state["step"]
         if is_main:
             print(f"[phase {phase}] resuming at step {start}", flush=True)
@@ -485,6 +499,9 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     dataset = PseudoGTDataset(args.data)
     loader = make_loader(dataset, args, start, num_steps - start, rank, world)
+    if is_main and world > 1:
+        print(f"[phase {phase}] global batch {args.batch_size * world} = --batch-size {args.batch_size} × {world} "
+              f"processes; learning rates as given", flush=True)
     cache = FrozenCache(model.frozen_outputs) if args.cache_frozen == "yes" else None
     trainable = [p for g in groups for p in g["params"]]
     csv_path = out / f"log_phase{phase}.csv"
@@ -543,7 +560,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
                             f"{rate:.3f},{lr:.3e}\n")
             sums, t_last, n_last = None, time.time(), 0
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
-            save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen))
+            save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen, device))
         if args.val_every and step % args.val_every == 0 and is_main and args.preset == "toy":
             log_val_curve(model, out, phase, step, args.eval_images or 256, device)
         if step >= num_steps:
@@ -559,9 +576,10 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
 def check_ranks_in_sync(model, phase: int) -> None:
     """DDP keeps replicas identical; verify it: every rank's checksum of the trainable weights must agree."""
     import torch.distributed as dist
-    total = torch.zeros(1, dtype=torch.float64)
+    device = next(model.parameters()).device  # NCCL gathers CUDA tensors only; gloo takes CPU ones
+    total = torch.zeros(1, dtype=torch.float64, device=device)
     for v in model.trainable_state(phase).values():
-        total += v.double().sum().cpu()
+        total += v.double().sum().to(device)
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     in_sync = all(torch.equal(g, gathered[0]) for g in gathered)

@@ -18,10 +18,11 @@ TOY_CFG = MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
 
 def test_find_classes_toy_synonyms_plurals_compounds():
     v = pg.toy_vocabulary()
-    m = find_classes("a picture of two plus signs, a red ball and three boxes on a striped floor", v, use_nltk=False)
-    assert m.classes == ["cross", "circle", "square"] and m.has_classes and m.tagger == "lexicon"
-    assert m.words == ["plus signs", "ball", "boxes"]
-    assert find_classes("there is a wedge in this image", v, use_nltk=False).classes == ["triangle"]
+    m = find_classes("a picture of two goldfish, a small red toadstool and three cottages on a striped floor", v,
+                     use_nltk=False)
+    assert m.classes == ["fish", "mushroom", "house"] and m.has_classes and m.tagger == "lexicon"
+    assert m.words == ["goldfish", "toadstool", "cottages"]
+    assert find_classes("there are daisies in this image", v, use_nltk=False).classes == ["flower"]
 
 
 def test_find_classes_coco():
@@ -36,7 +37,7 @@ def test_caption_without_classes_is_flagged_not_an_error():
     m = find_classes("a blurry photo of the sky", pg.coco_vocabulary(), use_nltk=False)
     assert m.classes == [] and not m.has_classes
     assert build_prompt("a blurry photo of the sky.", m.classes) == "a blurry photo of the sky"
-    assert build_prompt("a red ball", ["circle"]) == "a red ball ; circle"
+    assert build_prompt("a red toadstool", ["mushroom"]) == "a red toadstool ; mushroom"
 
 
 def test_nltk_required_but_missing_is_a_clear_error():
@@ -57,12 +58,12 @@ def test_token_groups_for_names_split_into_several_tokens(tiny_pipe):
     tok = tiny_pipe.tokenizer
     zebra = tok("zebra", add_special_tokens=False).input_ids
     assert len(zebra) > 1, "an out-of-world word falls back to byte tokens"
-    groups = token_groups(tok, ["circle", "zebra", "square"])
+    groups = token_groups(tok, ["tree", "zebra", "house"])
     assert groups[0] == [1]
     assert groups[1] == list(range(2, 2 + len(zebra)))
     assert groups[2] == [2 + len(zebra)]
-    ids = tok("circle zebra square").input_ids
-    assert [ids[p] for p in groups[1]] == zebra and ids[groups[2][0]] == tok("square", add_special_tokens=False).input_ids[0]
+    ids = tok("tree zebra house").input_ids
+    assert [ids[p] for p in groups[1]] == zebra and ids[groups[2][0]] == tok("house", add_special_tokens=False).input_ids[0]
 
 
 def test_recorder_averages_sub_token_columns():
@@ -111,9 +112,9 @@ def test_aggregate_averages_layers_of_one_resolution():
 # ---------------------------------------------------------------- recording
 
 def test_recorded_shapes_and_identical_images(tiny_pipe):
-    prompts = ["a red ball ; circle", "two boxes and a cross ; square cross"]
-    classes = [["circle"], ["square", "cross"]]
-    ids = torch.tensor([[1, 0], [2, 4]])
+    prompts = ["a red toadstool ; mushroom", "two cottages and a car ; house car"]
+    classes = [["mushroom"], ["house", "car"]]
+    ids = torch.tensor([[3, 0], [2, 5]])
     gen = lambda: [torch.Generator().manual_seed(7 + i) for i in range(2)]
     plain = tiny_pipe(prompts, height=64, width=64, num_inference_steps=3, guidance_scale=4.0, generator=gen(),
                       output_type="pt").images

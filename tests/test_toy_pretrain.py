@@ -24,19 +24,19 @@ def load_with_library_loaders(folder: Path):
 def check_models(folder: Path):
     pipe, enc, tok = load_with_library_loaders(folder)
     # the tokenizer has one token per world word; other words fall back to byte tokens
-    for word in ("circle", "crosses", "plus", "checkered", ";"):
+    for word in ("mushroom", "houses", "toadstool", "checkered", ";"):
         assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
     assert len(tok("zebra", add_special_tokens=False).input_ids) > 1
     # the UNet cross-attends at 16×16 and 8×8 latents of a 64-px image
     assert pipe.unet.config.sample_size == 16 and pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
-    img = pipe("a red ball ; circle", height=64, width=64, num_inference_steps=2, output_type="pt",
+    img = pipe("a red toadstool ; mushroom", height=64, width=64, num_inference_steps=2, output_type="pt",
                generator=torch.Generator().manual_seed(0)).images
     assert img.shape == (1, 3, 64, 64) and torch.isfinite(img).all()
     lat = pipe.vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean
     assert lat.shape == (1, 4, 16, 16)
     out = enc(pixel_values=torch.zeros(1, 3, 64, 64)).last_hidden_state
     assert out.shape[1] == 1 + 16 * 16, "16×16 patch tokens plus CLS at 64 px"
-    assert models.load_classifier(folder)(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
+    assert models.load_classifier(folder)(torch.zeros(2, 3, 64, 64)).shape == (2, len(models.CLASSES))
 
 
 def test_tiny_budget_pretraining_writes_loadable_folders(tiny_models):
@@ -82,10 +82,10 @@ def test_patchify_order_matches_vit_tokens():
 
 def test_class_token_positions():
     tok = models.build_tokenizer(40)
-    prompt, prefix = pretrain.make_prompt("full", "a red ball and a box", "circle square")
+    prompt, prefix = pretrain.make_prompt("full", "a red toadstool and a cottage", "house mushroom")
     ids = tok(prompt).input_ids
-    pos = pretrain.class_token_positions(tok, prefix, ["circle", "square"])
-    assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["circle</w>", "square</w>"]
+    pos = pretrain.class_token_positions(tok, prefix, ["house", "mushroom"])
+    assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["house</w>", "mushroom</w>"]
 
 
 def smooth_images(b: int, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -157,19 +157,20 @@ def test_patch_majority_by_hand():
     assert pretrain.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
 
 
-def test_instance_objective_trains(tmp_path):
-    pretrain.main(["--stage", "encoder", "--encoder-objective", "instance", "--tiny", "--max-steps", "2", "--out",
-             str(tmp_path)])
+@pytest.mark.parametrize("objective", ["part", "instance"])
+def test_labelled_objectives_train(tmp_path, objective):
+    pretrain.main(["--stage", "encoder", "--encoder-objective", objective, "--tiny", "--max-steps", "2", "--out",
+                   str(tmp_path)])
     from transformers import Dinov2Model
     assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
-    assert "instance" in (tmp_path / "training_log.json").read_text()
+    assert objective in (tmp_path / "training_log.json").read_text()
 
 
 def test_class_set_counts_by_hand():
     items = [{"classes": torch.tensor([0, 2, -1])}, {"classes": torch.tensor([1, -1, -1])}]
     pred = torch.tensor([[True, False, False, True], [False, True, False, False]])
     counts = report.class_set_counts(pred, items)
-    assert counts.tolist() == [2, 1, 1, 1]  # tp: circle, square; fp: cross; fn: triangle; image 2 exactly right
+    assert counts.tolist() == [2, 1, 1, 1]  # tp: tree, house; fp: mushroom; fn: flower; image 2 exactly right
     assert report.f1_of(counts) == 2 * 2 / (2 * 2 + 1 + 1)
 
 

@@ -44,7 +44,7 @@ class ModelSizes:
     text_hidden: int = 128
     text_layers: int = 3
     text_heads: int = 4
-    max_tokens: int = 64  # longest prompt, in tokens, including BOS/EOS (the longest toy prompt has 43)
+    max_tokens: int = 64  # longest prompt, in tokens, including BOS/EOS (the longest toy prompt has 47)
     unet_channels: tuple = (64, 128)  # cross-attention blocks at 16×16 and 8×8
     unet_layers: int = 1
     unet_heads: int = 4

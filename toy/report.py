@@ -132,11 +132,14 @@ def f1_of(counts: torch.Tensor) -> float:
 
 @torch.no_grad()
 def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 0) -> dict:
-    """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names",
-    judged by the evaluation classifier, plus the images for the grid."""
+    """Class-set F1 (micro over images × classes) of images generated from val prompts "caption; names", judged by
+    the evaluation classifier; the Fréchet distance between them and the val scenes of the same prompts over the
+    classifier's features; and the images for the grid."""
     with quiet_loading():
         pipe = pg.load_pipeline(str(out / "sd"))
+    from downstream import ClassifierFeatures, frechet_metric
     clf = load_classifier(out)
+    fd = frechet_metric(ClassifierFeatures(clf))
     ds = ToyScenes("val")
     counts = torch.zeros(4, dtype=torch.long)
     shown = []
@@ -147,8 +150,10 @@ def prompt_fidelity(out: Path, n: int, guidance: float, steps: int, seed: int = 
         imgs = pipe(prompts, height=64, width=64, num_inference_steps=steps, guidance_scale=guidance, generator=g,
                     output_type="pt").images  # (b, 3, 64, 64) in [0, 1]
         counts += class_set_counts(clf(imgs).sigmoid() > 0.5, items)
+        fd.update(imgs, real=False)
+        fd.update(torch.stack([it["image"] for it in items]), real=True)  # the val scenes of the same prompts
         shown += list(zip(prompts, imgs))
-    return {"f1": f1_of(counts), "samples": shown}
+    return {"f1": f1_of(counts), "frechet": float(fd.compute()), "samples": shown}
 
 
 @torch.no_grad()
@@ -207,6 +212,7 @@ def check(out: Path, n_fid: int, guidance: float, steps: int, figures: Path) -> 
     report["classifier_exact_acc_real_val"] = round(judge["exact"], 4)
     fid = prompt_fidelity(out, n_fid, guidance, steps)
     report["prompt_fidelity_f1"] = round(fid["f1"], 4)
+    report["frechet_classifier_features"] = round(fid["frechet"], 3)
     report["fidelity_settings"] = {"images": n_fid, "ddim_steps": steps, "guidance": guidance}
     figures.mkdir(parents=True, exist_ok=True)
     save_grids(out, fid["samples"], figures)
@@ -453,19 +459,22 @@ def _plot_generated(shown: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
-    cmap = ListedColormap(["#222222", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#ffffff"])
+    colours = ["#222222", "#2ca02c", "#8c564b", "#d62728", "#e377c2", "#1f77b4", "#ff7f0e", "#ffffff"]
+    cmap = ListedColormap(colours)  # background, one colour per class, ignore
+    ignore = len(CLASSES) + 1
     k = len(shown)
     fig, axes = plt.subplots(2, k, figsize=(1.6 * k, 3.6))
     for j, (prompt, img, lab) in enumerate(shown):
         axes[0, j].imshow(img.permute(1, 2, 0).numpy())
         axes[0, j].set_title(prompt.split(";")[-1].strip()[:22], fontsize=6)
         show = lab.clone()
-        show[show == 255] = 5
-        axes[1, j].imshow(show.numpy(), cmap=cmap, vmin=0, vmax=5, interpolation="nearest")
+        show[show == 255] = ignore
+        axes[1, j].imshow(show.numpy(), cmap=cmap, vmin=0, vmax=ignore, interpolation="nearest")
     for a in axes.flat:
         a.axis("off")
-    fig.suptitle("generated images and pseudo masks (black bg, red circle, blue square, green triangle, "
-                 "orange cross, white ignore)\npython -m toy.report pseudo-masks", fontsize=8)
+    legend = ", ".join(f"{c} {n}" for c, n in zip(("green", "brown", "red", "pink", "blue", "orange"), CLASSES))
+    fig.suptitle(f"generated images and pseudo masks (black background, {legend}, white ignore)\n"
+                 "python -m toy.report pseudo-masks", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
