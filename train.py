@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--lr-slots1", type=float, help="phase-1 learning rate of slot module and MLP decoder")
     a("--lr-slots2", type=float, help="phase-2 (small) learning rate of slot module and MLP decoder")
     a("--lr-unet", type=float, help="phase-2 learning rate of the UNet")
+    a("--lr-decoder", type=float, help="the MLP decoder's own learning rate, both phases (default: the slots')")
     a("--warmup", type=int, help="linear warm-up steps, then constant")
     a("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     a("--clip", type=float, default=1.0, help="gradient-norm clipping")
@@ -159,7 +160,7 @@ def options(argv=(), **overrides) -> argparse.Namespace:
         ap.error("all three loss terms are switched off")
     positive = ["num_slots", "iters", "slot_dim", "slot_mlp", "mlp_hidden", "batch_size", "steps1", "steps2",
                 "log_every", "ckpt_every", "encoder_size", "decoder_size", "match_size", "num_classes", "num_images"]
-    for k in positive + ["lr_slots1", "lr_slots2", "lr_unet", "clip"]:
+    for k in positive + ["lr_slots1", "lr_slots2", "lr_unet", "lr_decoder", "clip"]:
         v = getattr(args, k)
         if v is not None and not v > 0:
             ap.error(f"--{k.replace('_', '-')} must be positive, got {v}")
@@ -344,18 +345,25 @@ def read_checkpoint_info(folder: Path) -> dict:
 def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
     """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
     maps `predict(batch) → (B, H, W)` on the first n scenes of a toy split; batch holds image (B, 3, H, W),
-    instance and semantic (B, H, W)."""
+    instance and semantic (B, H, W). The `repeat_*` entries score the same metrics on the scenes where a class
+    appears twice or more (where class-level masks merge instances: the paper's semantic drift)."""
     import metrics
     from toy.world import ToyScenes
     ds = ToyScenes(split, length=n)
     vals: dict = {}
+    repeated = []
     for s in range(0, n, batch_size):
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
         batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
         pred = predict(batch).cpu()
         for k, v in metrics.score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
             vals.setdefault(k, []).append(v)
+        repeated += [bool(it["repeated"]) for it in items]
     out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
+    rep = torch.tensor(repeated)
+    if rep.any():
+        out.update({f"repeat_{k}": metrics.summarize(torch.cat(vals[k])[rep]).mean
+                    for k in ("miou_i", "mbo_i", "fg_ari_multi", "so", "go")})
     out.update(split=split, images=n, background_segment=background_segment)
     return out
 
@@ -447,7 +455,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     is_main = rank == 0
     if is_main:
         recover_checkpoint(ckpt)
-    if world > 1:
+    if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = GLASS(model_config(args)).to(device)
@@ -463,7 +471,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         if is_main:
             print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
-    groups = model.param_groups(phase, lr_main, args.lr_unet)
+    groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
     opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
     for g in opt.param_groups:
         g["base_lr"] = g["lr"]
@@ -495,7 +503,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         return ckpt
 
     train_model = model
-    if world > 1:
+    if torch.distributed.is_initialized():  # under torchrun, even with one process
         train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     dataset = PseudoGTDataset(args.data)
     loader = make_loader(dataset, args, start, num_steps - start, rank, world)
@@ -509,12 +517,13 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         out.mkdir(parents=True, exist_ok=True)
         if start == 0 or not csv_path.exists():
             with open(csv_path, "w") as f:
-                f.write("step,total,recon,semantic,instance,semantic_share,images_per_s,lr\n")
+                f.write("step,total,recon,semantic,instance,semantic_share,grad_recon,grad_semantic,grad_instance,"
+                        "images_per_s,lr\n")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
     from tqdm import tqdm
     bar = tqdm(total=num_steps, initial=start, desc=f"phase {phase}", disable=not is_main, mininterval=10)
-    sums, t_last, n_last = None, time.time(), 0
+    sums, t_last, n_last, grads = None, time.time(), 0, {}
     step = start
     model.train()
     for batch in loader:
@@ -534,6 +543,8 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
             last = (f"the last checkpoint, {ckpt} (step {read_checkpoint_info(ckpt)['step']}), is intact: continue "
                     f"with --resume and a lower --lr-*") if complete(ckpt) else "no checkpoint of this phase exists yet"
             raise SystemExit(f"[phase {phase}] non-finite values at step {step} ({e}); {last}")
+        if (step + 1) % args.log_every == 0 and is_main and not torch.distributed.is_initialized():
+            grads = term_grad_norms(model, losses)  # what each loss term asks of the slot module
         opt.zero_grad(set_to_none=True)
         scaler.scale(losses.total).backward()
         scaler.unscale_(opt)
@@ -552,12 +563,14 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
             rate = n_last / (time.time() - t_last)
             lr = opt.param_groups[0]["lr"]
             if is_main:
+                g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")] \
+                    if step % args.log_every == 0 else [float("nan")] * 3
                 print(f"phase {phase} step {step} | total {avg[0]:.4f} recon {avg[1]:.4f} semantic {avg[2]:.4f} "
-                      f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | {rate:.1f} img/s | lr {lr:.2e}",
-                      flush=True)
+                      f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | |∇slots| recon {g[0]:.2e} "
+                      f"semantic {g[1]:.2e} instance {g[2]:.2e} | {rate:.1f} img/s | lr {lr:.2e}", flush=True)
                 with open(csv_path, "a") as f:
                     f.write(f"{step},{avg[0]:.6f},{avg[1]:.6f},{avg[2]:.6f},{avg[3]:.6f},{avg[4]:.4f},"
-                            f"{rate:.3f},{lr:.3e}\n")
+                            f"{g[0]:.4e},{g[1]:.4e},{g[2]:.4e},{rate:.3f},{lr:.3e}\n")
             sums, t_last, n_last = None, time.time(), 0
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
             save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen, device))
@@ -566,11 +579,27 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         if step >= num_steps:
             break
     bar.close()
-    if world > 1:
+    if torch.distributed.is_initialized():
         check_ranks_in_sync(model, phase)
     if is_main:
         plot_curves(csv_path, out / f"loss_phase{phase}.png")
     return ckpt
+
+
+def term_grad_norms(model, losses) -> dict:
+    """The gradient norm that each weighted loss term (λ·L) sends into the slot-attention parameters, one
+    autograd pass per term at log steps (the training step's own backward is unchanged): which term drives the
+    slots, and whether λs and λi balance them."""
+    params = [p for p in model.slot_module.parameters() if p.requires_grad]
+    c = model.config
+    weighted = {"recon": losses.recon, "semantic": c.lambda_semantic * losses.semantic,
+                "instance": c.lambda_instance * losses.instance}
+    out = {}
+    for name, term in weighted.items():
+        if term.requires_grad:
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            out[name] = float(sum(float((g.float() ** 2).sum()) for g in grads if g is not None)) ** 0.5
+    return out
 
 
 def check_ranks_in_sync(model, phase: int) -> None:
@@ -600,11 +629,10 @@ def run(args: argparse.Namespace) -> dict:
     rank = int(os.environ.get("RANK", 0))
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if world > 1:
-        import torch.distributed as dist
-        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-        if args.device == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if "LOCAL_RANK" in os.environ and not torch.distributed.is_initialized():  # launched by torchrun
+        if args.device == "cuda":  # each process on its own GPU before anything is loaded
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        torch.distributed.init_process_group("nccl" if args.device == "cuda" else "gloo")
     device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -634,9 +662,8 @@ def run(args: argparse.Namespace) -> dict:
         (out / f"val_phase{args.phase}.json").write_text(json.dumps(result, indent=2))
         print("[val] " + " ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if isinstance(v, float)),
               flush=True)
-    if world > 1:
-        import torch.distributed as dist
-        dist.destroy_process_group()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return result
 
 

@@ -103,12 +103,15 @@ plt.tight_layout(); plt.show()
 
 # %%
 from matplotlib.colors import ListedColormap
-cm = ListedColormap(["#222222", "#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#ffffff"])
-def show(lab): l = lab.clone(); l[l == 255] = 5; return l
+from toy.world import CLASSES
+cm = ListedColormap(["#222222", "#2ca02c", "#8c564b", "#d62728", "#e377c2", "#1f77b4", "#ff7f0e", "#ffffff"])
+IGN = len(CLASSES) + 1
+def show(lab): l = lab.clone(); l[l == 255] = IGN; return l
 fig, axes = plt.subplots(1, 5, figsize=(11, 2.5))
 axes[0].imshow(out.images[0].permute(1, 2, 0)); axes[0].set_title("image")
 for a, (tau, fg, low) in zip(axes[1:], [(0, 0.6, 0.5), (4, 0.6, 0.5), (0, 0.4, 0.3), (0, 0.8, 0.7)]):
     lab = pg.label_mask(pg.refine(cross, self_attn, tau), ids, 64, fg=fg, low=low)[0]
-    a.imshow(show(lab), cmap=cm, vmin=0, vmax=5, interpolation="nearest"); a.set_title(f"τ={tau} fg≥{fg} ign≥{low}", fontsize=8)
+    a.imshow(show(lab), cmap=cm, vmin=0, vmax=IGN, interpolation="nearest"); a.set_title(f"τ={tau} fg≥{fg} ign≥{low}", fontsize=8)
 for a in axes: a.axis("off")
-plt.suptitle("classes: red circle, blue square, green triangle, orange cross"); plt.tight_layout(); plt.show()
+plt.suptitle("classes: green tree, brown house, red mushroom, pink flower, blue car, orange fish; white ignore")
+plt.tight_layout(); plt.show()

@@ -53,7 +53,8 @@ def test_an_existing_dataset_is_used_as_it_is(tiny_models, tiny_dataset, tmp_pat
 def test_the_writer_refuses_other_settings_and_growth_without_extend(tiny_pipe, tiny_dataset, tmp_path):
     data = copy_dataset(tiny_dataset, tmp_path / "data")
     meta = (data / "meta.json").read_bytes()
-    preset = pseudo_gt.Preset("toy", sd="unused", size=64, steps=2, guidance=3.0,
+    sd = json.loads(meta)["sd"]  # the writer records (and enforces) the pipeline it generated with
+    preset = pseudo_gt.Preset("toy", sd=sd, size=64, steps=2, guidance=3.0,
                               mask=pseudo_gt.MaskConfig(cross_res=(16, 8), self_res=16, refine=False))
     other = pseudo_gt.replace(preset, steps=3)
     with pytest.raises(ValueError, match="steps: dataset 2, asked 3"):

@@ -249,3 +249,49 @@ def test_probe_ceiling_probes_on_schedule_and_saves_nothing(tmp_path, monkeypatc
     assert [p["step"] for p in points] == [2, 4, 5] and seen == [False, False, False]
     assert len({p["probe_acc"] for p in points}) == 3, "the encoder trains between probes"
     assert list(tmp_path.iterdir()) == []
+
+
+class _PartEncoder(_LookupEncoder):
+    """Tokens (instance id, 10 or 20 by part, 1) of each patch's majority instance and part: almost no spread
+    within a part, more within an instance, most within an image."""
+
+    def __init__(self, scenes):
+        self.config = type("Cfg", (), {"patch_size": 4})()
+        self.table = {self.key(it["image"]): (it["instance"], it["part"]) for it in scenes}
+
+    def __call__(self, pixel_values):
+        tokens = []
+        for img in pixel_values * 0.25 + 0.5:
+            inst, part = self.table[self.key(img)]
+            i = pretrain.patch_majority(inst[None], 4, world.MAX_OBJECTS + 1)[0].float()
+            both = torch.where(inst > 0, 2 * (inst - 1) + part, 0)
+            p = pretrain.patch_majority(both[None], 4, 2 * world.MAX_OBJECTS + 1)[0]
+            tokens.append(torch.stack([i, 10.0 * ((p + 1) % 2 + 1) * (p > 0), torch.ones_like(i)], -1))
+        out = torch.stack(tokens)
+        return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
+
+
+def test_token_variance_against_a_loop():
+    n = 6
+    scenes = [world.ToyScenes("val", length=n)[i] for i in range(n)]
+    enc = _PartEncoder(scenes)
+    got = pretrain.token_variance(enc, n)
+    sums = {"image": 0.0, "instance": 0.0, "part": 0.0}
+    for it in scenes:  # brute force: majority labels by counting, spreads by explicit means
+        x = enc(((it["image"][None] - 0.5) / 0.25)).last_hidden_state[0, 1:]  # (N, 3)
+        inst, part = [], []
+        for y in range(0, 64, 4):
+            for x0 in range(0, 64, 4):
+                i_cnt = torch.bincount(it["instance"][y:y + 4, x0:x0 + 4].flatten(), minlength=6)
+                both = torch.where(it["instance"] > 0, 2 * (it["instance"] - 1) + it["part"], 0)
+                p_cnt = torch.bincount(both[y:y + 4, x0:x0 + 4].flatten(), minlength=11)
+                inst.append(int(i_cnt.argmax()))
+                part.append(int(p_cnt.argmax()))
+        for key, ids in (("image", [0] * len(inst)), ("instance", inst), ("part", part)):
+            for g in set(ids):
+                rows = x[[j for j, v in enumerate(ids) if v == g]]
+                sums[key] += float((rows - rows.mean(0)).pow(2).sum())
+    expect = {k: v / (n * 256) for k, v in sums.items()}
+    assert got == pytest.approx(expect, rel=1e-5)
+    # (a patch whose majority part belongs to another instance than its majority instance adds a little spread)
+    assert got["part"] < 0.05 * got["instance"] and got["instance"] < got["image"]

@@ -168,3 +168,22 @@ def test_frozen_cache_gives_the_losses_of_the_uncached_step(tiny_models, tiny_da
     fast = model.losses(cached, torch.Generator().manual_seed(0))  # the same latent noise and timesteps
     for term in ("recon", "semantic", "instance"):
         assert torch.allclose(getattr(plain, term), getattr(fast, term), rtol=1e-4, atol=1e-6), term
+
+
+def test_term_grad_norms_match_one_backward_per_term(tiny_models, tiny_dataset):
+    from conftest import tiny_glass_config
+    from data import PseudoGTDataset
+    from glass import GLASS
+    torch.manual_seed(0)
+    model = GLASS(tiny_glass_config(tiny_models))
+    ds = PseudoGTDataset(tiny_dataset)
+    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ("image", "mask", "has_classes", "index")}
+    losses = model.losses(batch, torch.Generator().manual_seed(0))
+    got = train.term_grad_norms(model, losses)
+    c = model.config
+    for name, weight in (("recon", 1.0), ("semantic", c.lambda_semantic), ("instance", c.lambda_instance)):
+        model.zero_grad(set_to_none=True)
+        (weight * getattr(losses, name)).backward(retain_graph=True)
+        norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.slot_module.parameters() if p.grad is not None))
+        assert got[name] == pytest.approx(float(norm), rel=1e-4), name
+        assert got[name] > 0, name

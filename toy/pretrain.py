@@ -304,6 +304,38 @@ def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
     return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
 
 
+def group_spread(x: torch.Tensor, ids: torch.Tensor) -> float:
+    """Σ ||x − mean of its group||² over all tokens: x (B, N, D), ids (B, N) group of each token within its image.
+    Divided by B·N·D, it is the MSE of predicting every token by its group's mean token."""
+    onehot = F.one_hot(ids, int(ids.max()) + 1).to(x.dtype)  # (B, N, G)
+    means = torch.einsum("bng,bnd->bgd", onehot, x) / onehot.sum(1).clamp(min=1)[..., None]  # (B, G, D)
+    return float((x - torch.einsum("bng,bgd->bnd", onehot, means)).pow(2).sum())
+
+
+@torch.no_grad()
+def token_variance(enc, n: int = 256) -> dict:
+    """How encoder tokens spread, summed over the D dimensions and averaged over val tokens: around their image's
+    mean token, around their instance's mean (background one group), and around their (instance, part) mean.
+    Small within-part and within-instance spread against a large within-image spread: tokens group by part and
+    object, which is what k-means and the instance term can use."""
+    p = enc.config.patch_size
+    ds = ToyScenes("val", length=n)
+    sums = {"image": 0.0, "instance": 0.0, "part": 0.0}
+    count = 0
+    for s in range(0, n, 64):
+        items = [ds[i] for i in range(s, min(n, s + 64))]
+        x = patch_features(enc, torch.stack([it["image"] for it in items]))  # (B, N, D)
+        inst = torch.stack([it["instance"] for it in items])
+        part = torch.stack([it["part"] for it in items])
+        groups = {"image": torch.zeros(x.shape[:2], dtype=torch.long),
+                  "instance": patch_majority(inst, p, MAX_OBJECTS + 1),
+                  "part": patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)}
+        for key, ids in groups.items():  # (B, N) group of each token
+            sums[key] += group_spread(x, ids)
+        count += x.shape[0] * x.shape[1]
+    return {k: v / count for k, v in sums.items()}
+
+
 def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """Supervised contrast of the tokens of one image (SupCon, Khosla et al. 2020, within each image): a token's
     positives are the other tokens of its own instance (background is one group), its negatives every token of

@@ -31,7 +31,7 @@ from glass import quiet_loading
 
 from toy.models import (DEFAULT_OUT, ModelSizes, build_encoder, folder_size_mb, load_classifier,
                         load_vae, patch_features, sizes_of)
-from toy.pretrain import TrainConfig, patch_labels, scene_batches
+from toy.pretrain import TrainConfig, patch_labels, scene_batches, token_variance
 from toy.world import CLASSES, ToyScenes, make_scene
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,35 +84,6 @@ def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300, fo
     with torch.no_grad():
         right = probe(xva).argmax(1) == yva
         return float(right[yva > 0].float().mean() if foreground else right.float().mean())
-
-
-@torch.no_grad()
-def token_variance(enc, n: int = 256) -> dict:
-    """How encoder tokens spread, summed over the D dimensions and averaged over val tokens: around their image's
-    mean token, around their instance's mean (background one group), and around their (instance, part) mean.
-    Small within-part and within-instance spread against a large within-image spread: tokens group by part and
-    object, which is what k-means and the instance term can use."""
-    from toy.pretrain import patch_majority
-    from toy.world import MAX_OBJECTS
-    p = enc.config.patch_size
-    ds = ToyScenes("val", length=n)
-    sums = {"image": 0.0, "instance": 0.0, "part": 0.0}
-    count = 0
-    for s in range(0, n, 64):
-        items = [ds[i] for i in range(s, min(n, s + 64))]
-        x = patch_features(enc, torch.stack([it["image"] for it in items]))  # (B, N, D)
-        inst = torch.stack([it["instance"] for it in items])
-        part = torch.stack([it["part"] for it in items])
-        groups = {"image": torch.zeros(x.shape[:2], dtype=torch.long),
-                  "instance": patch_majority(inst, p, MAX_OBJECTS + 1),
-                  "part": patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)}
-        for key, ids in groups.items():  # (B, N) group of each token
-            onehot = F.one_hot(ids, int(ids.max()) + 1).float()  # (B, N, G)
-            means = torch.einsum("bng,bnd->bgd", onehot, x) / onehot.sum(1).clamp(min=1)[..., None]  # (B, G, D)
-            centred = x - torch.einsum("bng,bgd->bnd", onehot, means)  # (B, N, D)
-            sums[key] += float(centred.pow(2).sum())
-        count += x.shape[0] * x.shape[1]
-    return {k: v / count for k, v in sums.items()}
 
 
 def class_set_counts(pred: torch.Tensor, items: list) -> torch.Tensor:
