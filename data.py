@@ -117,7 +117,6 @@ class PseudoGTDataset(torch.utils.data.Dataset):
     KEYS = ("index", "image", "mask", "has_classes", "prompt")
 
     def __init__(self, folder, quiet: bool = False):
-        from PIL import Image
         self.folder = Path(folder)
         if not (self.folder / "meta.json").exists():
             raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "

@@ -262,6 +262,10 @@ BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scene
                  ddim_steps=2),  # every code path, for CI
     "full": dict(steps=400, images=512, eval_images=256, seeds=(0, 1, 2), encoder_steps=600, edits=100,
                  probe_scenes=1024, ddim_steps=25),  # the README's numbers
+    # the quick start's phase-1 budget (train.PRESETS["toy"]: 900 steps): the baselines the quick start is
+    # compared with. Its GLASS row is the quick start's own phase 1 when runs/toy is linked in as OUT/glass
+    "quick": dict(steps=900, images=512, eval_images=256, seeds=(0,), encoder_steps=600, edits=100,
+                  probe_scenes=1024, ddim_steps=25),
 }
 LSD = dict(no_semantic=True, no_instance=True)  # StableLSD: the slot module with the diffusion decoder alone
 # row → (what it is, training data, train.options overrides). Data: "pseudo" GLASS's pseudo-GT dataset; "dagger"

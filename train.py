@@ -57,7 +57,8 @@ TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exis
 # flags that override a field of the model preset (glass.GLASSConfig; slot fields go to GLASSSlotConfig)
 MODEL_FLAGS = {"encoder": "encoder", "sd": "sd", "encoder_size": "encoder_size", "decoder_size": "decoder_size",
                "mlp_hidden": "mlp_hidden", "match_size": "match_size", "num_classes": "num_classes",
-               "lambda_semantic": "lambda_semantic", "lambda_instance": "lambda_instance"}
+               "lambda_semantic": "lambda_semantic", "lambda_instance": "lambda_instance",
+               "decoder_pos_std": "decoder_pos_std"}
 SLOT_FLAGS = {"num_slots": "num_slots", "iters": "iters", "slot_dim": "dim", "slot_mlp": "mlp_hidden",
               "slot_prior": "prior"}
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--slot-dim", type=int, help="slot width D")
     a("--slot-mlp", type=int, help="slot MLP hidden width")
     a("--mlp-hidden", type=int, help="MLP decoder hidden width")
+    a("--decoder-pos-std", type=float, help="std of the MLP decoder's position embedding at init (DINOSAUR: 0.02)")
     a("--slot-init", choices=["gaussian", "learned"], help="initial slots: sampled from one learned Gaussian (the "
       "authors' release, paper preset) or one learned vector per slot (toy preset)")
     a("--gaussian-init", choices=["xavier", "small"], help="start of the shared Gaussian's μ, log σ: Xavier-uniform "
