@@ -177,7 +177,7 @@ def instance_curve(csv_path: Path, points: int = 6) -> list:
     if not rows:
         return []
     pick = sorted({round(i * (len(rows) - 1) / max(points - 1, 1)) for i in range(points)})
-    return [(int(rows[i]["step"]), float(rows[i]["instance"])) for i in pick]
+    return [[int(rows[i]["step"]), float(rows[i]["instance"])] for i in pick]
 
 
 # (rung name, training data, train.options overrides): the same slot model and budget on every rung

@@ -229,11 +229,11 @@ def test_localisation_report_of_another_pipeline_leaves_the_readme_figure_alone(
 
 
 def test_localisation_scores_an_oracle_mask_exactly(tiny_pipe, monkeypatch):
-    """Masks with a known answer: image 1's predicted circle is its true circle (IoU 1), image 2's lies beside it
+    """Masks with a known answer: image 1's predicted tree is its true tree (IoU 1), image 2's lies beside it
     (IoU 0), so localisation is 0.5."""
     left = torch.zeros(64, 64, dtype=torch.long)
-    left[:, :32] = 1
-    items = [{"caption": "a red circle", "image": torch.rand(3, 64, 64), "semantic": m} for m in (left, 1 - left)]
+    left[:, :32] = 1  # class id 1: tree
+    items = [{"caption": "a green tree", "image": torch.rand(3, 64, 64), "semantic": m} for m in (left, 1 - left)]
 
     class Scenes:
         def __init__(self, split, length):

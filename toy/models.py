@@ -83,8 +83,31 @@ def world_words() -> list:
     return world.caption_words()
 
 
+def _bpe(symbols: list, ranks: dict) -> list:
+    """CLIP's byte-pair encoding of one word: merge the lowest-ranked adjacent pair (every occurrence) until no pair
+    has a rank."""
+    while len(symbols) > 1:
+        pair = min(zip(symbols, symbols[1:]), key=lambda p: ranks.get(p, float("inf")))
+        if pair not in ranks:
+            break
+        merged, i = [], 0
+        while i < len(symbols):
+            if i < len(symbols) - 1 and (symbols[i], symbols[i + 1]) == pair:
+                merged.append(symbols[i] + symbols[i + 1])
+                i += 2
+            else:
+                merged.append(symbols[i])
+                i += 1
+        symbols = merged
+    return symbols
+
+
 def build_tokenizer(max_tokens: int):
-    """A CLIPTokenizer whose byte-level BPE has one merged token per world word (other text falls back to bytes)."""
+    """A CLIPTokenizer whose byte-level BPE has one merged token per world word (other text falls back to bytes).
+
+    Each word's merges are added after running BPE on it with the merges so far: its pieces are joined left to
+    right by new, higher-ranked merges. So a word never stops half-way on another word's merge, and words added
+    earlier stay whole (their own merges always rank lower than the new ones)."""
     from transformers import CLIPTokenizer
 
     alphabet = _bytes_alphabet()
@@ -93,17 +116,17 @@ def build_tokenizer(max_tokens: int):
         vocab.setdefault(ch, len(vocab))
     for ch in alphabet:
         vocab.setdefault(ch + "</w>", len(vocab))
-    merges: list = []
+    ranks: dict = {}  # (left, right) → rank
     for word in world_words():
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        cur = parts[0]
-        for p in parts[1:]:
-            if (cur, p) not in merges:
-                merges.append((cur, p))
+        pieces = _bpe(list(word[:-1]) + [word[-1] + "</w>"], ranks)
+        cur = pieces[0]
+        for p in pieces[1:]:
+            ranks.setdefault((cur, p), len(ranks))
             cur = cur + p
             vocab.setdefault(cur, len(vocab))
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
+    merges = sorted(ranks, key=ranks.get)
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_tokens)
 
 
