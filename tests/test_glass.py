@@ -231,3 +231,20 @@ def test_mlp_decoder_equals_the_mlp_of_broadcast_slots_plus_positions():
     ref_alpha = out[..., -1].softmax(dim=1)
     assert torch.allclose(alpha, ref_alpha, atol=1e-6)
     assert torch.allclose(recon, (ref_alpha[..., None] * out[..., :-1]).sum(1), atol=1e-5)
+
+
+def test_larger_images_are_shrunk_with_antialiasing_for_the_encoder_and_the_vae(tiny_models):
+    """A 768-px generated image reaches the 448-px encoder and the 256-px VAE low-pass filtered: on two-pixel
+    stripes, plain resampling keeps black and white columns while an antialiased one greys them."""
+    import torch.nn.functional as F
+    model = GLASS(tiny_glass_config(tiny_models)).eval()
+    images = torch.zeros(1, 3, 128, 128)
+    images[..., (torch.arange(128) // 2) % 2 == 0] = 1.0  # two-pixel stripes at twice the model's 64 px
+    smooth = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    torch.testing.assert_close(model.latent_moments(images), model.vae.encode(smooth * 2 - 1).latent_dist.parameters)
+    bicubic = F.interpolate(images, size=(64, 64), mode="bicubic", align_corners=False, antialias=True)
+    torch.testing.assert_close(model.encoder(images), model.encoder(bicubic))
+    aliased = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False)
+    assert set(aliased.unique().tolist()) == {0.0, 1.0}  # without a low-pass the stripes survive at full contrast
+    interior = smooth[..., 1:-1]
+    assert (interior > 0.2).all() and (interior < 0.8).all()  # with it they are filtered towards grey
