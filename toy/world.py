@@ -5,7 +5,7 @@ this project ships a small world of 64×64 scenes with exact ground truth, and t
 and encoder on it (toy/pretrain.py).
 
 The world poses the two problems GLASS's guidance exists for (docs/binding.md §4 measures why the first world,
-docs/history/world_v1.py, did not):
+docs/history/, did not):
 - **a class is visible in every patch**, as a dog is a dog in any patch of a photo: each class has its own palette
   and texture, so a 4×4 patch tells the class;
 - **objects are made of parts** of different appearance (a tree is a green crown on a brown trunk): grouping by
