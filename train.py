@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parent
 # ---------------------------------------------------------------------------------------------------------------
 
 PRESETS = {  # training knobs only; the model's preset (slots, encoder, decoder, λs) lives in glass.PRESETS
-    "toy": dict(data="data/toy_pseudo", batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4,
-                lr_slots2=1e-4, lr_unet=1e-4, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
+    # toy lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' phase-1 rate (docs/binding.md §7)
+    "toy": dict(data="data/toy_pseudo", batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4, lr_slots2=1e-4,
+                lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
                 eval_images=256, cache_frozen="yes", workers=1),
     # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
     "paper": dict(data=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
