@@ -174,9 +174,14 @@ class FrozenEncoder(nn.Module):
 
 class MLPDecoder(nn.Module):
     """The DINOSAUR patch decoder: each slot broadcast to the N positions plus a learned position embedding,
-    an MLP to D_enc + 1, alpha softmaxed over slots, reconstruction = Σ_k alpha_k · features_k."""
+    an MLP to D_enc + 1, alpha softmaxed over slots, reconstruction = Σ_k alpha_k · features_k.
 
-    def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int, pos_std: float = 0.02):
+    `factorised=True` (what GLASS trains with) gives the same numbers with a fifth less work: the first layer of
+    MLP(slot + pos) is W·slot + W·pos + b, so it is applied to the K slots and the N positions apart and then
+    broadcast, and the (B, K, N, D) input is never built."""
+
+    def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int, pos_std: float = 0.02,
+                 factorised: bool = False):
         super().__init__()
         # learned position embedding, N(0, pos_std²) at init (DINOSAUR: 0.02); it is the only way the decoder can
         # tell positions apart, so its scale against the slots' sets how soon alpha can depend on position
@@ -187,18 +192,19 @@ class MLPDecoder(nn.Module):
             d = hidden
         mods.append(nn.Linear(d, out_dim + 1))
         self.mlp = nn.Sequential(*mods)
-        self.out_dim = out_dim
+        self.out_dim, self.factorised = out_dim, factorised
 
     def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """slots (B, K, D) → reconstruction (B, N, D_enc), alpha masks (B, K, N)."""
-        # the first layer of MLP(slot + pos) is W·slot + W·pos + b: applied to the K slots and the N positions
-        # apart and then broadcast, it never builds the (B, K, N, D) input (the same numbers, a fifth less work)
-        first = self.mlp[0]
-        h = first(slots)[:, :, None, :] + F.linear(self.pos, first.weight)  # (B, K, N, H)
-        out = self.mlp[1:](h)  # (B, K, N, D_enc + 1)
-        feats, logits = out[..., :-1], out[..., -1]
-        alpha = logits.softmax(dim=1)  # softmax over slots
-        recon = (alpha[..., None] * feats).sum(dim=1)  # (B, N, D_enc)
+        if self.factorised:
+            first = self.mlp[0]
+            h = first(slots)[:, :, None, :] + F.linear(self.pos, first.weight)  # (B, K, N, H) = W(slot + pos) + b
+            out = self.mlp[1:](h)  # (B, K, N, D_enc + 1)
+        else:
+            out = self.mlp(slots[:, :, None, :] + self.pos)  # (B, K, N, D_enc + 1): every slot at every position
+        feats, logits = out[..., :-1], out[..., -1]  # (B, K, N, D_enc), (B, K, N)
+        alpha = logits.softmax(dim=1)  # softmax over slots: each position's weights sum to 1
+        recon = (alpha[..., None] * feats).sum(dim=1)  # (B, N, D_enc) = Σ_k alpha_k · features_k
         return recon, alpha
 
 
@@ -280,7 +286,7 @@ class GLASS(nn.Module):
         self.config = replace(config, slots=slot_cfg)  # resolved widths; the caller's config is left as it was
         self.slot_module = GLASSSlotModule(slot_cfg)
         self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.mlp_hidden,
-                                      config.mlp_layers, config.decoder_pos_std)
+                                      config.mlp_layers, config.decoder_pos_std, factorised=True)
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
     def param_groups(self, phase: int, lr_slots: float, lr_unet: float, lr_decoder: Optional[float] = None) -> list:

@@ -453,8 +453,9 @@ class Preset:
 
 
 PRESETS = {
-    # the toy UNet attends at 16×16 and 8×8 only. Measured (README): 16×16 cross-attention alone localises best
-    # (0.659 vs 0.639 with the 8×8 layers), and refining with 16×16 self-attention (τ = 4) lowers it to 0.53
+    # the toy UNet attends at 16×16 and 8×8 only. On the first toy world 16×16 cross-attention alone localised best
+    # (0.659 against 0.639 with the 8×8 layers and 0.52 refined with 16×16 self-attention, τ = 4: docs/experiments.md);
+    # today's numbers: python -m toy.report pseudo-masks
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
                   mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
@@ -465,6 +466,37 @@ PRESETS = {
                     mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True), vocabulary="coco",
                     captioner="Salesforce/blip2-opt-2.7b"),
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the method for a batch of images (§4); write_dataset wraps it with resume, locking and sharding
+# ---------------------------------------------------------------------------------------------------------------
+
+class PseudoItem(NamedTuple):
+    image: np.ndarray  # (H, W, 3) uint8, the generated image
+    mask: np.ndarray  # (H, W) uint8 pseudo mask: 0 background, class index + 1, 255 ignore
+    caption: str  # what the captioner said about the source image
+    prompt: str  # P = "caption; c1 c2 …", what generated `image`
+    classes: list  # the class names found in the caption
+    has_classes: bool  # False: no class named, an all-background mask (training skips L_semantic)
+
+
+def pseudo_ground_truth(items: list, seeds: list, pipe, captioner, vocab: Vocabulary, preset: Preset,
+                        use_nltk: bool, device="cpu") -> list:
+    """GLASS §4 for a batch: caption → class nouns → prompt → generate while recording attention → pseudo mask.
+    items: what the captioner reads (a real image, or a toy scene's caption); seeds: one generator seed each."""
+    captions = captioner(items)  # BLIP-2 (toy: the scene's caption, reworded)
+    mentions = [find_classes(c, vocab, use_nltk) for c in captions]  # the class nouns of each caption
+    prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]  # P = "caption; c1 c2 …"
+    class_lists = [m.classes for m in mentions]
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    out = generate_with_masks(pipe, prompts, class_lists, class_id_matrix(class_lists, vocab), preset.size,
+                              generators, preset.mask, steps=preset.steps, guidance=preset.guidance)
+    images = (out.images.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8)  # (B, H, W, 3)
+    masks = out.labels.numpy().astype(np.uint8)  # (B, H, W)
+    return [PseudoItem(image=images[r], mask=masks[r] if m.has_classes else np.zeros_like(masks[r]),
+                       caption=captions[r], prompt=prompts[r], classes=m.classes, has_classes=m.has_classes)
+            for r, m in enumerate(mentions)]
 
 
 def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
@@ -621,27 +653,16 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
                          for s, i in zip(scenes, idx)]
             else:
                 items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
-            captions = captioner(items)
-            mentions = [find_classes(c, vocab, tagger == "nltk") for c in captions]
-            prompts = [build_prompt(c, m.classes) for c, m in zip(captions, mentions)]
-            class_lists = [m.classes for m in mentions]
-            class_ids = class_id_matrix(class_lists, vocab)
-            gen = [torch.Generator(device=device).manual_seed(seed + i) for i in idx]
-            result = generate_with_masks(pipe, prompts, class_lists, class_ids, preset.size, gen, preset.mask,
-                                         steps=preset.steps, guidance=preset.guidance)
-            for r, i in enumerate(idx):
-                img = (result.images[r].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-                mask = result.labels[r].numpy().astype(np.uint8)
-                if not mentions[r].has_classes:
-                    mask[:] = 0  # nothing named: no semantic target
-                    stats["no_classes"] += 1
-                save_png_atomic(img, out / "images" / f"{i:07d}.png")
-                save_png_atomic(mask, out / "masks" / f"{i:07d}.png")
+            labelled = pseudo_ground_truth(items, [seed + i for i in idx], pipe, captioner, vocab, preset,
+                                           use_nltk=tagger == "nltk", device=device)
+            for it, i, src in zip(labelled, idx, items):
+                stats["no_classes"] += not it.has_classes
+                save_png_atomic(it.image, out / "images" / f"{i:07d}.png")
+                save_png_atomic(it.mask, out / "masks" / f"{i:07d}.png")
                 append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
-                                     "caption": captions[r], "prompt": prompts[r], "classes": class_lists[r],
-                                     "class_ids": [class_index[n] for n in class_lists[r]],
-                                     "has_classes": mentions[r].has_classes, "seed": seed + i,
-                                     "source": items[r]["source"]})
+                                     "caption": it.caption, "prompt": it.prompt, "classes": it.classes,
+                                     "class_ids": [class_index[n] for n in it.classes],
+                                     "has_classes": it.has_classes, "seed": seed + i, "source": src["source"]})
                 stats["written"] += 1
             bar.update(len(idx))
         bar.close()

@@ -10,19 +10,25 @@ values of the tokens it won (Eq. 1 of the GLASS paper), through a GRU and a resi
     U      = W · v(LN(X))                                      # (B, K, D)
     S      = GRU(U, S_prev);  S = S + MLP(LN(S))
 
-The keys and values are never built. k and v are linear maps without bias, so q·k(x_n) = (W_kᵀ q)·x_n and
-Σ_n w_n v(x_n) = v(Σ_n w_n x_n). Each iteration carries the K queries back to the input space and takes the
-weighted mean of the inputs themselves. This is the same arithmetic in a different order. It skips the two
-(B, N, D) projections and their backward, which at GLASS's shapes cost more than all T iterations together.
+`SlotAttention.step` is that loop as written: keys, values and queries, softmax over slots, weighted mean, GRU
+and MLP, each line next to its equation. `folded=True` (what GLASS trains with) runs the same arithmetic in a
+different order and never builds the keys and values. k and v are linear maps without bias, so
+
+    q · k(x_n)        = q · (W_k x_n) = (W_kᵀ q) · x_n          # carry the K queries to the input space
+    Σ_n w_n v(x_n)    = W_v (Σ_n w_n x_n)                       # average the inputs, then project once
+
+That skips the two (B, N, D) projections and their backward, which at GLASS's shapes cost more than all T
+iterations together. tests/test_slot_attention.py holds the two paths to each other (outputs and gradients).
 
 Shape legend: B batch, K slots, N = h·w input tokens, D slot width, D_in input width.
 
 This file imports nothing but torch, so it can be copied into another project on its own.
 Checked by tests/test_slot_attention.py: shapes, attention sums to one over slots, slot permutation equivariance,
-input order invariance, gradient to every parameter, and parity with a naive per-sample loop.
+input order invariance, gradient to every parameter, parity of both paths with a naive per-sample loop and with
+each other.
 
 Public API:
-    SlotAttention(num_slots, dim, input_dim=None, iters=3, eps=1e-8, mlp_hidden=None, ...)
+    SlotAttention(num_slots, dim, input_dim=None, iters=3, eps=1e-8, mlp_hidden=None, folded=False, ...)
         .forward(inputs, slots=None, slot_mask=None, iters=None)
             -> SlotAttentionOutput(slots, attn, init, attn_per_iter)
     GLASSSlotConfig, GLASSSlotModule          the GLASS configuration (7 slots, 5 iterations, width 768, ...)
@@ -95,11 +101,14 @@ class SlotAttention(nn.Module):
             the authors' code) or "small" (μ ~ N(0, 1/D), σ = D^-½: strongly correlated initial slots).
         bilevel: if True, the slots entering the last iteration are detached and a straight-through gradient
             is routed to the initial slots (the "bi-level" trick of BO-QSA); off in GLASS's released config.
+        folded: if True, run `step_folded` (the same numbers up to float order, faster) instead of the textbook
+            `step`; see the module docstring.
     """
 
     def __init__(self, num_slots: int, dim: int, input_dim: Optional[int] = None, iters: int = 3,
                  eps: float = 1e-8, mlp_hidden: Optional[int] = None, learned_init: bool = False,
-                 bilevel: bool = False, gaussian_init: str = "xavier"):
+                 bilevel: bool = False, gaussian_init: str = "xavier",
+                 folded: bool = False):
         super().__init__()
         if num_slots < 1 or dim < 1 or iters < 1:
             raise ValueError(f"num_slots, dim and iters must be positive, got {num_slots}, {dim}, {iters}")
@@ -107,7 +116,7 @@ class SlotAttention(nn.Module):
         mlp_hidden = dim if mlp_hidden is None else mlp_hidden
         self.num_slots, self.dim, self.input_dim = num_slots, dim, input_dim
         self.iters, self.eps, self.scale = iters, eps, dim ** -0.5
-        self.learned_init, self.bilevel = learned_init, bilevel
+        self.learned_init, self.bilevel, self.folded = learned_init, bilevel, folded
 
         if learned_init:
             self.slots_init = nn.Parameter(torch.randn(1, num_slots, dim) * dim ** -0.5)  # (1, K, D)
@@ -127,13 +136,13 @@ class SlotAttention(nn.Module):
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_mlp = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(input_dim, dim, bias=False)  # no bias: the keys and values are folded into the iterations
+        self.to_k = nn.Linear(input_dim, dim, bias=False)  # no bias (Locatello et al.), which lets `folded` work
         self.to_v = nn.Linear(input_dim, dim, bias=False)
         self.gru = nn.GRUCell(dim, dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_hidden), nn.ReLU(inplace=True), nn.Linear(mlp_hidden, dim))
 
     def sample_init(self, batch_size: int, num_slots: Optional[int] = None) -> torch.Tensor:
-        """Initial slots (B, K, D): μ + exp(log σ)·noise (both μ and log σ receive gradient), or the learned ones."""
+        """Initial slots (B, K, D): μ + exp(log σ)·noise (μ and log σ both receive gradient), or the learned ones."""
         k = self.num_slots if num_slots is None else num_slots
         if self.learned_init:
             if k != self.num_slots:
@@ -142,29 +151,44 @@ class SlotAttention(nn.Module):
         noise = torch.randn(batch_size, k, self.dim, device=self.slots_mu.device, dtype=self.slots_mu.dtype)
         return self.slots_mu + self.slots_log_sigma.exp() * noise  # (B, K, D)
 
-    def attention(self, x: torch.Tensor, slots: torch.Tensor, slot_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Softmax over slots of the scaled dot products q·k: (B, N, D_in) normalised inputs × (B, K, D) slots →
-        (B, K, N). The keys k(x) = W_k x are not built: q·W_k x = (W_kᵀ q)·x."""
-        q = self.to_q(self.norm_slots(slots))  # (B, K, D)
-        q_in = (q @ self.to_k.weight) * self.scale  # (B, K, D_in): W_kᵀ q, the queries in the input space
-        logits = torch.bmm(q_in, x.transpose(1, 2))  # (B, K, N) = q · k(x_n) / sqrt(D)
-        if slot_mask is not None:
-            logits = logits.masked_fill(~slot_mask[:, :, None], float("-inf"))  # inactive slots win nothing
-        return logits.softmax(dim=1)  # softmax over slots: slots compete for each token (Eq. 1)
-
-    def step(self, x: torch.Tensor, slots: torch.Tensor,
+    def step(self, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor,
              slot_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One iteration of Eq. 1 on the normalised inputs x (B, N, D_in). Returns the new slots (B, K, D) and the
-        attention (B, K, N) before ε."""
-        attn = self.attention(x, slots, slot_mask)  # (B, K, N)
+        """One iteration of Eq. 1, the textbook form. k, v: (B, N, D) keys and values of the normalised inputs;
+        slots: (B, K, D). Returns the new slots (B, K, D) and the attention (B, K, N) before ε."""
+        q = self.to_q(self.norm_slots(slots))  # (B, K, D) queries
+        logits = torch.bmm(q, k.transpose(1, 2)) * self.scale  # (B, K, N) = q · k / sqrt(D)
+        attn = self.softmax_over_slots(logits, slot_mask)  # (B, K, N): each token's attention sums to 1 over K
+        weights = attn + self.eps  # ε keeps a slot that won nothing finite
+        weights = weights / weights.sum(dim=-1, keepdim=True)  # (B, K, N): sums to 1 over the N tokens
+        updates = torch.bmm(weights, v)  # (B, K, D) = Σ_n w_kn v_n, the weighted mean of the values
+        return self.update(slots, updates), attn
+
+    def step_folded(self, x: torch.Tensor, slots: torch.Tensor,
+                    slot_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step` without keys and values (the module docstring's algebra). x: (B, N, D_in) normalised inputs."""
+        q = self.to_q(self.norm_slots(slots))  # (B, K, D)
+        q_in = (q @ self.to_k.weight) * self.scale  # (B, K, D_in) = W_kᵀ q / sqrt(D), the queries in input space
+        logits = torch.bmm(q_in, x.transpose(1, 2))  # (B, K, N) = q · k(x_n) / sqrt(D)
+        attn = self.softmax_over_slots(logits, slot_mask)  # (B, K, N)
         weights = attn + self.eps
-        weights = weights / weights.sum(dim=-1, keepdim=True)  # weighted mean: normalise over the N tokens
-        updates = self.to_v(torch.bmm(weights, x))  # (B, K, D) = Σ_n w_n v(x_n), as v has no bias
+        weights = weights / weights.sum(dim=-1, keepdim=True)  # (B, K, N)
+        updates = self.to_v(torch.bmm(weights, x))  # (B, K, D) = W_v Σ_n w_kn x_n = Σ_n w_kn v(x_n)
+        return self.update(slots, updates), attn
+
+    @staticmethod
+    def softmax_over_slots(logits: torch.Tensor, slot_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """(B, K, N) logits → attention, softmax over the slot axis: slots compete for each token (Eq. 1).
+        Inactive slots (slot_mask False) get −inf and win nothing."""
+        if slot_mask is not None:
+            logits = logits.masked_fill(~slot_mask[:, :, None], float("-inf"))
+        return logits.softmax(dim=1)
+
+    def update(self, slots: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        """slots ← GRU(updates, slots), then slots ← slots + MLP(LN(slots)). (B, K, D) both."""
         b, n_slots, d = slots.shape
         slots = self.gru(updates.reshape(b * n_slots, d), slots.reshape(b * n_slots, d))  # (B·K, D)
         slots = slots.reshape(b, n_slots, d)  # (B, K, D)
-        slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
-        return slots, attn
+        return slots + self.mlp(self.norm_mlp(slots))  # residual MLP
 
     def forward(self, inputs: torch.Tensor, slots: Optional[torch.Tensor] = None,
                 slot_mask: Optional[torch.Tensor] = None, iters: Optional[int] = None) -> SlotAttentionOutput:
@@ -198,11 +222,16 @@ class SlotAttention(nn.Module):
         init = slots
 
         x = self.norm_inputs(inputs)  # (B, N, D_in), LayerNorm over the feature axis of each token
+        if not self.folded:
+            k, v = self.to_k(x), self.to_v(x)  # (B, N, D) keys and values, the same for every iteration
         attns = []
         for t in range(iters):
             if self.bilevel and t == iters - 1:
                 slots = slots.detach() + init - init.detach()  # straight-through to the init (BO-QSA)
-            slots, attn = self.step(x, slots, slot_mask)
+            if self.folded:
+                slots, attn = self.step_folded(x, slots, slot_mask)
+            else:
+                slots, attn = self.step(k, v, slots, slot_mask)
             attns.append(attn)
         return SlotAttentionOutput(slots=slots, attn=attns[-1], init=init, attn_per_iter=torch.stack(attns))
 
@@ -225,6 +254,7 @@ class GLASSSlotConfig:
     bilevel: bool = False  # detach the last iteration's input (off in the released config)
     gaussian_init: str = "xavier"  # μ, log σ of the shared Gaussian: "xavier" (authors' code) or "small"
     grid_centres: bool = True  # positional grid at cell centres (authors' code) or at edges, linspace(0, 1, n)
+    folded: bool = True  # SlotAttention's fast path (same arithmetic, another order); False: the textbook step
     # ground truth the weakly-supervised baselines get (paper Tab. 5), never GLASS: "count" = K = objects + 1
     # active slots (StableLSD-Dynamic); "boxes" = that, and each slot starts from its object's box through an MLP
     # (SAVi's conditional initialisation; StableLSD-BBox)
@@ -245,15 +275,15 @@ class GLASSSlotModule(nn.Module):
     features + Linear(grid) → LayerNorm → MLP (no residual) → SlotAttention → LayerNorm → Linear(out_dim).
     """
 
-    def __init__(self, config: GLASSSlotConfig = GLASSSlotConfig()):
+    def __init__(self, config: Optional[GLASSSlotConfig] = None):
         super().__init__()
-        self.config = c = config
+        self.config = c = GLASSSlotConfig() if config is None else config  # a fresh default per instance
         self.pos_proj = nn.Linear(4, c.input_dim)  # a 1×1 projection of the (x, y, 1−x, 1−y) grid
         self.input_norm = nn.LayerNorm(c.input_dim)
         self.input_mlp = nn.Sequential(nn.Linear(c.input_dim, c.dim), nn.ReLU(inplace=True), nn.Linear(c.dim, c.dim))
         self.slot_attention = SlotAttention(num_slots=c.num_slots, dim=c.dim, input_dim=c.dim, iters=c.iters,
                                             eps=c.eps, mlp_hidden=c.mlp_hidden, learned_init=c.learned_init,
-                                            bilevel=c.bilevel, gaussian_init=c.gaussian_init)
+                                            bilevel=c.bilevel, gaussian_init=c.gaussian_init, folded=c.folded)
         self.out_norm = nn.LayerNorm(c.dim)
         self.out_proj = nn.Linear(c.dim, c.out_dim)
         if c.prior not in ("none", "count", "boxes"):

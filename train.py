@@ -8,9 +8,10 @@ Phase 1 trains the slot module and the MLP decoder; the encoder, VAE and UNet st
 back-propagates through the frozen UNet into the slots. Phase 2 starts from the phase-1 checkpoint and trains the
 slot module and MLP decoder with a small learning rate and the UNet with a larger one.
 
-Loop order: lr → forward → losses → backward → clip → step → log → checkpoint. One log line per interval with
-every loss term and the rate; a CSV and a PNG of the curves; at the end, val metrics (mIoU_i, mBO_i, mBO_c,
-FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with slot masks and reconstructions.
+`run_phase` is the loop: lr → forward (the losses) → backward → clip → step → log → checkpoint, each a named
+helper below it. One log line per interval with every loss term and the rate; a CSV and a PNG of the curves; at
+the end, val metrics (mIoU_i, mBO_i, mBO_c, FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with
+slot masks and reconstructions.
 
 Here too: checkpoints and object discovery on the toy splits; the dataset reader and the deterministic step
 sampler live in data.py. The model's preset lives in glass.PRESETS; this file's PRESETS hold only the
@@ -127,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--workers", type=int, help="data loader worker processes per training process (toy preset 1: the CPU "
       "trains; paper preset 8: decoding 768-px PNGs)")
     a("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    a("--amp", choices=["none", "bf16", "fp16"], default="none", help="autocast: GPUs, or bf16 on CPUs with native bf16")
+    a("--amp", choices=["none", "bf16", "fp16"], default="none",
+      help="autocast: GPUs, or bf16 on CPUs with native bf16")
     a("--cache-frozen", choices=["yes", "no"], help="keep each item's frozen encoder tokens and VAE moments in "
       "memory after its first visit (toy preset: yes; about 140 KB per toy item, 3 MB per paper-preset item)")
     a("--grad-checkpointing", action="store_true", help="UNet gradient checkpointing")
@@ -448,145 +450,190 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# one phase
+# one phase: the loop, then the helpers it calls in the order it calls them
 # ---------------------------------------------------------------------------------------------------------------
 
 def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -> Path:
-    from glass import GLASS
-    out = Path(args.out)
+    """Train one phase (§4) up to `num_steps`, resuming from OUT/phase{phase} with --resume. Returns that folder."""
+    out, is_main = Path(args.out), rank == 0
     ckpt = out / f"phase{phase}"
-    is_main = rank == 0
-    if is_main:
-        recover_checkpoint(ckpt)
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
-    torch.manual_seed(args.seed)  # identical initial weights on every rank
-    model = GLASS(model_config(args)).to(device)
-    start = 0
-    resuming = args.resume and (ckpt / "config.json").exists()
-    if phase == 2 and not resuming:
-        init = Path(args.init) if args.init else out / "phase1"
-        info = read_checkpoint_info(init)
-        if info["phase"] != 1:
-            raise SystemExit(f"--init {init} is a phase-{info['phase']} checkpoint; phase 2 starts from phase 1")
-        from safetensors.torch import load_file
-        model.load_trainable_state(load_file(init / "model.safetensors"))
-        if is_main:
-            print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
-    lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
-    groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
-    opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
-    for g in opt.param_groups:
-        g["base_lr"] = g["lr"]
-    gen = torch.Generator().manual_seed(args.seed * 1000 + rank)  # diffusion noise and timesteps
-    if resuming:
-        info = read_checkpoint_info(ckpt)
-        if info["phase"] != phase:
-            raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
-        saved = {**info["args"], "world": info.get("world", 1)}
-        changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
-                   ("seed", args.seed), ("world", world)) if saved.get(k) != v]
-        if changed:
-            raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
-                             f"start a new --out, or resume with the saved ones")
-        from safetensors.torch import load_file
-        model.load_trainable_state(load_file(ckpt / "model.safetensors"))
-        # map_location: each rank's optimiser state goes to its own device (the saved tensors name cuda:0)
-        state = torch.load(ckpt / "train_state.pt", weights_only=True, map_location=device)
-        opt.load_state_dict(state["optimizer"])
-        for g, g_now in zip(opt.param_groups, groups):  # this run's rates: a lower --lr-* after a NaN takes effect
-            g["base_lr"] = g_now["lr"]
-        set_rng_state(state["rng"], gen, device)
-        start = state["step"]
-        if is_main:
-            print(f"[phase {phase}] resuming at step {start}", flush=True)
+    model, opt, gen = build(args, phase, device, rank)
+    start = resume_or_init(args, phase, ckpt, model, opt, gen, device, world, is_main)
     if start >= num_steps:
         if is_main:
             print(f"[phase {phase}] already at step {start} ≥ {num_steps}", flush=True)
         return ckpt
-
-    train_model = model
-    if torch.distributed.is_initialized():  # under torchrun, even with one process
+    train_model = model  # under torchrun (even with one process) DDP averages the gradients
+    if torch.distributed.is_initialized():
         train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    dataset = PseudoGTDataset(args.data)
-    loader = make_loader(dataset, args, start, num_steps - start, rank, world)
-    if is_main and world > 1:
-        print(f"[phase {phase}] global batch {args.batch_size * world} = --batch-size {args.batch_size} × {world} "
-              f"processes; learning rates as given", flush=True)
+    loader = make_loader(PseudoGTDataset(args.data), args, start, num_steps - start, rank, world)
     cache = FrozenCache(model.frozen_outputs) if args.cache_frozen == "yes" else None
-    trainable = [p for g in groups for p in g["params"]]
-    csv_path = out / f"log_phase{phase}.csv"
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        if start == 0 or not csv_path.exists():
-            with open(csv_path, "w") as f:
-                f.write("step,total,recon,semantic,instance,semantic_share,grad_recon,grad_semantic,grad_instance,"
-                        "images_per_s,lr\n")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
-    from tqdm import tqdm
-    bar = tqdm(total=num_steps, initial=start, desc=f"phase {phase}", disable=not is_main, mininterval=10)
-    sums, t_last, n_last, grads = None, time.time(), 0, {}
     step = start
     model.train()
     for batch in loader:
-        # lr: linear warm-up, then constant (Stable-LSD)
-        for g in opt.param_groups:
-            g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(args.warmup, 1))
+        set_lr(opt, step, args.warmup)
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         if cache is not None:
             batch = cache.fill(batch)  # + features, moments of the frozen encoder and VAE
-        try:
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                losses = train_model(batch, gen)
-            if not all(torch.isfinite(t) for t in (losses.recon, losses.semantic, losses.instance)):
-                raise FloatingPointError(f"recon {losses.recon.item()} semantic {losses.semantic.item()} "
-                                         f"instance {losses.instance.item()}")
-        except FloatingPointError as e:
-            last = (f"the last checkpoint, {ckpt} (step {read_checkpoint_info(ckpt)['step']}), is intact: continue "
-                    f"with --resume and a lower --lr-*") if complete(ckpt) else "no checkpoint of this phase exists yet"
-            raise SystemExit(f"[phase {phase}] non-finite values at step {step} ({e}); {last}")
-        if (step + 1) % args.log_every == 0 and is_main and not torch.distributed.is_initialized():
-            grads = term_grad_norms(model, losses)  # what each loss term asks of the slot module
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(losses.total).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(trainable, args.clip)
-        scaler.step(opt)
-        scaler.update()
+        losses = forward(train_model, batch, gen, args.amp, device, phase, step, ckpt)
+        grads = term_grad_norms(model, losses) if log.wants_grads(step) else {}  # before backward frees the graph
+        backward_and_step(opt, scaler, losses.total, args.clip)
         step += 1
-        bar.update(1)
-        terms = torch.stack([losses.total, losses.recon, losses.semantic, losses.instance,
-                             losses.semantic_present.float().mean()]).detach()
-        sums = terms if sums is None else sums + terms
-        n_last += batch["image"].shape[0] * world
-        if step % args.log_every == 0 or step == num_steps:
-            k = args.log_every if step % args.log_every == 0 else step % args.log_every
-            avg = (sums / k).tolist()
-            rate = n_last / (time.time() - t_last)
-            lr = opt.param_groups[0]["lr"]
-            if is_main:
-                g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")] \
-                    if step % args.log_every == 0 else [float("nan")] * 3
-                print(f"phase {phase} step {step} | total {avg[0]:.4f} recon {avg[1]:.4f} semantic {avg[2]:.4f} "
-                      f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | |∇slots| recon {g[0]:.2e} "
-                      f"semantic {g[1]:.2e} instance {g[2]:.2e} | {rate:.1f} img/s | lr {lr:.2e}", flush=True)
-                with open(csv_path, "a") as f:
-                    f.write(f"{step},{avg[0]:.6f},{avg[1]:.6f},{avg[2]:.6f},{avg[3]:.6f},{avg[4]:.4f},"
-                            f"{g[0]:.4e},{g[1]:.4e},{g[2]:.4e},{rate:.3f},{lr:.3e}\n")
-            sums, t_last, n_last = None, time.time(), 0
+        log.step(step, losses, batch["image"].shape[0], opt.param_groups[0]["lr"], grads)
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
             save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen, device))
         if args.val_every and step % args.val_every == 0 and is_main and args.preset == "toy":
             log_val_curve(model, out, phase, step, args.eval_images or 256, device)
         if step >= num_steps:
             break
-    bar.close()
+    log.close()
     if torch.distributed.is_initialized():
         check_ranks_in_sync(model, phase)
-    if is_main:
-        plot_curves(csv_path, out / f"loss_phase{phase}.png")
     return ckpt
+
+
+def build(args, phase: int, device, rank: int):
+    """The model (identical initial weights on every rank), AdamW over the phase's groups (§4) and the generator
+    of diffusion noise and timesteps. A checkpoint a crash left half-swapped is recovered first."""
+    from glass import GLASS
+    if rank == 0:
+        recover_checkpoint(Path(args.out) / f"phase{phase}")
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
+    torch.manual_seed(args.seed)
+    model = GLASS(model_config(args)).to(device)
+    lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
+    groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
+    opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
+    for g in opt.param_groups:
+        g["base_lr"] = g["lr"]  # the rate after warm-up; set_lr scales it
+    gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
+    return model, opt, gen
+
+
+def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world: int, is_main: bool) -> int:
+    """--resume with a checkpoint: weights, optimiser, RNG and step from it (refused when settings that change the
+    data order changed). Otherwise phase 2 starts from phase 1's weights (--init or OUT/phase1). Returns the step."""
+    from safetensors.torch import load_file
+    if not (args.resume and (ckpt / "config.json").exists()):
+        if phase == 2:
+            init = Path(args.init) if args.init else Path(args.out) / "phase1"
+            info = read_checkpoint_info(init)
+            if info["phase"] != 1:
+                raise SystemExit(f"--init {init} is a phase-{info['phase']} checkpoint; phase 2 starts from phase 1")
+            model.load_trainable_state(load_file(init / "model.safetensors"))
+            if is_main:
+                print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
+        return 0
+    info = read_checkpoint_info(ckpt)
+    if info["phase"] != phase:
+        raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
+    saved = {**info["args"], "world": info.get("world", 1)}
+    changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
+               ("seed", args.seed), ("world", world)) if saved.get(k) != v]
+    if changed:
+        raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
+                         f"start a new --out, or resume with the saved ones")
+    model.load_trainable_state(load_file(ckpt / "model.safetensors"))
+    # map_location: each rank's optimiser state goes to its own device (the saved tensors name cuda:0)
+    state = torch.load(ckpt / "train_state.pt", weights_only=True, map_location=device)
+    base = [g["base_lr"] for g in opt.param_groups]
+    opt.load_state_dict(state["optimizer"])
+    for g, lr in zip(opt.param_groups, base):  # this run's rates: a lower --lr-* after a NaN takes effect
+        g["base_lr"] = lr
+    set_rng_state(state["rng"], gen, device)
+    if is_main:
+        print(f"[phase {phase}] resuming at step {state['step']}", flush=True)
+    return state["step"]
+
+
+def set_lr(opt, step: int, warmup: int) -> None:
+    """Linear warm-up over `warmup` steps, then constant (Stable-LSD's schedule)."""
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: int, ckpt: Path):
+    """The three losses of one batch (glass.GLASS.losses), under autocast with --amp. A non-finite term stops the
+    run with a pointer to the last intact checkpoint."""
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    try:
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            losses = train_model(batch, gen)
+        if not all(torch.isfinite(t) for t in (losses.recon, losses.semantic, losses.instance)):
+            raise FloatingPointError(f"recon {losses.recon.item()} semantic {losses.semantic.item()} "
+                                     f"instance {losses.instance.item()}")
+    except FloatingPointError as e:
+        last = (f"the last checkpoint, {ckpt} (step {read_checkpoint_info(ckpt)['step']}), is intact: continue "
+                f"with --resume and a lower --lr-*") if complete(ckpt) else "no checkpoint of this phase exists yet"
+        raise SystemExit(f"[phase {phase}] non-finite values at step {step} ({e}); {last}")
+    return losses
+
+
+def backward_and_step(opt, scaler, total: torch.Tensor, clip: float) -> None:
+    """zero_grad → backward (scaled under fp16) → clip the global gradient norm → AdamW step."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+    scaler.step(opt)
+    scaler.update()
+
+
+class PhaseLog:
+    """Progress bar, one line per `every` steps with the mean of every loss term, the gradient norm each term sends
+    into the slot module, the rate and the lr; the same as OUT/log_phase{phase}.csv, and its PNG at the end."""
+
+    COLUMNS = ("step,total,recon,semantic,instance,semantic_share,grad_recon,grad_semantic,grad_instance,"
+               "images_per_s,lr")
+
+    def __init__(self, out: Path, phase: int, start: int, num_steps: int, every: int, batch_size: int, world: int,
+                 is_main: bool):
+        from tqdm import tqdm
+        self.phase, self.num_steps, self.every, self.world, self.is_main = phase, num_steps, every, world, is_main
+        if is_main and world > 1:
+            print(f"[phase {phase}] global batch {batch_size * world} = --batch-size {batch_size} × {world} "
+                  f"processes; learning rates as given", flush=True)
+        self.csv_path = out / f"log_phase{phase}.csv"
+        self.png_path = out / f"loss_phase{phase}.png"
+        if is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            if start == 0 or not self.csv_path.exists():
+                self.csv_path.write_text(self.COLUMNS + "\n")
+        self.bar = tqdm(total=num_steps, initial=start, desc=f"phase {phase}", disable=not is_main, mininterval=10)
+        self.sums, self.t_last, self.n_last = None, time.time(), 0
+
+    def wants_grads(self, step: int) -> bool:
+        """Per-term gradient norms cost one extra backward each: only at log steps, only on one process."""
+        return (step + 1) % self.every == 0 and self.is_main and not torch.distributed.is_initialized()
+
+    def step(self, step: int, losses, batch_size: int, lr: float, grads: dict) -> None:
+        self.bar.update(1)
+        terms = torch.stack([losses.total, losses.recon, losses.semantic, losses.instance,
+                             losses.semantic_present.float().mean()]).detach()
+        self.sums = terms if self.sums is None else self.sums + terms
+        self.n_last += batch_size * self.world
+        if step % self.every != 0 and step != self.num_steps:
+            return
+        k = self.every if step % self.every == 0 else step % self.every
+        avg = (self.sums / k).tolist()
+        rate = self.n_last / (time.time() - self.t_last)
+        if self.is_main:
+            g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")]
+            print(f"phase {self.phase} step {step} | total {avg[0]:.4f} recon {avg[1]:.4f} semantic {avg[2]:.4f} "
+                  f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | |∇slots| recon {g[0]:.2e} "
+                  f"semantic {g[1]:.2e} instance {g[2]:.2e} | {rate:.1f} img/s | lr {lr:.2e}", flush=True)
+            with open(self.csv_path, "a") as f:
+                f.write(f"{step},{avg[0]:.6f},{avg[1]:.6f},{avg[2]:.6f},{avg[3]:.6f},{avg[4]:.4f},"
+                        f"{g[0]:.4e},{g[1]:.4e},{g[2]:.4e},{rate:.3f},{lr:.3e}\n")
+        self.sums, self.t_last, self.n_last = None, time.time(), 0
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.is_main:
+            plot_curves(self.csv_path, self.png_path)
 
 
 def term_grad_norms(model, losses) -> dict:

@@ -27,6 +27,7 @@ def changed(before, module):
 def test_one_step_trains_only_what_the_phase_trains(tiny_models, phase):
     torch.manual_seed(0)
     model = GLASS(tiny_glass_config(tiny_models))
+    assert model.slot_module.slot_attention.folded and model.mlp_decoder.factorised  # the fast forms train
     groups = model.param_groups(phase, 1e-2, 1e-2)
     opt = torch.optim.AdamW(groups)
     before = {name: snapshot(getattr(model, name)) for name in ("encoder", "vae", "unet", "slot_module", "mlp_decoder")}
@@ -221,16 +222,34 @@ def test_slot_priors_start_slots_from_boxes_and_switch_slots_off(tiny_models):
         plain.slot_module(plain.encoder(images), boxes=torch.rand(2, 4, 4))
 
 
-def test_mlp_decoder_equals_the_mlp_of_broadcast_slots_plus_positions():
+def test_mlp_decoder_textbook_and_factorised_forms_agree():
+    """The factorised first layer GLASS trains with gives the textbook decoder's outputs and gradients (1e-5), and
+    the textbook form is the DINOSAUR formula written out by hand here: MLP of slot + position, alpha softmaxed
+    over slots, alpha-weighted sum of the features."""
     from glass import MLPDecoder
     torch.manual_seed(0)
-    dec = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3)
+    plain = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3, pos_std=1.0)
+    fast = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3, pos_std=1.0, factorised=True)
+    fast.load_state_dict(plain.state_dict())
     slots = torch.randn(2, 4, 8)
-    recon, alpha = dec(slots)
-    out = dec.mlp(slots[:, :, None, :] + dec.pos)  # the textbook form: (B, K, N, D) through the whole MLP
-    ref_alpha = out[..., -1].softmax(dim=1)
-    assert torch.allclose(alpha, ref_alpha, atol=1e-6)
-    assert torch.allclose(recon, (ref_alpha[..., None] * out[..., :-1]).sum(1), atol=1e-5)
+    h = slots[:, :, None, :] + plain.pos  # (2, 4, 9, 8)
+    for i in range(0, len(plain.mlp) - 1, 2):
+        h = torch.relu(h @ plain.mlp[i].weight.T + plain.mlp[i].bias)
+    out = h @ plain.mlp[-1].weight.T + plain.mlp[-1].bias  # (2, 4, 9, 7)
+    ref_alpha = torch.exp(out[..., -1]) / torch.exp(out[..., -1]).sum(dim=1, keepdim=True)
+    ref_recon = (ref_alpha[..., None] * out[..., :-1]).sum(dim=1)
+    weight = torch.randn(2, 9, 6)
+    grads = []
+    for dec in (plain, fast):
+        s = slots.clone().requires_grad_(True)
+        recon, alpha = dec(s)
+        torch.testing.assert_close(alpha, ref_alpha, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(recon, ref_recon, atol=1e-5, rtol=1e-5)
+        ((recon * weight).sum() + alpha[:, 0].sum()).backward()
+        grads.append([s.grad] + [p.grad for p in dec.parameters()])
+    for g_fast, g_plain in zip(*grads):
+        assert g_plain.abs().sum() > 0
+        torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=1e-5)
 
 
 def test_larger_images_are_shrunk_with_antialiasing_for_the_encoder_and_the_vae(tiny_models):

@@ -89,8 +89,8 @@ def test_bilevel_detaches_all_but_the_last_iteration():
 
 
 def naive_slot_attention(sa, x, init):
-    """Eq. 1 written with explicit loops over images, slots and tokens, with explicit keys and values, independent of the
-    module, which folds W_k and W_v into the iterations."""
+    """Eq. 1 written with explicit loops over images, slots and tokens, with explicit keys and values, independent of
+    both of the module's paths (the textbook step and the folded one)."""
     b, n, _ = x.shape
     k_slots = init.shape[1]
     out_slots, out_attn = [], []
@@ -119,9 +119,10 @@ def naive_slot_attention(sa, x, init):
     return torch.stack(out_slots), torch.stack(out_attn)
 
 
-def test_every_iteration_attention_matches_the_naive_loop_stopped_there():
+@pytest.mark.parametrize("folded", [False, True])
+def test_every_iteration_attention_matches_the_naive_loop_stopped_there(folded):
     """attn_per_iter[t] is the attention a naive loop of t + 1 iterations ends with (iters= overrides T)."""
-    sa = make(eps=1e-3)
+    sa = make(eps=1e-3, folded=folded)
     x = torch.randn(2, 7, 12, dtype=torch.float64)
     init = torch.randn(2, 4, 16, dtype=torch.float64)
     out = sa(x, slots=init, iters=4)
@@ -133,8 +134,9 @@ def test_every_iteration_attention_matches_the_naive_loop_stopped_there():
     torch.testing.assert_close(out.attn, out.attn_per_iter[-1])
 
 
-def test_parity_with_naive_loop():
-    sa = make(eps=1e-3)
+@pytest.mark.parametrize("folded", [False, True])
+def test_parity_with_naive_loop(folded):
+    sa = make(eps=1e-3, folded=folded)
     x = torch.randn(2, 7, 12, dtype=torch.float64)
     init = torch.randn(2, 4, 16, dtype=torch.float64)
     out = sa(x, slots=init)
@@ -143,10 +145,11 @@ def test_parity_with_naive_loop():
     torch.testing.assert_close(out.slots, ref_slots)
 
 
-def test_gradients_match_the_naive_loop():
-    """Folding W_k and W_v into the iterations changes the order of the arithmetic, not its gradients: the input,
-    key and value weights get what the naive loop (keys and values built explicitly) gives them."""
-    sa = make(eps=1e-3)
+@pytest.mark.parametrize("folded", [False, True])
+def test_gradients_match_the_naive_loop(folded):
+    """Both paths give the input, key and value weights what the naive loop (keys and values built explicitly)
+    gives them: folding W_k and W_v into the iterations changes the order of the arithmetic, not its gradients."""
+    sa = make(eps=1e-3, folded=folded)
     x = torch.randn(2, 7, 12, dtype=torch.float64, requires_grad=True)
     init = torch.randn(2, 4, 16, dtype=torch.float64)
     weight = torch.randn(2, 4, 16, dtype=torch.float64)  # a loss that weighs every slot entry differently
@@ -155,6 +158,40 @@ def test_gradients_match_the_naive_loop():
     ref = torch.autograd.grad((naive_slot_attention(sa, x, init)[0] * weight).sum(), params)
     for g, r in zip(ours, ref):
         torch.testing.assert_close(g, r)
+
+
+def test_textbook_and_folded_paths_agree_in_float32():
+    """The readable path (keys and values built) and the fast one GLASS trains with: same outputs, same gradients
+    to every parameter and to the input, within 1e-5, at GLASS-like widths and with an inactive slot."""
+    torch.manual_seed(1)
+    plain = SlotAttention(num_slots=5, dim=64, input_dim=48, iters=3, eps=1e-6, mlp_hidden=96)
+    folded = SlotAttention(num_slots=5, dim=64, input_dim=48, iters=3, eps=1e-6, mlp_hidden=96, folded=True)
+    folded.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 49, 48)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1, 4] = False
+    weight = torch.randn(3, 5, 64)
+    grads, outs = [], []
+    for sa in (plain, folded):
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(2)  # the same sampled initial slots for both
+        out = sa(xi, slot_mask=mask)
+        ((out.slots * weight).sum() + (out.attn_per_iter ** 2).sum()).backward()
+        outs.append(out)
+        grads.append([xi.grad] + [p.grad for p in sa.parameters()])
+    for name in ("slots", "attn", "attn_per_iter"):
+        torch.testing.assert_close(getattr(outs[1], name), getattr(outs[0], name), atol=1e-5, rtol=1e-5)
+    assert len(grads[0]) == len(grads[1]) == 1 + len(list(plain.parameters()))
+    for g_folded, g_plain in zip(grads[1], grads[0]):
+        assert g_plain is not None and g_plain.abs().sum() > 0
+        torch.testing.assert_close(g_folded, g_plain, atol=1e-5, rtol=1e-5)
+
+
+def test_glass_slot_module_gets_a_fresh_default_config_each():
+    a, b = GLASSSlotModule(GLASSSlotConfig(input_dim=8, dim=8, out_dim=4)), GLASSSlotModule()
+    c = GLASSSlotModule()
+    assert a.config is not b.config and b.config is not c.config
+    assert b.config == GLASSSlotConfig() and b.config.folded  # GLASS trains with the fast path
 
 
 def test_sampled_init_uses_mu_and_sigma():
