@@ -556,25 +556,6 @@ def measure_rows(table: str, out: Path, budget: str) -> dict:
     return {row: done[f"{table}: {row}"] for row in TABLES[table][2]}
 
 
-def fast_mode() -> bool:
-    """GLASS_FAST=1: the small setting CI runs notebooks in (every code path, tiny budgets)."""
-    import os
-    return os.environ.get("GLASS_FAST", "0") == "1"
-
-
-def demo_checkpoint(phase: int = 2) -> Path:
-    """The checkpoint notebooks show: runs/toy/phase{phase} from `python train.py --phase 2` when it exists and
-    GLASS_FAST is off; otherwise a short run is trained into runs/notebook_fast (a minute on a laptop)."""
-    ckpt = ROOT / "runs" / "toy" / f"phase{phase}"
-    if (ckpt / "config.json").exists() and not fast_mode():
-        return ckpt
-    out = ROOT / "runs" / "notebook_fast"
-    if not (out / f"phase{phase}" / "config.json").exists():
-        train.run(train.options(phase=phase, out=str(out), data=str(ROOT / "data" / "notebook_fast"), num_images=32,
-                                steps1=20, steps2=10, batch_size=8, eval_images=0, workers=0, log_every=10))
-    return out / f"phase{phase}"
-
-
 def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: list) -> dict:
     results: dict = {}
     for name, flags in ABLATIONS.items():

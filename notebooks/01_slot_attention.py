@@ -15,9 +15,18 @@
 
 # %% [markdown]
 # # 01 · Slot attention, step by step (GLASS §3, Eq. 1)
-# How do slots compete for the toy encoder's 16×16 patch tokens, iteration after iteration? We take the slot module
-# of a trained GLASS checkpoint, fix the initial slots, and read the attention of every iteration (`attn_per_iter`,
-# shape (T, B, K, N)); `iters=` runs the same module for more or fewer iterations than it was trained with.
+# **Question:** how do K slots divide an image's 16×16 encoder tokens among themselves, and how quickly do they
+# settle?
+#
+# Slot attention normalises its attention logits with a softmax over the *slots*, not over the tokens. Every token
+# hands out one unit of attention, and the slots compete for it. Each slot is then updated with the weighted mean
+# of the tokens it won (Eq. 1), through a GRU and an MLP, T times. The code is `slot_attention.SlotAttention.step`,
+# one line per equation.
+#
+# **What you will see:** the attention of every iteration for one val scene, the share of tokens each slot wins per
+# iteration, and the same trained module run with fewer slots or more iterations than it was trained with.
+# The cell below names the checkpoint. With the quick start's model (`python train.py --phase 2`) the slots
+# end on whole objects. Without it, a demo model of 20 steps is trained, and the maps show only the mechanics.
 
 # %%
 import os, sys
@@ -30,10 +39,10 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-import evaluate
+from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
 from toy.world import ToyScenes
 from glass import load_checkpoint_model
-ckpt = evaluate.demo_checkpoint(phase=1)
+ckpt = notebook_checkpoint(phase=1)
 model, info = load_checkpoint_model(ckpt)
 model.eval()
 print(ckpt, "phase", info["phase"], "step", info["step"])
@@ -48,7 +57,10 @@ print("features", tuple(feats.shape), "initial slots", tuple(init.shape))
 
 # %% [markdown]
 # ## The attention of every iteration
-# Rows: iterations. Columns: slots. Each map is the softmax **over slots**, so the K maps of a row sum to one at every token.
+# Rows are iterations and columns are slots. Each map is the softmax **over slots**, so the K maps of a row add up
+# to one at every token (the printed check below). In the first iteration the learned initial slots
+# (`learned_init`, the toy preset) divide the image mostly by position. By the last, each object's tokens belong
+# to one slot and the background to another, because tokens of one object look alike to the encoder.
 
 # %%
 T = sa.iters
@@ -69,7 +81,9 @@ print("sum over slots at every token:", maps.sum(1).min().item(), "…", maps.su
 
 # %% [markdown]
 # ## How slots compete: the share of tokens each slot wins
-# The hard assignment (argmax over slots) per iteration.
+# Each token goes to the slot with its largest attention (argmax over slots), and we count the tokens per slot. A
+# flat line means a slot has settled. Most of the change happens in the first iteration or two; the trained T is a
+# budget, not a convergence guarantee.
 
 # %%
 wins = torch.stack([m.flatten(1).argmax(0).bincount(minlength=K) for m in maps]).float() / (g * g)
@@ -81,7 +95,12 @@ plt.title("competition between slots over iterations"); plt.show()
 
 # %% [markdown]
 # ## Fewer slots, more or fewer iterations
-# The same trained module with K slots and T iterations. A shared Gaussian init can be sampled for any K; the toy preset's learned per-slot queries can only be dropped, so K ≤ the trained number here.
+# The same trained module with K slots and T iterations. A shared Gaussian init (the paper preset) can be sampled
+# for any K. The toy preset's learned per-slot queries can only be dropped, so here K is at most the trained number.
+# With too few slots, neighbouring objects must share one. With a single iteration the masks stay close to the
+# initial layout. Going past the trained T changes little, which is a sign that the slots have converged.
+
+
 
 # %%
 from matplotlib.colors import ListedColormap
@@ -99,3 +118,11 @@ with torch.no_grad():
         a.set_title(f"K={k_slots}, T={iters}", fontsize=8)
 for a in axes: a.axis("off")
 plt.suptitle("argmax masks (one colour per slot)"); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## What this showed
+# Slot attention is a competition for tokens: the softmax over slots makes the masks a partition (they sum to one),
+# and a few iterations of "win tokens, average them, update" turn a positional initial layout into one slot per
+# object. Nothing here knows what an object is: the slots follow whatever the encoder's tokens make similar.
+# Notebook 03 shows how GLASS's semantic guidance pushes the masks toward whole objects, and notebook 04 what each
+# loss term adds.

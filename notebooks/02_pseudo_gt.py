@@ -15,7 +15,16 @@
 
 # %% [markdown]
 # # 02 · Pseudo ground truth from the diffusion model's attention (GLASS §4)
-# One prompt through generation: the probe cross-attention of each class over steps and layers, the self-attention refinement for several τ, the thresholds, and the final mask against the image.
+# **Question:** GLASS never sees a labelled pixel. Where do its semantic masks come from?
+#
+# From the diffusion model itself. A caption of a real image gives a prompt, "caption; class names". While Stable
+# Diffusion generates a new image from it, the cross-attention between the image and each class name says where
+# that class is drawn. Self-attention sharpens the maps, and thresholds turn them into a mask. GLASS then trains
+# on the generated image with that mask (Dataset Diffusion's recipe). In code, `pseudo_gt.pseudo_ground_truth`
+# does caption → nouns → prompt → generate → record → mask for a batch.
+#
+# **What you will see:** one toy prompt through generation. The probe cross-attention of each class over the
+# denoising steps and over the layers, the refinement for several τ, and the thresholds that make the final mask.
 
 # %%
 import os, sys
@@ -48,7 +57,9 @@ plt.figure(figsize=(2.5, 2.5)); plt.imshow(out.images[0].permute(1, 2, 0)); plt.
 
 # %% [markdown]
 # ## Cross-attention of each class over the denoising steps
-# Heads and the 16×16 layers averaged, one map per step.
+# One map per step: heads and the 16×16 layers averaged. The first steps denoise pure noise, so their maps are
+# diffuse. The class's place appears after a few steps and then stays put. This is why the recorder averages
+# over steps instead of taking the last one.
 
 # %%
 C = len(mention.classes)
@@ -65,7 +76,9 @@ plt.suptitle("probe cross-attention per step"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## … and over layers
-# Every cross-attention layer, averaged over steps (8×8 layers shown at their own resolution).
+# Every cross-attention layer, averaged over steps, each at its own resolution. Layers disagree: some attend to the
+# class region, others to edges or everywhere. The toy preset averages only the 16×16 layers, which localised best
+# when measured (`python -m toy.report pseudo-masks`).
 
 # %%
 names = sorted(rec.sums_cross)
@@ -81,7 +94,10 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## Self-attention refinement for several τ
-# $r_c = (A_{SA})^\tau \cdot \mathrm{vec}(A_{CA,c})$, min-max normalised. τ = 0 is the cross-attention alone.
+# $r_c = (A_{SA})^\tau \cdot \mathrm{vec}(A_{CA,c})$, min-max normalised; τ = 0 is the cross-attention alone.
+# Each multiplication by the self-attention matrix spreads a class's score to the pixels that attend to it, so
+# the map fills the object and its boundary follows the image. Too large a τ spreads it beyond the object. The
+# paper preset uses τ = 4 on SD 2.1. The toy UNet's self-attention is weak, so the toy preset does not refine.
 
 # %%
 res = pg.masks_from_recorder(rec, ids, 64, cfg)
@@ -99,7 +115,9 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## Thresholds and the final mask
-# max ≥ 0.6 → class, 0.5 ≤ max < 0.6 → ignore (white), below → background (black).
+# At each pixel the class with the largest score wins when it reaches 0.6, the pixel is ignored (white: no loss)
+# between 0.5 and 0.6, and below 0.5 it is background (black). The band of ignored pixels keeps the uncertain
+# boundary out of the loss. Lower thresholds grow the masks into the background; higher ones shrink them.
 
 # %%
 from matplotlib.colors import ListedColormap
@@ -115,3 +133,10 @@ for a, (tau, fg, low) in zip(axes[1:], [(0, 0.6, 0.5), (4, 0.6, 0.5), (0, 0.4, 0
 for a in axes: a.axis("off")
 plt.suptitle("classes: green tree, brown house, red mushroom, pink flower, blue car, orange fish; white ignore")
 plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## What this showed
+# The pseudo mask is semantic: it says "fish here", not "this fish". Two fish of one prompt get one id, and the
+# mask is only as good as the generator's attention (`python -m toy.report pseudo-masks` scores it against the toy
+# world's ground truth). Notebook 03 shows how GLASS matches these segments to slots, and why the instance term is
+# needed where a class repeats.

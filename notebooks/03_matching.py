@@ -15,7 +15,16 @@
 
 # %% [markdown]
 # # 03 · Slot matching and the semantic loss (GLASS §4, Eq. 2)
-# Slot masks beside the pseudo-mask segments, the IoU matrix, the Hungarian assignment, and the BCE of matched versus unmatched slots.
+# **Question:** the pseudo mask has one segment per class; the model has K slots. Which slot learns from which
+# segment?
+#
+# GLASS matches them. Each slot's hard mask (argmax over slots) is compared with each segment by IoU, and the
+# Hungarian algorithm picks the one-to-one assignment with the largest total IoU (`matching.hungarian_match`).
+# Matched slots get a binary cross-entropy toward their segment; unmatched slots get no target (Eq. 2).
+#
+# **What you will see:** one generated training image whose prompt names a class twice, its slot masks next to its
+# segments, the IoU matrix with the assignment, and the loss of each slot. The scene is chosen on purpose: it
+# shows the weakness the instance term exists for.
 
 # %%
 import os, sys
@@ -28,17 +37,21 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-import evaluate
+from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, upsample_masks
 from train import PseudoGTDataset
 from matching import iou_matrix, hungarian_match, segments_from_semantic, semantic_loss
 import torch.nn.functional as F
-ckpt = evaluate.demo_checkpoint(phase=1)
+ckpt = notebook_checkpoint(phase=1)
 model, info = load_checkpoint_model(ckpt); model.eval()
 from pathlib import Path
 data_dir = Path(info["args"]["data"])
 data = PseudoGTDataset(data_dir if data_dir.is_absolute() else Path("..").resolve() / data_dir)
-item = data[3]
+from toy.world import make_scene, repeats_a_class
+def repeated(i):                                    # its caption came from a toy scene showing a class twice or more
+    return repeats_a_class(make_scene("train", int(data.records[i]["source"].split(":")[-1])).classes)
+pick = next((i for i in range(len(data)) if repeated(i)), 0)
+item = data[pick]
 torch.manual_seed(0)
 with torch.no_grad():
     enc = model.encode(item["image"][None])
@@ -49,7 +62,7 @@ hard = F.one_hot(soft.argmax(1), soft.shape[1]).permute(0, 3, 1, 2).bool()
 iou = iou_matrix(hard, seg.masks, seg.valid)[0][:, present]                               # (K, F_present)
 match = hungarian_match(iou)
 names = ["background"] + list(data.meta["classes"])
-print("prompt:", item["prompt"]); print("segments:", [names[i] for i in present.tolist()])
+print("item", pick, "prompt:", item["prompt"]); print("segments:", [names[i] for i in present.tolist()])
 
 # %%
 K = soft.shape[1]
@@ -65,7 +78,9 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## The IoU matrix and the Hungarian assignment
-# Boxes mark the assignment that maximises the total IoU (each segment gets at most one slot).
+# Red boxes mark the assignment with the largest total IoU; each segment gets at most one slot and each slot at
+# most one segment. Matching happens anew for every image and every step. A slot is not tied to a class, only to
+# whatever segment it overlaps best right now.
 
 # %%
 fig, ax = plt.subplots(figsize=(1 + 0.9 * len(present), 0.5 + 0.6 * K))
@@ -80,6 +95,10 @@ plt.colorbar(im); plt.title("IoU(slot argmax mask, segment)"); plt.show()
 
 # %% [markdown]
 # ## The semantic loss: matched slots get a target, unmatched slots none
+# The loss pulls each matched slot's soft mask toward its whole segment. Where a class appears twice, its segment
+# covers both instances, so the slot matched to it is pulled to cover both. That is the *semantic drift* the paper
+# names: class-level guidance merges instances. The per-slot BCE below is the mean over the segment's valid
+# pixels (ignored pixels, 255 in the mask, are left out).
 
 # %%
 out = semantic_loss(soft, seg.masks, seg.present, seg.valid)
@@ -94,3 +113,10 @@ for k in range(K):
         rows.append((k, "unmatched", "no target"))
 for r in rows: print("slot %d  %-12s BCE %s" % r)
 print("L_semantic of this image:", round(out.loss.item(), 4), "(the mean over matched slots)")
+
+# %% [markdown]
+# ## What this showed
+# Semantic guidance is a per-image assignment of slots to class segments, and its target is as coarse as the pseudo
+# mask: one segment per class. It fixes the part-whole problem (a segment covers the whole object, so one slot does
+# too) but rewards one slot per class, not per object. Notebook 04 shows the instance term, which reconstructs the
+# encoder's features from the slots, splitting what this loss merges.

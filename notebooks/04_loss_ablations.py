@@ -14,8 +14,19 @@
 # ---
 
 # %% [markdown]
-# # 04 · Loss ablations (paper Tab. 6a, on the toy world)
-# recon only, + semantic, + instance, all three: training curves, val metrics, and the masks each produces. Reads the results of `python evaluate.py ablation` when they exist; in fast mode it runs a tiny ablation.
+# # 04 · What each loss term does (paper Tab. 6a and Fig. 4, on the toy world)
+# **Question:** GLASS trains with $L = L_{recon} + \lambda_s L_{semantic} + \lambda_i L_{instance}$. What does each
+# term add, and why does it need all three?
+#
+# - $L_{recon}$: the diffusion UNet denoises the image's latent from the slots (Stable-LSD's loss).
+# - $L_{semantic}$: matched slots follow the pseudo mask's class segments (notebook 03). This gives whole objects,
+#   but one slot per class.
+# - $L_{instance}$: an MLP decoder rebuilds the frozen encoder's tokens from the slots (DINOSAUR's loss). The
+#   tokens differ between instances, so it pays to give each instance its own slot.
+#
+# **What you will see:** the table of `python evaluate.py ablation` (three seeds, the quick start's phase-1
+# budget), the loss curves, and the paper's Fig. 4 redrawn: the masks of the four loss sets on val scenes where a
+# class repeats.
 
 # %%
 import os, sys
@@ -30,52 +41,85 @@ print("fast mode" if FAST else "full mode")
 # %%
 import json, csv
 from pathlib import Path
-import evaluate
+import evaluate                                     # the ablation command's table and runner
 root = Path("..").resolve()
 abl = root / "runs" / "ablation"
 if FAST or not (abl / "ablation.json").exists():
+    print("no runs/ablation (python evaluate.py ablation, about 100 minutes on 2 cores): a 5-step DEMO ablation, "
+          "whose numbers mean nothing")
     abl = root / "runs" / "notebook_fast_ablation"
     if not (abl / "ablation.json").exists():
-        data = evaluate.demo_checkpoint(phase=1).parent  # makes the small dataset too
+        from checkpoint import notebook_checkpoint
+        notebook_checkpoint(phase=1)  # the demo model's run writes the small dataset too
         results = evaluate.run_ablation([0], 5, abl, 16, ["--data", str(root / "data" / "notebook_fast"),
                                         "--batch-size", "8", "--workers", "0", "--log-every", "1"])
         (abl / "ablation.json").write_text(json.dumps(results))
 results = json.loads((abl / "ablation.json").read_text())
 print(evaluate.ablation_table(results))
 
+# %% [markdown]
+# ## Reading the table
+# Each cell is the mean ± spread over seeds on 256 val scenes. mIoU_i and mBO_i score instance masks; FG-ARI multi
+# asks whether the pixels of each object share one slot, on scenes with two or more objects. The two "repeated"
+# columns use only the val scenes where a class appears twice or more. There GO is the share of objects whose
+# slot also covers another object, which is where semantic drift shows. The last column is the share of the gap
+# between a per-image-mean and a per-instance-mean reconstruction that the MLP decoder closed: how much the
+# instance term actually learned.
+
 # %%
+def mean(name, key):
+    return float(np.mean([r[key] for r in results[name]]))
+for key in ("miou_i", "fg_ari_multi", "repeat_fg_ari_multi", "repeat_go"):
+    print(f"{key:20s}" + "  ".join(f"{name} {mean(name, key):.3f}" for name in results))
+
+# %% [markdown]
+# ## The loss terms while training (seed 0)
+# A switched-off term is still computed for the log but sends no gradient. Compare a term's curve with it on and
+# off: the semantic loss falls much further when it trains, and the instance loss falls only when it does.
+
+# %%
+runs = {name: abl / f"{name.replace(' ', '_').replace('+', 'plus')}_seed0" for name in evaluate.ABLATIONS}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3))
-for run in sorted(abl.glob("*_seed0")):
+for name, run in runs.items():
     rows = list(csv.DictReader(open(run / "log_phase1.csv")))
     steps = [int(r["step"]) for r in rows]
     for a, key in zip(axes, ("recon", "semantic", "instance")):
-        a.plot(steps, [float(r[key]) for r in rows], label=run.name.replace("_seed0", ""))
+        a.plot(steps, [float(r[key]) for r in rows], label=name)
         a.set_title(key); a.set_xlabel("step")
-axes[0].legend(fontsize=7); plt.suptitle("loss terms per ablation (seed 0); a switched-off term stays 0"); plt.tight_layout(); plt.show()
+axes[0].legend(fontsize=7); plt.suptitle("loss terms per ablation (seed 0)"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# ## Masks of each ablation on the same val scenes
+# ## Fig. 4 on the toy world: scenes where a class repeats
+# Rows: the val scene, its ground-truth instances, then the slot masks (one colour per slot) of the four loss sets,
+# seed 0. The scenes are the first val scenes where a class appears twice or more.
 
 # %%
 from glass import load_checkpoint_model
 from toy.world import ToyScenes
 ds = ToyScenes("val")
-imgs = torch.stack([ds[i]["image"] for i in range(6)])
-runs = sorted(abl.glob("*_seed0"))
-fig, axes = plt.subplots(len(runs) + 1, 6, figsize=(10, 1.8 * (len(runs) + 1)))
-for j in range(6):
-    axes[0, j].imshow(imgs[j].permute(1, 2, 0))
-    axes[0, j].set_title(ds[j]["labels"], fontsize=7)
-for r, run in enumerate(runs):
+picked = [i for i in range(len(ds)) if bool(ds[i]["repeated"])][:6]
+imgs = torch.stack([ds[i]["image"] for i in picked])
+fig, axes = plt.subplots(len(runs) + 2, len(picked), figsize=(1.7 * len(picked), 1.75 * (len(runs) + 2)))
+for j, i in enumerate(picked):
+    axes[0, j].imshow(imgs[j].permute(1, 2, 0)); axes[0, j].set_title(f"val {i}: {ds[i]['labels']}", fontsize=6)
+    axes[1, j].imshow(ds[i]["instance"], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+axes[0, 0].set_ylabel("scene", fontsize=8); axes[1, 0].set_ylabel("instances", fontsize=8)
+for r, (name, run) in enumerate(runs.items()):
     model, _ = load_checkpoint_model(run / "phase1"); model.eval()
     torch.manual_seed(0)
-    pred = model.slot_masks(imgs, 64)
-    for j in range(6):
-        axes[r + 1, j].imshow(pred[j], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-    axes[r + 1, 0].set_ylabel(run.name.replace("_seed0", ""), fontsize=7)
+    with torch.no_grad():
+        pred = model.slot_masks(imgs, 64)
+    for j in range(len(picked)):
+        axes[r + 2, j].imshow(pred[j], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+    axes[r + 2, 0].set_ylabel(name, fontsize=8)
 for a in axes.flat: a.set_xticks([]); a.set_yticks([])
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# ## What the toy world shows
-# The README's ablation section gives the measured table (three seeds) and the reading of it; its ladder says why the semantic term groups objects in this world.
+# What to look at, row by row:
+# - **recon only**: the slots follow colour and position. Objects and parts are cut where it suits the UNet's
+#   reconstruction, not where objects end.
+# - **+ semantic**: the masks follow whole objects, but two instances of one class often share one colour (one
+#   slot). This is semantic drift.
+# - **+ instance**: the instances come apart, but the masks are rougher and parts can split off.
+# - **all three**: whole objects from the semantic term, one slot per instance from the instance term.

@@ -15,7 +15,16 @@
 
 # %% [markdown]
 # # 05 · Generation from slots (GLASS §5: conditional and compositional generation)
-# Reconstruction from slots next to the input; removing a slot and adding a slot from another scene, with the same initial noise as the original.
+# **Question:** GLASS's decoder is a diffusion UNet that reads the slots where Stable Diffusion reads a prompt.
+# What can it draw from them?
+#
+# The slots go through a LayerNorm and a linear map to the UNet's cross-attention width, and replace the text
+# tokens. `L_recon` trains the UNet to denoise the image's latent given its slots. Generation then starts from noise
+# and denoises it with the slots as the only condition.
+#
+# **What you will see:** val scenes next to images generated from their slots, then edits: one object's slot
+# removed, and a slot from another scene added, each from the same initial noise as the unedited generation.
+# Last, the same edits measured over many scenes, with a random slot as the chance floor.
 
 # %%
 import os, sys
@@ -28,10 +37,10 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-import evaluate
+from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, slot_labels
 from toy.world import ToyScenes
-ckpt = evaluate.demo_checkpoint(phase=2)
+ckpt = notebook_checkpoint(phase=2)
 model, info = load_checkpoint_model(ckpt); model.eval()
 ds = ToyScenes("val")
 imgs = torch.stack([ds[i]["image"] for i in range(6)])
@@ -49,12 +58,16 @@ plt.tight_layout(); plt.show()
 
 
 # %% [markdown]
-# ## What the committed run shows
-# After the quick start's 300 phase-2 CPU steps the UNet decodes colours and rough layout from the slots, not crisp shapes, and a single slot changes the image only a little (below): the decoder leans on the slot set as a whole. Longer phase-2 training is where this improves.
+# ## Reading the reconstructions
+# The images are generated, not copied: the UNet sees only the K slot vectors, never the input's pixels. Colours and
+# layout usually come back, because they are what the slots encode. Exact shapes, textures and shades need more
+# than the quick start's 300 phase-2 steps on a CPU.
 
 # %% [markdown]
 # ## Remove a slot, add a slot
-# The slot removed is the one whose mask covers the most foreground; the slot added is the largest-object slot of another scene. Original and edit start from the same noise (same seed).
+# The slot removed is the one whose mask covers most of the scene's foreground. The slot added is that slot of
+# another scene. Original and edit start from the same noise, so any difference comes from the slot set. If
+# slots are objects, removing one should erase an object and adding one should draw it.
 
 # %%
 def object_slot(i):
@@ -75,7 +88,15 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## The edits, measured
-# `downstream.compositional_edits` repeats both edits over many val scenes and lets the toy eval classifier (trained with the world's labels, never seen by GLASS) judge them: a removal succeeds when the object's class was visible in the decoding from all slots and is gone after its slot (matched by mask IoU) is dropped; an addition succeeds when a class the scene lacks appears after another scene's object slot is appended. "kept" asks that every other visible class stays, and the PSNR is measured outside the removed object. The same edits with a random slot are the chance floor. `python evaluate.py tables --only compose` measures the tables' models the same way.
+# `downstream.compositional_edits` repeats both edits over many val scenes. The toy eval classifier judges them; it
+# was trained with the world's labels, which GLASS never sees.
+# - A removal succeeds when the object's class was visible in the decoding from all slots and is gone after its
+#   slot (matched by mask IoU) is dropped.
+# - An addition succeeds when a class the scene lacks appears after another scene's object slot is appended.
+# - "kept" asks that every other visible class stays; the PSNR is measured outside the removed object.
+#
+# The same edits with a random slot are the chance floor: the object's slot should beat it clearly.
+# `python evaluate.py tables --only compose` measures the tables' models the same way.
 
 # %%
 import downstream
@@ -86,3 +107,10 @@ for k in downstream.EDIT_KEYS:
     print(f"{k:20s} object's slot {edits.rates[k]:6.3f}   random slot {chance.rates[k]:6.3f}")
 print({k: edits.rates[k] for k in ("remove_qualified", "remove_edits", "add_qualified", "add_edits")})
 downstream.plot_edits(edits.examples, None, "the first measured edits (object's slot)"); plt.show()
+
+# %% [markdown]
+# ## What this showed
+# The slots are a prompt the UNet can read: the generated image follows them, and editing the slot set edits the
+# image. How cleanly an edit removes or adds exactly one object depends on how well each slot holds one object,
+# which is what notebooks 01, 03 and 04 are about. The rates above, against the random-slot floor, say it in
+# numbers.
