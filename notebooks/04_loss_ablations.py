@@ -68,7 +68,7 @@ print(evaluate.ablation_table(results))
 
 # %%
 def mean(name, key):
-    return float(np.mean([r[key] for r in results[name]]))
+    return float(np.mean([r.get(key, np.nan) for r in results[name]]))
 for key in ("miou_i", "fg_ari_multi", "repeat_fg_ari_multi", "repeat_go"):
     print(f"{key:20s}" + "  ".join(f"{name} {mean(name, key):.3f}" for name in results))
 
@@ -98,7 +98,8 @@ axes[0].legend(fontsize=7); plt.suptitle("loss terms per ablation (seed 0)"); pl
 from glass import load_checkpoint_model
 from toy.world import ToyScenes
 ds = ToyScenes("val")
-picked = [i for i in range(len(ds)) if bool(ds[i]["repeated"])][:6]
+from itertools import islice
+picked = list(islice((i for i in range(len(ds)) if bool(ds[i]["repeated"])), 6))
 imgs = torch.stack([ds[i]["image"] for i in picked])
 fig, axes = plt.subplots(len(runs) + 2, len(picked), figsize=(1.7 * len(picked), 1.75 * (len(runs) + 2)))
 for j, i in enumerate(picked):
