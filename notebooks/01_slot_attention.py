@@ -25,8 +25,8 @@
 #
 # **What you will see:** the attention of every iteration for one val scene, the share of tokens each slot wins per
 # iteration, and the same trained module run with fewer slots or more iterations than it was trained with.
-# The cell below names the checkpoint. With the quick start's model (`python train.py --phase 2`) the slots
-# end on whole objects. Without it, a demo model of 20 steps is trained, and the maps show only the mechanics.
+# The cell below names the checkpoint: the quick start's phase 1 (`python train.py --phase 2`) when it exists,
+# otherwise a demo model of 20 steps, whose maps show only the mechanics.
 
 # %%
 import os, sys
@@ -58,9 +58,11 @@ print("features", tuple(feats.shape), "initial slots", tuple(init.shape))
 # %% [markdown]
 # ## The attention of every iteration
 # Rows are iterations and columns are slots. Each map is the softmax **over slots**, so the K maps of a row add up
-# to one at every token (the printed check below). In the first iteration the learned initial slots
-# (`learned_init`, the toy preset) divide the image mostly by position. By the last, each object's tokens belong
-# to one slot and the background to another, because tokens of one object look alike to the encoder.
+# to one at every token (the printed check below). In the quick start's model, one slot (the background slot)
+# wins almost every token in the first iteration, and the other slots start from small claims on objects. Over
+# the iterations the fish's tokens move to slots of their own. In this scene, the car and the house stay with the
+# background slot after the three trained iterations. This model (val mIoU_i 0.59 after phase 1) does not bind
+# every object.
 
 # %%
 T = sa.iters
@@ -82,8 +84,8 @@ print("sum over slots at every token:", maps.sum(1).min().item(), "…", maps.su
 # %% [markdown]
 # ## How slots compete: the share of tokens each slot wins
 # Each token goes to the slot with its largest attention (argmax over slots), and we count the tokens per slot. A
-# flat line means a slot has settled. Most of the change happens in the first iteration or two; the trained T is a
-# budget, not a convergence guarantee.
+# flat line means a slot has settled. Here most of the change happens between the first and second iteration,
+# and the background slot keeps over 90 % of the tokens.
 
 # %%
 wins = torch.stack([m.flatten(1).argmax(0).bincount(minlength=K) for m in maps]).float() / (g * g)
@@ -97,8 +99,10 @@ plt.title("competition between slots over iterations"); plt.show()
 # ## Fewer slots, more or fewer iterations
 # The same trained module with K slots and T iterations. A shared Gaussian init (the paper preset) can be sampled
 # for any K. The toy preset's learned per-slot queries can only be dropped, so here K is at most the trained number.
-# With too few slots, neighbouring objects must share one. With a single iteration the masks stay close to the
-# initial layout. Going past the trained T changes little, which is a sign that the slots have converged.
+# With two slots, one takes everything. With three, the objects share one slot. With a single iteration the slots
+# have barely moved from their initial claims. With eight iterations, more than trained, the car and the house get
+# slots of their own, and the background splits in two. The trained T is a budget, not convergence: more
+# iterations let weak slots win tokens, and for better and for worse.
 
 
 
@@ -121,8 +125,9 @@ plt.suptitle("argmax masks (one colour per slot)"); plt.tight_layout(); plt.show
 
 # %% [markdown]
 # ## What this showed
-# Slot attention is a competition for tokens: the softmax over slots makes the masks a partition (they sum to one),
-# and a few iterations of "win tokens, average them, update" turn a positional initial layout into one slot per
-# object. Nothing here knows what an object is: the slots follow whatever the encoder's tokens make similar.
+# Slot attention is a competition for tokens. The softmax over slots makes the masks a partition (they sum to one),
+# and each iteration of "win tokens, average them, update" lets slots take over groups of similar tokens. How many
+# objects end with a slot of their own depends on the trained model, on K and on T. Nothing here knows what an
+# object is: the slots follow whatever the encoder's tokens make similar.
 # Notebook 03 shows how GLASS's semantic guidance pushes the masks toward whole objects, and notebook 04 what each
 # loss term adds.

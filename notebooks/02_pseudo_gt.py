@@ -76,9 +76,9 @@ plt.suptitle("probe cross-attention per step"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## … and over layers
-# Every cross-attention layer, averaged over steps, each at its own resolution. Layers disagree: some attend to the
-# class region, others to edges or everywhere. The toy preset averages only the 16×16 layers, which localised best
-# when measured (`python -m toy.report pseudo-masks`).
+# Every cross-attention layer, averaged over steps, each at its own resolution. Here the layers agree on where each
+# class is: the 8×8 layers are coarse, the 16×16 ones sharper. The toy preset averages only the 16×16 layers,
+# which localised best when measured (`python -m toy.report pseudo-masks`).
 
 # %%
 names = sorted(rec.sums_cross)
@@ -95,9 +95,10 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## Self-attention refinement for several τ
 # $r_c = (A_{SA})^\tau \cdot \mathrm{vec}(A_{CA,c})$, min-max normalised; τ = 0 is the cross-attention alone.
-# Each multiplication by the self-attention matrix spreads a class's score to the pixels that attend to it, so
-# the map fills the object and its boundary follows the image. Too large a τ spreads it beyond the object. The
-# paper preset uses τ = 4 on SD 2.1. The toy UNet's self-attention is weak, so the toy preset does not refine.
+# Each multiplication by the self-attention matrix spreads a class's score to the pixels that attend to it. With
+# SD 2.1 this fills the object and makes its boundary follow the image, and the paper preset uses τ = 4. The toy
+# UNet's self-attention links different objects: already at τ = 1 the flower's map leaks onto the mushroom. So
+# the toy preset does not refine (τ = 0).
 
 # %%
 res = pg.masks_from_recorder(rec, ids, 64, cfg)

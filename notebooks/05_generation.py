@@ -59,9 +59,10 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## Reading the reconstructions
-# The images are generated, not copied: the UNet sees only the K slot vectors, never the input's pixels. Colours and
-# layout usually come back, because they are what the slots encode. Exact shapes, textures and shades need more
-# than the quick start's 300 phase-2 steps on a CPU.
+# The images are generated, not copied: the UNet sees only the K slot vectors, never the input's pixels. In the
+# committed run, some of each scene's classes come back (the flower of the first scene, the mushroom of the
+# second). Positions, counts and backgrounds mostly do not, and classes the scene lacks appear. After the quick
+# start's 300 phase-2 steps on a CPU, the UNet reads the slots only loosely.
 
 # %% [markdown]
 # ## Remove a slot, add a slot
