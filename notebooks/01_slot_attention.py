@@ -102,9 +102,7 @@ plt.title("competition between slots over iterations"); plt.show()
 # With two slots, one takes everything. With three, the objects share one slot. With a single iteration the slots
 # have barely moved from their initial claims. With eight iterations, more than trained, the car and the house get
 # slots of their own, and the background splits in two. The trained T is a budget, not convergence: more
-# iterations let weak slots win tokens, and for better and for worse.
-
-
+# iterations let weak slots win tokens, for better and for worse.
 
 # %%
 from matplotlib.colors import ListedColormap
