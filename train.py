@@ -470,6 +470,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     cache = FrozenCache(model.frozen_outputs) if args.cache_frozen == "yes" else None
     log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
+    params = [p for g in opt.param_groups for p in g["params"]]  # what clipping sees, once, not every step
     step = start
     model.train()
     for batch in loader:
@@ -479,7 +480,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
             batch = cache.fill(batch)  # + features, moments of the frozen encoder and VAE
         losses = forward(train_model, batch, gen, args.amp, device, phase, step, ckpt)
         grads = term_grad_norms(model, losses) if log.wants_grads(step) else {}  # before backward frees the graph
-        backward_and_step(opt, scaler, losses.total, args.clip)
+        backward_and_step(opt, scaler, losses.total, params, args.clip)
         step += 1
         log.step(step, losses, batch["image"].shape[0], opt.param_groups[0]["lr"], grads)
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
@@ -572,12 +573,12 @@ def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: i
     return losses
 
 
-def backward_and_step(opt, scaler, total: torch.Tensor, clip: float) -> None:
-    """zero_grad → backward (scaled under fp16) → clip the global gradient norm → AdamW step."""
+def backward_and_step(opt, scaler, total: torch.Tensor, params: list, clip: float) -> None:
+    """zero_grad → backward (scaled under fp16) → clip the global gradient norm of `params` → AdamW step."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.unscale_(opt)
-    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+    torch.nn.utils.clip_grad_norm_(params, clip)
     scaler.step(opt)
     scaler.update()
 
