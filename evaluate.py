@@ -206,7 +206,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
     def save():
         results_path.write_text(json.dumps(results, indent=2))
 
-    cfg = train.model_config(args)
+    cfg = args.model
     k = cfg.slots.num_slots
     encoder = None
     if only is None or "tokens" in only:
@@ -399,7 +399,7 @@ def slug(name: str) -> str:
 
 def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list, splits: dict) -> dict:
     """Train (or read back) and score one row of ROWS or FLOORS: {split: metrics, "minutes": …}."""
-    cfg = train.model_config(train.options(extra, phase=1))
+    cfg = train.options(extra, phase=1).model
     if name in FLOORS:
         from glass import FrozenEncoder, quiet_loading
         with quiet_loading():

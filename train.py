@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -40,29 +40,42 @@ from data import FrozenCache, PseudoGTDataset, make_loader
 ROOT = Path(__file__).resolve().parent
 
 # ---------------------------------------------------------------------------------------------------------------
-# presets: applied before the command line's own flags
+# presets: they fill in whatever the flags leave unset (`options`)
 # ---------------------------------------------------------------------------------------------------------------
 
-PRESETS = {  # training knobs only; the model's preset (slots, encoder, decoder, λs) lives in glass.PRESETS
+@dataclass(frozen=True)
+class TrainPreset:
+    """A preset's training knobs; every flag of the same name overrides one. The model's preset (slots, encoder,
+    decoder, λs) is glass.PRESETS[name]."""
+    data: str | None  # pseudo-GT dataset folder (pseudo_gt.py)
+    out: str  # run folder
+    batch_size: int  # images per process and step
+    steps1: int  # phase-1 optimiser steps
+    steps2: int  # phase-2 optimiser steps
+    lr_slots1: float  # phase 1: slot module and MLP decoder
+    lr_slots2: float  # phase 2: the same, small
+    lr_unet: float  # phase 2: the UNet
+    lr_decoder: float | None  # the MLP decoder, both phases (None: the slots' rate)
+    warmup: int  # linear warm-up steps, then constant
+    log_every: int
+    ckpt_every: int
+    eval_images: int  # toy val scenes scored at the end
+    cache_frozen: str  # "yes": keep each item's frozen encoder tokens and VAE moments in memory
+    workers: int  # data loader processes per training process
+
+
+PRESETS = {
     # toy lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' phase-1 rate (docs/binding.md §7)
-    "toy": dict(data="data/toy_pseudo", batch_size=16, steps1=900, steps2=300, lr_slots1=4e-4, lr_slots2=1e-4,
-                lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50, ckpt_every=300, out="runs/toy",
-                eval_images=256, cache_frozen="yes", workers=1),
+    "toy": TrainPreset(data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
+                       lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
+                       ckpt_every=300, eval_images=256, cache_frozen="yes", workers=1),
     # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
-    "paper": dict(data=None, batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
-                  lr_slots2=1e-5, lr_unet=2e-5, warmup=2500, log_every=100, ckpt_every=5000, out="runs/paper",
-                  eval_images=0, cache_frozen="no", workers=8),
+    "paper": TrainPreset(data=None, out="runs/paper", batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
+                         lr_slots2=1e-5, lr_unet=2e-5, lr_decoder=None, warmup=2500, log_every=100,
+                         ckpt_every=5000, eval_images=0, cache_frozen="no", workers=8),
 }
 
 TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
-
-# flags that override a field of the model preset (glass.GLASSConfig; slot fields go to GLASSSlotConfig)
-MODEL_FLAGS = {"encoder": "encoder", "sd": "sd", "encoder_size": "encoder_size", "decoder_size": "decoder_size",
-               "mlp_hidden": "mlp_hidden", "match_size": "match_size", "num_classes": "num_classes",
-               "lambda_semantic": "lambda_semantic", "lambda_instance": "lambda_instance",
-               "decoder_pos_std": "decoder_pos_std"}
-SLOT_FLAGS = {"num_slots": "num_slots", "iters": "iters", "slot_dim": "dim", "slot_mlp": "mlp_hidden",
-              "slot_prior": "prior"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,24 +151,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options(argv=(), **overrides) -> argparse.Namespace:
-    """The knobs of a run: flags as on the command line (`argv`), then keyword overrides by flag name
-    (`options(phase=1, steps=400, no_semantic=True)`), then the preset's values for whatever is still unset.
-    Paths are checked with clear errors. What `python train.py ...` and evaluate.py's experiments both use."""
+    """The one config path of a run, in this order: the flags (`argv`, as on the command line), then keyword
+    overrides by flag name (`options(phase=1, steps=400, no_semantic=True)`), then the preset for whatever is still
+    unset: its training knobs (PRESETS, a TrainPreset) and its model (glass.PRESETS, a GLASSConfig, with the model
+    flags that were given), which becomes `args.model`. Values are checked with clear errors. What `python
+    train.py ...` and evaluate.py's experiments both use."""
+    import glass
     ap = build_parser()
     args = ap.parse_args(list(argv))
     for k, v in overrides.items():
-        if not hasattr(args, k):
+        if not hasattr(args, k) or k == "model":
             raise TypeError(f"train.py has no option {k!r}")
         setattr(args, k, v)
-    for k, v in PRESETS[args.preset].items():
-        if getattr(args, k, None) is None:
-            setattr(args, k, v)
+    preset = PRESETS[args.preset]
+    for f in fields(TrainPreset):
+        if getattr(args, f.name) is None:
+            setattr(args, f.name, getattr(preset, f.name))
     if args.data is None:
         ap.error("the paper preset needs --data: a folder written by `python pseudo_gt.py --preset paper "
                  "--images DIR --out DIR`")
-    cfg = model_config(args)
+
+    def yes(flag: str | None, value: str = "yes") -> bool | None:
+        return None if flag is None else flag == value
+
+    slot_fields = {"num_slots": args.num_slots, "iters": args.iters, "dim": args.slot_dim,
+                   "mlp_hidden": args.slot_mlp, "prior": args.slot_prior, "gaussian_init": args.gaussian_init,
+                   "learned_init": yes(args.slot_init, "learned"), "bilevel": yes(args.bilevel),
+                   "grid_centres": yes(args.grid, "centres")}  # GLASSSlotConfig field ← flag
+    model_fields = {"encoder": args.encoder, "sd": args.sd, "encoder_size": args.encoder_size,
+                    "decoder_size": args.decoder_size, "mlp_hidden": args.mlp_hidden, "match_size": args.match_size,
+                    "num_classes": args.num_classes, "lambda_semantic": args.lambda_semantic,
+                    "lambda_instance": args.lambda_instance, "decoder_pos_std": args.decoder_pos_std,
+                    "background_segment": yes(args.background_segment),
+                    "gradient_checkpointing": args.grad_checkpointing or None}  # GLASSConfig field ← flag
+    args.model = glass.preset(args.preset, slots={k: v for k, v in slot_fields.items() if v is not None},
+                              use_recon=not args.no_recon, use_semantic=not args.no_semantic,
+                              use_instance=not args.no_instance,
+                              **{k: v for k, v in model_fields.items() if v is not None})
     for name in ("encoder", "sd"):
-        path = getattr(cfg, name)
+        path = getattr(args.model, name)
         if path.startswith(("/", ".")) and not Path(path).exists():
             ap.error(f"--{name} {path} does not exist (toy models ship in toy_models/; rebuild them with "
                      f"python -m toy.pretrain)")
@@ -211,7 +245,7 @@ def write_toy_dataset(args, folder: Path, n: int, extend: bool = False, captione
     """The toy preset's writer with this run's model; "toy-labels" (GLASS†'s prompts) is a dataset of its own name."""
     import pseudo_gt
     from glass import quiet_loading
-    sd = model_config(args).sd
+    sd = args.model.sd
     print(f"[data] writing the toy pseudo-GT dataset: {n} images → {folder} (python pseudo_gt.py --preset toy "
           f"--num-images {n} --out {folder}{'' if captioner == 'toy' else ' --captioner ' + captioner})", flush=True)
     t0 = time.time()
@@ -245,27 +279,6 @@ def check_data(args) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # model, checkpoints
 # ---------------------------------------------------------------------------------------------------------------
-
-def model_config(args):
-    """The model preset of `args.preset` (glass.PRESETS) with the model flags that were given."""
-    import glass
-    over = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items() if getattr(args, flag) is not None}
-    slots = {field: getattr(args, flag) for flag, field in SLOT_FLAGS.items() if getattr(args, flag) is not None}
-    if args.slot_init is not None:
-        slots["learned_init"] = args.slot_init == "learned"
-    if args.bilevel is not None:
-        slots["bilevel"] = args.bilevel == "yes"
-    if args.gaussian_init is not None:
-        slots["gaussian_init"] = args.gaussian_init
-    if args.grid is not None:
-        slots["grid_centres"] = args.grid == "centres"
-    if args.background_segment is not None:
-        over["background_segment"] = args.background_segment == "yes"
-    if args.grad_checkpointing:
-        over["gradient_checkpointing"] = True
-    return glass.preset(args.preset, slots=slots, use_recon=not args.no_recon, use_semantic=not args.no_semantic,
-                        use_instance=not args.no_instance, **over)
-
 
 def versions() -> dict:
     import diffusers
@@ -304,7 +317,7 @@ def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: 
     save_file(model.trainable_state(phase), tmp / "model.safetensors")
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     info = {"model": json.loads(model.config.to_json()), "phase": phase, "step": step, "versions": versions(),
-            "world": world, "args": {k: v for k, v in vars(args).items()}}
+            "world": world, "args": {k: v for k, v in vars(args).items() if k != "model"}}
     (tmp / "config.json").write_text(json.dumps(info, indent=2))
     torch.save({"optimizer": opt.state_dict(), "rng": rng, "step": step}, tmp / "train_state.pt")
     old = folder.with_name(folder.name + ".old")
@@ -504,7 +517,7 @@ def build(args, phase: int, device, rank: int):
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)
-    model = GLASS(model_config(args)).to(device)
+    model = GLASS(args.model).to(device)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
     groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
     opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors

@@ -54,7 +54,7 @@ def test_run_phase_equals_a_plain_training_loop(tiny_models, tiny_dataset, tmp_p
     ours = load_file(train.run(args)["checkpoint"] + "/model.safetensors")
 
     torch.manual_seed(args.seed)
-    model = GLASS(train.model_config(args))
+    model = GLASS(args.model)
     opt = torch.optim.AdamW(model.param_groups(1, args.lr_slots1, args.lr_unet, args.lr_decoder),
                             weight_decay=args.weight_decay, fused=True)
     base = [g["lr"] for g in opt.param_groups]
@@ -169,14 +169,23 @@ def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
 def test_model_flags_override_the_glass_preset_without_changing_it():
     import glass
     before = glass.PRESETS["toy"].to_json()
-    cfg = train.model_config(train.options(num_slots=3, slot_init="gaussian", lambda_instance=0.1, no_recon=True))
+    cfg = train.options(num_slots=3, slot_init="gaussian", lambda_instance=0.1, no_recon=True).model
     assert (cfg.slots.num_slots, cfg.slots.learned_init, cfg.slots.bilevel) == (3, False, True)
     assert (cfg.lambda_instance, cfg.lambda_semantic, cfg.use_recon) == (0.1, 0.7, False)
-    default = train.model_config(train.options())
+    default = train.options().model
     assert default.to_json() == before  # no flag given: exactly the preset
     assert glass.PRESETS["toy"].to_json() == before
     with pytest.raises(TypeError, match="no option"):
         train.options(num_slot=3)
+
+
+def test_training_flags_override_the_train_preset_field_by_field():
+    toy, paper = train.PRESETS["toy"], train.PRESETS["paper"]
+    args = train.options(["--batch-size", "4"], steps1=10)
+    assert (args.batch_size, args.steps1, args.steps2, args.lr_decoder) == (4, 10, toy.steps2, toy.lr_decoder)
+    args = train.options(preset="paper", data="x", lr_unet=1e-3)
+    assert (args.lr_unet, args.lr_slots1, args.lr_decoder, args.model.encoder) == \
+        (1e-3, paper.lr_slots1, None, "facebook/dinov2-base")
 
 
 def test_frozen_cache_gives_the_losses_of_the_uncached_step(tiny_models, tiny_dataset):
