@@ -367,7 +367,8 @@ class ProjectionHead(nn.Module):
 def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "part",
                   mask_ratio: float = 0.6) -> None:
     """objective "part": labelled within-image token contrast over (instance, part) ids + class head (the default,
-    the shipped stand-in); "instance": the same over instance ids; "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
+    the shipped stand-in); "instance": the same over instance ids; "class-part": the same over (class, part) ids, so
+    that two instances of one class share their tokens (an experiment: docs/binding.md §9); "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -377,7 +378,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     side = 64 // p
     if objective == "dense":
         head = ProjectionHead(enc.config.hidden_size)
-    elif objective in ("part", "instance"):
+    elif objective in ("part", "instance", "class-part"):
         head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
     else:
         head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
@@ -393,7 +394,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective in ("part", "instance"):
+        if objective in ("part", "instance", "class-part"):
             batch = next(data)
             x, inst, sem, part = batch["image"], batch["instance"], batch["semantic"], batch["part"]
             if torch.rand((), generator=gen) < 0.5:
@@ -401,6 +402,8 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             tokens = patch_features(enc, x)  # (B, N, D)
             if objective == "part":  # id 2·(instance − 1) + part ∈ 1..2·MAX_OBJECTS, 0 = background
                 ids = patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)
+            elif objective == "class-part":  # id 2·(class − 1) + part ∈ 1..2·classes, 0 = background
+                ids = patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p, 2 * len(CLASSES) + 1)
             else:
                 ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
             cls = patch_labels(sem, p)  # (B, N) class of each patch
@@ -442,6 +445,9 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                      "between instances): supervised contrast of the tokens within each image over (instance, part) "
                      "ids (same part of the same instance positive, τ 0.1) + per-token class cross-entropy through a "
                      "linear head",
+             "class-part": "WITH the world's labels (tokens that know class and part but not which instance): "
+                           "supervised contrast of the tokens within each image over (class, part) ids (same part of "
+                           "the same class positive, τ 0.1) + per-token class cross-entropy through a linear head",
              "instance": "WITH the world's labels (a stand-in for DINOv2's instance-aware tokens): supervised "
                          "contrast of the tokens within each image (same instance positive, τ 0.1) + per-token "
                          "class cross-entropy through a linear head"}[objective]
@@ -666,9 +672,9 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["part", "instance", "dense", "mae"], default="part",
+    ap.add_argument("--encoder-objective", choices=["part", "instance", "class-part", "dense", "mae"], default="part",
                     help="encoder pretraining: labelled (instance, part) contrast + class head (part, the shipped "
-                         "stand-in), the same over instances only (instance), patch contrast across crops (dense) "
+                         "stand-in), the same over instances only (instance) or over (class, part) (class-part), patch contrast across crops (dense) "
                          "or masked-patch prediction (mae)")
     ap.add_argument("--contrast-exclude", type=float, default=0.25,
                     help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
