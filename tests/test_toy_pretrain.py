@@ -130,23 +130,27 @@ def test_dense_infonce_rewards_the_true_correspondence():
     assert loss(codes.roll(1, 0), ident) > 1.0  # tokens of the other image
 
 
-def test_instance_contrast_against_a_loop():
+@pytest.mark.parametrize("with_neutral", [False, True])
+def test_instance_contrast_against_a_loop(with_neutral):
     g = torch.Generator().manual_seed(0)
     tokens = torch.randn(2, 6, 3, generator=g)
     ids = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 0, 3]])  # id 2 / 3: a single-token instance, no positives
+    neutral = torch.tensor([[0, 0, 5, 5, 6, 5], [0, 7, 0, 7, 0, 7]])  # tokens 2, 3 and 5 of image 0: one group
     tau = 0.5
     per_token = []
     for b in range(2):
         z = torch.nn.functional.normalize(tokens[b], dim=-1)
         for i in range(6):
-            others = [j for j in range(6) if j != i]
+            others = [j for j in range(6) if j != i and not (with_neutral and neutral[b, j] == neutral[b, i]
+                                                              and ids[b, j] != ids[b, i])]
             pos = [j for j in others if ids[b, j] == ids[b, i]]
             if not pos:
                 continue
             denom = torch.logsumexp(torch.stack([z[i] @ z[j] / tau for j in others]), 0)
             per_token.append(-sum(z[i] @ z[j] / tau - denom for j in pos) / len(pos))
     expected = torch.stack(per_token).mean()
-    assert torch.allclose(pretrain.instance_contrast(tokens, ids, tau=tau), expected, atol=1e-6)
+    got = pretrain.instance_contrast(tokens, ids, tau=tau, neutral=neutral if with_neutral else None)
+    assert torch.allclose(got, expected, atol=1e-6)
     # tokens that are exactly their instance's code beat shuffled ones
     codes = torch.eye(4)[ids] * 5  # (2, 6, 4)
     assert pretrain.instance_contrast(codes, ids) < pretrain.instance_contrast(codes.flip(1), ids)

@@ -336,15 +336,20 @@ def token_variance(enc, n: int = 256) -> dict:
     return {k: v / count for k, v in sums.items()}
 
 
-def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1,
+                      neutral: torch.Tensor | None = None) -> torch.Tensor:
     """Supervised contrast of the tokens of one image (SupCon, Khosla et al. 2020, within each image): a token's
     positives are the other tokens of its own instance (background is one group), its negatives every token of
-    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss."""
+    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss.
+    `neutral` (B, N): tokens of another id but the same neutral id are left out (neither positive nor negative)."""
     z = F.normalize(tokens, dim=-1)
     logits = torch.einsum("bnd,bmd->bnm", z, z) / tau  # (B, N, N) cosine similarities / τ
     n = z.shape[1]
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)[None]  # (1, N, N)
     logits = logits.masked_fill(self_mask, float("-inf"))  # a token is not its own candidate
+    if neutral is not None:  # same neutral id, other id: left out of the candidates
+        left_out = (neutral[:, :, None] == neutral[:, None, :]) & (ids[:, :, None] != ids[:, None, :])
+        logits = logits.masked_fill(left_out, float("-inf"))
     log_prob = logits.log_softmax(dim=-1)  # (B, N, N): over all other tokens of the image
     pos = (ids[:, :, None] == ids[:, None, :]) & ~self_mask  # (B, N, N) same instance
     n_pos = pos.sum(-1)  # (B, N)
@@ -368,7 +373,9 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                   mask_ratio: float = 0.6) -> None:
     """objective "part": labelled within-image token contrast over (instance, part) ids + class head (the default,
     the shipped stand-in); "instance": the same over instance ids; "class-part": the same over (class, part) ids, so
-    that two instances of one class share their tokens (an experiment: docs/binding.md §9); "dense": patch-level contrast across two crops without labels; "mae": masked-patch prediction."""
+    that two instances of one class share their tokens, and "part-neutral": as "part", with the same part of another
+    instance of the class neither positive nor negative (both experiments: docs/binding.md §9); "dense": patch-level
+    contrast across two crops without labels; "mae": masked-patch prediction."""
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -378,7 +385,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     side = 64 // p
     if objective == "dense":
         head = ProjectionHead(enc.config.hidden_size)
-    elif objective in ("part", "instance", "class-part"):
+    elif objective in ("part", "part-neutral", "instance", "class-part"):
         head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
     else:
         head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
@@ -394,20 +401,24 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective in ("part", "instance", "class-part"):
+        if objective in ("part", "part-neutral", "instance", "class-part"):
             batch = next(data)
             x, inst, sem, part = batch["image"], batch["instance"], batch["semantic"], batch["part"]
             if torch.rand((), generator=gen) < 0.5:
                 x, inst, sem, part = x.flip(-1), inst.flip(-1), sem.flip(-1), part.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
-            if objective == "part":  # id 2·(instance − 1) + part ∈ 1..2·MAX_OBJECTS, 0 = background
+            neutral = None
+            if objective in ("part", "part-neutral"):  # id 2·(instance − 1) + part ∈ 1..2·MAX_OBJECTS, 0 = bg
                 ids = patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)
+                if objective == "part-neutral":  # the same part of another instance of the class: neither
+                    neutral = patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p, 2 * len(CLASSES) + 1)
             elif objective == "class-part":  # id 2·(class − 1) + part ∈ 1..2·classes, 0 = background
                 ids = patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p, 2 * len(CLASSES) + 1)
             else:
                 ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
             cls = patch_labels(sem, p)  # (B, N) class of each patch
-            loss = instance_contrast(tokens, ids) + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
+            loss = instance_contrast(tokens, ids, neutral=neutral) \
+                + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
         elif objective == "dense":
             x = next(data)["image"]
             (v1, th1), (v2, th2) = random_views(x, gen), random_views(x, gen)
@@ -445,6 +456,9 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                      "between instances): supervised contrast of the tokens within each image over (instance, part) "
                      "ids (same part of the same instance positive, τ 0.1) + per-token class cross-entropy through a "
                      "linear head",
+             "part-neutral": "WITH the world's labels: as \"part\", but the same part of another instance of the "
+                             "same class is neither positive nor negative (instances differ only as much as their "
+                             "pixels do)",
              "class-part": "WITH the world's labels (tokens that know class and part but not which instance): "
                            "supervised contrast of the tokens within each image over (class, part) ids (same part of "
                            "the same class positive, τ 0.1) + per-token class cross-entropy through a linear head",
@@ -672,10 +686,12 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["part", "instance", "class-part", "dense", "mae"], default="part",
+    ap.add_argument("--encoder-objective", choices=["part", "part-neutral", "instance", "class-part", "dense", "mae"],
+                    default="part",
                     help="encoder pretraining: labelled (instance, part) contrast + class head (part, the shipped "
-                         "stand-in), the same over instances only (instance) or over (class, part) (class-part), patch contrast across crops (dense) "
-                         "or masked-patch prediction (mae)")
+                         "stand-in), the same with other instances of a class neutral (part-neutral), over "
+                         "instances only (instance) or over (class, part) (class-part), patch contrast across crops "
+                         "(dense) or masked-patch prediction (mae)")
     ap.add_argument("--contrast-exclude", type=float, default=0.25,
                     help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
     ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")
