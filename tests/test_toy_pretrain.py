@@ -283,18 +283,21 @@ def test_token_variance_against_a_loop():
     scenes = [world.ToyScenes("val", length=n)[i] for i in range(n)]
     enc = _PartEncoder(scenes)
     got = pretrain.token_variance(enc, n)
-    sums = {"image": 0.0, "instance": 0.0, "part": 0.0}
+    sums = {"image": 0.0, "instance": 0.0, "part": 0.0, "class_part": 0.0}
     for it in scenes:  # brute force: majority labels by counting, spreads by explicit means
         x = enc(((it["image"][None] - 0.5) / 0.25)).last_hidden_state[0, 1:]  # (N, 3)
-        inst, part = [], []
+        inst, part, class_part = [], [], []
         for y in range(0, 64, 4):
             for x0 in range(0, 64, 4):
                 i_cnt = torch.bincount(it["instance"][y:y + 4, x0:x0 + 4].flatten(), minlength=6)
                 both = torch.where(it["instance"] > 0, 2 * (it["instance"] - 1) + it["part"], 0)
                 p_cnt = torch.bincount(both[y:y + 4, x0:x0 + 4].flatten(), minlength=11)
+                cp = torch.where(it["semantic"] > 0, 2 * (it["semantic"] - 1) + it["part"], 0)
+                cp_cnt = torch.bincount(cp[y:y + 4, x0:x0 + 4].flatten(), minlength=2 * len(world.CLASSES) + 1)
                 inst.append(int(i_cnt.argmax()))
                 part.append(int(p_cnt.argmax()))
-        for key, ids in (("image", [0] * len(inst)), ("instance", inst), ("part", part)):
+                class_part.append(int(cp_cnt.argmax()))
+        for key, ids in (("image", [0] * len(inst)), ("instance", inst), ("part", part), ("class_part", class_part)):
             for g in set(ids):
                 rows = x[[j for j, v in enumerate(ids) if v == g]]
                 sums[key] += float((rows - rows.mean(0)).pow(2).sum())
@@ -302,3 +305,4 @@ def test_token_variance_against_a_loop():
     assert got == pytest.approx(expect, rel=1e-5)
     # (a patch whose majority part belongs to another instance than its majority instance adds a little spread)
     assert got["part"] < 0.05 * got["instance"] and got["instance"] < got["image"]
+    assert got["class_part"] > got["part"]  # the fake tokens carry the instance id: instances of a class differ

@@ -315,21 +315,25 @@ def group_spread(x: torch.Tensor, ids: torch.Tensor) -> float:
 @torch.no_grad()
 def token_variance(enc, n: int = 256) -> dict:
     """How encoder tokens spread, summed over the D dimensions and averaged over val tokens: around their image's
-    mean token, around their instance's mean (background one group), and around their (instance, part) mean.
-    Small within-part and within-instance spread against a large within-image spread: tokens group by part and
-    object, which is what k-means and the instance term can use."""
+    mean token, around their instance's mean (background one group), around their (instance, part) mean, and
+    around their image's (class, part) mean. Small within-part and within-instance spread against a large
+    within-image spread: tokens group by part and object, which is what k-means and the instance term can use. A
+    (class, part) spread well above the part spread: two instances of one class differ in their tokens."""
     p = enc.config.patch_size
     ds = ToyScenes("val", length=n)
-    sums = {"image": 0.0, "instance": 0.0, "part": 0.0}
+    sums = {"image": 0.0, "instance": 0.0, "part": 0.0, "class_part": 0.0}
     count = 0
     for s in range(0, n, 64):
         items = [ds[i] for i in range(s, min(n, s + 64))]
         x = patch_features(enc, torch.stack([it["image"] for it in items]))  # (B, N, D)
         inst = torch.stack([it["instance"] for it in items])
         part = torch.stack([it["part"] for it in items])
+        sem = torch.stack([it["semantic"] for it in items])
         groups = {"image": torch.zeros(x.shape[:2], dtype=torch.long),
                   "instance": patch_majority(inst, p, MAX_OBJECTS + 1),
-                  "part": patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)}
+                  "part": patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1),
+                  "class_part": patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p,
+                                               2 * len(CLASSES) + 1)}
         for key, ids in groups.items():  # (B, N) group of each token
             sums[key] += group_spread(x, ids)
         count += x.shape[0] * x.shape[1]
