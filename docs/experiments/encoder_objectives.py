@@ -33,6 +33,7 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=1000, help="encoder pretraining steps")
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "toy_pseudo", help="GLASS's pseudo-GT dataset")
     ap.add_argument("--images", type=int, default=256, help="val scenes scored")
+    ap.add_argument("--budget", choices=["quick", "fast"], default="quick", help="fast: a check of the script")
     args = ap.parse_args()
     torch.set_num_threads(2)
     out = args.out / args.objective
@@ -54,7 +55,7 @@ if __name__ == "__main__":
         with torch.no_grad():
             results["variance"] = pretrain.token_variance(enc, args.images)
         path.write_text(json.dumps(results, indent=2))
-    budget = evaluate.BUDGETS["quick"]
+    budget = evaluate.BUDGETS[args.budget]
     extra = ["--threads", "2", "--encoder", str(encoder)]
     for name in ROWS:
         if name not in results:
