@@ -60,9 +60,10 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## Reading the reconstructions
 # The images are generated, not copied: the UNet sees only the K slot vectors, never the input's pixels. In the
-# committed run, some of each scene's classes come back (the flower of the first scene, the mushroom of the
-# second). Positions, counts and backgrounds mostly do not, and classes the scene lacks appear. After the quick
-# start's 300 phase-2 steps on a CPU, the UNet reads the slots only loosely.
+# committed run most of each scene's classes come back, often near their place (the car and the flower of the
+# third scene; the fish, the car and the house of the last). Counts, sizes and backgrounds often do not: the third
+# scene's flower comes back twice, the fifth scene's two mushrooms as one, and the first scene's fish is lost.
+# After the quick start's 300 phase-2 steps on a CPU, the UNet reads the slots, but loosely.
 
 # %% [markdown]
 # ## Remove a slot, add a slot
@@ -89,7 +90,8 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## The edits, measured
-# `downstream.compositional_edits` repeats both edits over many val scenes. The toy eval classifier judges them; it
+# In the three scenes above, dropping the slot changes little, while an added slot draws its object in two of
+# three (a mushroom, trees). `downstream.compositional_edits` repeats both edits over many val scenes. The toy eval classifier judges them; it
 # was trained with the world's labels, which GLASS never sees.
 # - A removal succeeds when the object's class was visible in the decoding from all slots and is gone after its
 #   slot (matched by mask IoU) is dropped.
