@@ -130,7 +130,9 @@ def test_recorded_shapes_and_identical_images(tiny_pipe):
         assert s.shape == (2, 256, 256)
         torch.testing.assert_close(s.sum(-1), torch.full((2, 256), 3.0))  # rows of probabilities, 3 steps
     assert out.labels.shape == (2, 64, 64) and out.scores.shape == (2, 2, 16, 16)
-    assert set(out.labels[0].unique().tolist()) <= {0, 1, 255}
+    # labels are the image's own class ids (ids row, padding 0 excluded), background 0 or ignore 255
+    assert set(out.labels[0].unique().tolist()) <= {0, 3, 255}
+    assert set(out.labels[1].unique().tolist()) <= {0, 2, 5, 255}
     assert tiny_pipe.unet.attn_processors[next(iter(tiny_pipe.unet.attn_processors))].__class__.__name__ != \
         "RecordingAttnProcessor", "the default processors are restored"
 
