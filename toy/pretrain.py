@@ -304,6 +304,12 @@ def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
     return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
 
 
+def part_ids(group: torch.Tensor, part: torch.Tensor, p: int, groups: int) -> torch.Tensor:
+    """Majority (group, part) id of each p×p patch: 2·(group − 1) + part ∈ 1..2·groups, 0 = background. group is an
+    instance map (B, H, W) for (instance, part) ids or a semantic map for (class, part) ids → (B, N)."""
+    return patch_majority(torch.where(group > 0, 2 * (group - 1) + part, 0), p, 2 * groups + 1)
+
+
 def group_spread(x: torch.Tensor, ids: torch.Tensor) -> float:
     """Σ ||x − mean of its group||² over all tokens: x (B, N, D), ids (B, N) group of each token within its image.
     Divided by B·N·D, it is the MSE of predicting every token by its group's mean token."""
@@ -331,9 +337,8 @@ def token_variance(enc, n: int = 256) -> dict:
         sem = torch.stack([it["semantic"] for it in items])
         groups = {"image": torch.zeros(x.shape[:2], dtype=torch.long),
                   "instance": patch_majority(inst, p, MAX_OBJECTS + 1),
-                  "part": patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1),
-                  "class_part": patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p,
-                                               2 * len(CLASSES) + 1)}
+                  "part": part_ids(inst, part, p, MAX_OBJECTS),
+                  "class_part": part_ids(sem, part, p, len(CLASSES))}
         for key, ids in groups.items():  # (B, N) group of each token
             sums[key] += group_spread(x, ids)
         count += x.shape[0] * x.shape[1]
@@ -373,6 +378,9 @@ class ProjectionHead(nn.Module):
         return z.transpose(1, 2).reshape(z.shape[0], -1, side, side)  # (B, out, s, s)
 
 
+LABELLED_OBJECTIVES = ("part", "part-neutral", "instance", "class-part")  # token contrast + class head
+
+
 def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "part",
                   mask_ratio: float = 0.6) -> None:
     """objective "part": labelled within-image token contrast over (instance, part) ids + class head (the default,
@@ -389,7 +397,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
     side = 64 // p
     if objective == "dense":
         head = ProjectionHead(enc.config.hidden_size)
-    elif objective in ("part", "part-neutral", "instance", "class-part"):
+    elif objective in LABELLED_OBJECTIVES:
         head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
     else:
         head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
@@ -405,19 +413,19 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective in ("part", "part-neutral", "instance", "class-part"):
+        if objective in LABELLED_OBJECTIVES:
             batch = next(data)
             x, inst, sem, part = batch["image"], batch["instance"], batch["semantic"], batch["part"]
             if torch.rand((), generator=gen) < 0.5:
                 x, inst, sem, part = x.flip(-1), inst.flip(-1), sem.flip(-1), part.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
             neutral = None
-            if objective in ("part", "part-neutral"):  # id 2·(instance − 1) + part ∈ 1..2·MAX_OBJECTS, 0 = bg
-                ids = patch_majority(torch.where(inst > 0, 2 * (inst - 1) + part, 0), p, 2 * MAX_OBJECTS + 1)
+            if objective in ("part", "part-neutral"):  # (B, N) (instance, part) id of each patch
+                ids = part_ids(inst, part, p, MAX_OBJECTS)
                 if objective == "part-neutral":  # the same part of another instance of the class: neither
-                    neutral = patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p, 2 * len(CLASSES) + 1)
-            elif objective == "class-part":  # id 2·(class − 1) + part ∈ 1..2·classes, 0 = background
-                ids = patch_majority(torch.where(sem > 0, 2 * (sem - 1) + part, 0), p, 2 * len(CLASSES) + 1)
+                    neutral = part_ids(sem, part, p, len(CLASSES))
+            elif objective == "class-part":  # (B, N) (class, part) id of each patch
+                ids = part_ids(sem, part, p, len(CLASSES))
             else:
                 ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
             cls = patch_labels(sem, p)  # (B, N) class of each patch
