@@ -4,6 +4,7 @@
     python evaluate.py ablation --seeds 0 1 2 --steps 400        # loss ablation (paper Tab. 6a) on phase 1
     python evaluate.py ladder --steps 400                        # where binding is won or lost (docs/binding.md)
     python evaluate.py tables --budget full --out runs/tables    # Tab. 2–9 and GLASS†, with their baselines
+    python evaluate.py tables --budget quick --only tab2 tab3 --seeds 0 1 2   # trained rows: mean ± std over seeds
 
 Masks are the last-iteration slot attention resized bilinearly to the ground truth and argmaxed over slots;
 background is not a GT segment (DINOSAUR/SPOT protocol) unless `--background-segment`.
@@ -291,10 +292,9 @@ ROWS = {
                                   dict(no_instance=True, lambda_semantic=1.0)),
     "GLASS, λi 0.1": ("GLASS with λi 0.1 instead of 0.9, the paper's semantic-level variant", "pseudo",
                       dict(lambda_instance=0.1)),
-    **{f"{name}, seed {s}": (f"Tab. 6a loss ablation, seed {s}", "pseudo", dict(flags, seed=s))
-       for name, flags in ABLATIONS.items() for s in (0, 1, 2)},
+    **{name: ("Tab. 6a loss ablation", "pseudo", flags) for name, flags in ABLATIONS.items()},  # run as "…, seed 0"
 }
-ALIASES = {"all three, seed 0": "GLASS"}  # the same configuration, data and seed: trained once
+SEEDED = ("tab2", "tab3", "tab4")  # tables whose trained rows `--seeds` repeats (Tab. 6a always has seeds)
 FLOORS = {"k-means, encoder tokens": "tokens", "k-means, pixels": "pixels"}  # k-means per image, K = slots
 DISCOVERY_KEYS = ("miou_i", "mbo_i", "mbo_c", "miou_c", "fg_ari", "fg_ari_multi")
 BASELINES = ["GLASS", "StableLSD", "DINOSAUR", *FLOORS]
@@ -397,15 +397,48 @@ def slug(name: str) -> str:
     return "_".join(part for part in s.split("_") if part)
 
 
+def seeded(row: str, seed: int) -> str:
+    """The name of a trained row's run with another seed: seed 0 is the row itself, "DINOSAUR, seed 1" the next."""
+    return row if seed == 0 else f"{row}, seed {seed}"
+
+
+def alias(name: str) -> str:
+    """The run a row reads: the same configuration, data and seed is trained once, so Tab. 6a's "all three, seed 0"
+    is GLASS and "GLASS, seed 1" is "all three, seed 1"."""
+    base, sep, seed = name.rpartition(", seed ")
+    if name == "all three, seed 0":
+        return "GLASS"
+    return f"all three, seed {seed}" if sep and base == "GLASS" else name
+
+
+def row_spec(name: str) -> tuple:
+    """(what it is, training data, train.options overrides) of a row of ROWS or of a `seeded` copy of one."""
+    if name in ROWS:
+        return ROWS[name]
+    base, sep, seed = name.rpartition(", seed ")
+    if sep and base in ROWS and seed.isdigit():
+        what, data, flags = ROWS[base]
+        return f"{what}, seed {seed}", data, dict(flags, seed=int(seed))
+    raise ValueError(f"unknown row {name!r}")
+
+
+def mean_over_seeds(row: str, runs: list, keys: tuple) -> dict:
+    """One table row from the same configuration trained with several seeds: each key's mean and (population)
+    standard deviation over `runs` ({key: value} each)."""
+    return {"row": row, "seeds": len(runs), **{k: float(np.mean([r[k] for r in runs])) for k in keys},
+            **{f"{k}_std": float(np.std([r[k] for r in runs])) for k in keys}}
+
+
 def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list, splits: dict) -> dict:
-    """Train (or read back) and score one row of ROWS or FLOORS: {split: metrics, "minutes": …}."""
+    """Train (or read back) and score one row of ROWS (or a `seeded` copy) or FLOORS: {split: metrics,
+    "minutes": …}."""
     cfg = train.options(extra, phase=1).model
     if name in FLOORS:
         from glass import FrozenEncoder, quiet_loading
         with quiet_loading():
             encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
         return {s: kmeans_floor(FLOORS[name], s, n, cfg.slots.num_slots, encoder) for s, n in splits.items()}
-    _, data, flags = ROWS[name]
+    _, data, flags = row_spec(name)
     flags = dict(flags)
     if flags.get("encoder", "").startswith("@"):
         flags["encoder"] = str(encoder_variant(flags["encoder"][1:], cfg.encoder, out / "encoders",
@@ -434,29 +467,40 @@ def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list, names: li
     rows = json.loads(path.read_text()) if path.exists() else {}
     splits = {"val": b["eval_images"], "shift": min(b["eval_images"], len(world.ToyScenes("shift")))}
     for name in names:
-        key = ALIASES.get(name, name)
+        key = alias(name)
         if key not in rows:
             rows[key] = table_row(key, out, b, pseudo_data, extra, splits)
             path.write_text(json.dumps(rows, indent=2))
             print(f"[tables] {key}: " + " ".join(f"{k} {rows[key]['val'][k]:.3f}" for k in DISCOVERY_KEYS),
                   flush=True)
-    return {name: rows[ALIASES.get(name, name)] for name in names}
+    return {name: rows[alias(name)] for name in names}
 
 
-def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Optional[list] = None) -> dict:
-    """The tables of TABLES from `table_rows`: out/tables.json ({table: [rows]}, each row its name and numbers;
-    Tab. 6a's the mean and std over seeds), out/tables.md and a bar chart per table (out/tab2.png, …). Tables of
-    an earlier run in `out` with the same budget and flags are kept beside the new ones."""
+def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Optional[list] = None,
+               seeds: Optional[list] = None) -> dict:
+    """The tables of TABLES from `table_rows`: out/tables.json ({table: [rows]}, each row its name and numbers),
+    out/tables.md and a bar chart per table (out/tab2.png, …). Tab. 6a's rows are the mean and std over `seeds`
+    (default: the budget's); with `seeds`, so are the trained rows of Tab. 2–4 (SEEDED; default seed 0 alone),
+    whose k-means floors have no seed. Tables of an earlier run in `out` with the same budget, flags and seeds are
+    kept beside the new ones."""
     only = only or list(TABLES)
     missing = [t for t in only if t not in TABLES]
     if missing:
         raise ValueError(f"unknown tables {missing} (built: {list(TABLES)})")
+    if seeds and "--seed" in extra:
+        raise ValueError("give the seeds with --seeds, not --seed among the train.py flags")
     out.mkdir(parents=True, exist_ok=True)
-    seeds = BUDGETS[budget]["seeds"]
+    ablation_seeds = list(seeds or BUDGETS[budget]["seeds"])
+    row_seeds = list(seeds or [0])
     names = []
     for t in only:
         for r in TABLES[t][2]:
-            names += [f"{r}, seed {s}" for s in seeds] if t == "tab6a" else [r]
+            if t == "tab6a":
+                names += [f"{r}, seed {s}" for s in ablation_seeds]
+            elif t in SEEDED and r in ROWS:
+                names += [seeded(r, s) for s in row_seeds]
+            else:
+                names += [r]
     names = list(dict.fromkeys(names))
     rows = table_rows(out, budget, pseudo_data, extra, [n for n in names if n not in MEASURES])
     tables = {}
@@ -466,16 +510,19 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
             measured = measure_rows(t, out, budget)
             tables[t] = [{"row": r, **{k: measured[r][k] for k in keys}} for r in members]
         elif t == "tab6a":
-            runs = {r: [rows[f"{r}, seed {s}"][split] for s in seeds] for r in members}
-            tables[t] = [{"row": r, "seeds": len(seeds), **{k: float(np.mean([x[k] for x in v])) for k in keys},
-                          **{f"{k}_std": float(np.std([x[k] for x in v])) for k in keys}} for r, v in runs.items()]
+            tables[t] = [mean_over_seeds(r, [rows[f"{r}, seed {s}"][split] for s in ablation_seeds], keys)
+                         for r in members]
+        elif t in SEEDED and len(row_seeds) > 1:
+            tables[t] = [mean_over_seeds(r, [rows[seeded(r, s)][split] for s in row_seeds], keys) if r in ROWS
+                         else {"row": r, **{k: rows[r][split][k] for k in keys}} for r in members]
         else:
             tables[t] = [{"row": r, **{k: rows[r][split][k] for k in keys}} for r in members]
-    meta = {"budget": budget, **BUDGETS[budget], "threads": torch.get_num_threads(), "train_flags": extra}
+    meta = {"budget": budget, **BUDGETS[budget], "seeds": ablation_seeds, "row_seeds": row_seeds,
+            "threads": torch.get_num_threads(), "train_flags": extra}
     path = out / "tables.json"
     before = json.loads(path.read_text()) if path.exists() else {}
-    if {k: before.get("settings", {}).get(k) for k in ("budget", "train_flags")} == {"budget": budget,
-                                                                                   "train_flags": extra}:
+    same = ("budget", "train_flags", "seeds", "row_seeds")
+    if {k: before.get("settings", {}).get(k) for k in same} == {k: meta[k] for k in same}:
         tables = {t: tables[t] if t in tables else before[t] for t in TABLES if t in tables or t in before}
     only = list(tables)  # --only adds its tables to those of an earlier run with the same settings
     path.write_text(json.dumps({"settings": meta, **tables}, indent=2))
@@ -484,7 +531,7 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
         split, keys, _ = TABLES[t]
         lines += [f"### {t} ({split}, {budget} budget)", "", "| row | " + " | ".join(keys) + " |",
                   "|---|" + "---|" * len(keys)]
-        cell = (lambda r, k: f"{r[k]:.3f} ± {r[k + '_std']:.3f}") if t == "tab6a" else (lambda r, k: f"{r[k]:.3f}")
+        cell = lambda r, k: f"{r[k]:.3f} ± {r[k + '_std']:.3f}" if f"{k}_std" in r else f"{r[k]:.3f}"
         lines += [f"| {r['row']} | " + " | ".join(cell(r, k) for k in keys) + " |" for r in table] + [""]
         plot_table(t, table, keys, out / f"{t}.png", budget)
     shown = dict.fromkeys(n for t in only for n in TABLES[t][2])
@@ -673,10 +720,16 @@ def main(argv=None) -> None:
     tab.add_argument("--out", type=Path, default=Path("runs/tables"))
     tab.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="GLASS's pseudo-GT dataset")
     tab.add_argument("--only", nargs="+", choices=list(TABLES), metavar="TABLE", help=f"a subset of {list(TABLES)}")
+    tab.add_argument("--seeds", type=int, nargs="+", help="train every row of Tab. 2–4 and 6a with each seed and "
+                     "report mean ± std (default: Tab. 6a the budget's seeds, the others seed 0)")
     tab.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every row)")
     args = ap.parse_args(argv)
     if args.cmd == "tables":
-        run_tables(args.out, args.budget, args.data, [f for f in args.train_flags if f != "--"], args.only)
+        try:
+            run_tables(args.out, args.budget, args.data, [f for f in args.train_flags if f != "--"], args.only,
+                       args.seeds)
+        except ValueError as e:
+            ap.error(str(e))
         print((args.out / "tables.md").read_text())
         return
     if args.cmd == "discovery":

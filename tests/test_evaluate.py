@@ -159,6 +159,24 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     assert list(json.loads((tmp_path / "tables.json").read_text())) == ["settings", *tables]
     with pytest.raises(ValueError, match="unknown tables"):
         evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab11"])
+    # --seeds repeats the trained rows of Tab. 2–4 (mean and population std over the seeds' runs); the floors stay
+    seeded = {r["row"]: r for r in evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab2"],
+                                                        seeds=[0, 1])["tab2"]}
+    runs = json.loads((tmp_path / "rows.json").read_text())
+    for row, other in (("GLASS", "all three, seed 1"), ("DINOSAUR", "DINOSAUR, seed 1")):
+        a, b = runs[row]["val"]["miou_i"], runs[other]["val"]["miou_i"]
+        assert seeded[row]["seeds"] == 2
+        assert seeded[row]["miou_i"] == pytest.approx((a + b) / 2)
+        assert seeded[row]["miou_i_std"] == pytest.approx(abs(a - b) / 2)
+    dino1 = config("DINOSAUR, seed 1")
+    assert (dino1["args"]["seed"], dino1["model"]["use_semantic"], dino1["model"]["use_instance"]) == (1, False, True)
+    assert config("all three, seed 1")["args"]["seed"] == 1  # GLASS's seed 1 is Tab. 6a's "all three, seed 1"
+    assert "miou_i_std" not in seeded["k-means, pixels"]
+    assert seeded["k-means, pixels"]["miou_i"] == tables["tab2"][-1]["miou_i"]
+    assert json.loads((tmp_path / "tables.json").read_text())["settings"]["row_seeds"] == [0, 1]
+    assert "±" in (tmp_path / "tables.md").read_text()
+    with pytest.raises(ValueError, match="--seeds"):
+        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed", "1"], only=["tab2"], seeds=[0, 1])
 
 
 def test_largest_segments_by_hand():
