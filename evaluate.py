@@ -487,7 +487,7 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
     missing = [t for t in only if t not in TABLES]
     if missing:
         raise ValueError(f"unknown tables {missing} (built: {list(TABLES)})")
-    if seeds and "--seed" in extra:
+    if seeds and any(f == "--seed" or f.startswith("--seed=") for f in extra):
         raise ValueError("give the seeds with --seeds, not --seed among the train.py flags")
     out.mkdir(parents=True, exist_ok=True)
     ablation_seeds = list(seeds or BUDGETS[budget]["seeds"])

@@ -177,6 +177,8 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     assert "±" in (tmp_path / "tables.md").read_text()
     with pytest.raises(ValueError, match="--seeds"):
         evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed", "1"], only=["tab2"], seeds=[0, 1])
+    with pytest.raises(ValueError, match="--seeds"):
+        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed=1"], only=["tab2"], seeds=[0, 1])
 
 
 def test_largest_segments_by_hand():
