@@ -665,21 +665,21 @@ def plot_ablation(results: dict, path: Path) -> None:
 
 
 def real_discovery(model, args, device) -> dict:
-    """`discovery --coco/--voc`: the paper's protocol on real data (real_data.py), the model's own encoder size."""
+    """`discovery --coco/--voc`: a named protocol on real data (real_data.py), the model's own encoder size."""
     import real_data
-    limit = args.num_images  # None: every image
     enc_size = model.config.encoder_size
     if args.coco is not None:
-        scenes = real_data.CocoScenes(args.coco, args.images, args.size, enc_size, limit)
+        scenes = real_data.CocoScenes(args.coco, args.images, args.protocol, enc_size, args.num_images, args.size)
     else:
-        scenes = real_data.VocScenes(args.voc, args.voc_split, args.size, enc_size, limit)
+        scenes = real_data.VocScenes(args.voc, args.voc_split, args.protocol, enc_size, args.num_images, args.size)
     model.eval()
     with torch.no_grad():
-        report = real_data.score_real(lambda x: model.slot_masks(x.to(device), size=args.size), scenes,
-                                      args.batch_size, args.background_segment)
+        report = real_data.score_real(lambda x: model.slot_masks(x.to(device), size=scenes.size), scenes,
+                                      args.batch_size)
     report["dataset"] = {"coco": str(args.coco), "images": str(args.images)} if args.coco is not None else \
         {"voc": str(args.voc), "split": args.voc_split}
-    counts = {k: report[k] for k in ("images_scored", "bad_annotations", "bad_images", "no_objects")}
+    counts = {k: report[k] for k in ("protocol", "images", "images_scored", "no_objects", "bad_annotations",
+                                     "warnings", "bad_images")}
     print(f"[discovery] {counts} (names in the report's 'problems')", flush=True)
     return report
 
@@ -695,11 +695,16 @@ def main(argv=None) -> None:
     d.add_argument("--images", type=Path, help="the COCO split's image folder")
     d.add_argument("--voc", type=Path, help="the VOC2012 folder (ImageSets/, JPEGImages/, Segmentation*/)")
     d.add_argument("--voc-split", default="val", help="VOC image set (default: val)")
-    d.add_argument("--size", type=int, default=256, help="real data: side of the scored masks (the paper's 256)")
+    d.add_argument("--protocol", choices=["glass", "oclf"], default="glass", help="real data: 'glass' scores as the "
+                   "GLASS authors' released evaluation (256-px masks, background a segment, overlaps kept, empty "
+                   "images scored); 'oclf' as DINOSAUR / SPOT (320 px, overlaps ignored, no background segment)")
+    d.add_argument("--size", type=int, default=None, help="real data: side of the scored masks (default: the "
+                   "protocol's)")
     d.add_argument("--batch-size", type=int, default=16)
     d.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
     d.add_argument("--out", type=Path, help="also write the report (JSON) here")
-    d.add_argument("--background-segment", action="store_true")
+    d.add_argument("--background-segment", action="store_true", help="toy: background is a GT segment (real data: "
+                   "set by --protocol)")
     a = sub.add_parser("ablation", help="loss ablation (paper Tab. 6a) on phase 1")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     a.add_argument("--steps", type=int, default=600)
@@ -738,6 +743,8 @@ def main(argv=None) -> None:
             ap.error(f"--ckpt {args.ckpt} does not exist")
         if (args.coco is None) != (args.images is None):
             ap.error("COCO needs both --coco ANNOTATIONS.json and --images DIR")
+        if args.background_segment and (args.coco is not None or args.voc is not None):
+            ap.error("--background-segment is for the toy world; on COCO / VOC --protocol decides it")
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model, info = load_checkpoint_model(args.ckpt, device)
         if args.coco is not None or args.voc is not None:

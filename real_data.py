@@ -1,28 +1,33 @@
-"""Real evaluation data for object discovery (GLASS §5, Tab. 2–4): COCO 2017 and PASCAL VOC 2012.
+"""Real evaluation data for object discovery (GLASS §5, Tab. 2–4): COCO 2017 and PASCAL VOC 2012, scored under a
+named protocol.
 
-    scenes = CocoScenes("annotations/instances_val2017.json", "val2017/")     # pycocotools
-    scenes = VocScenes("VOCdevkit/VOC2012", split="val")                        # PNG masks
-    report = score_real(predict, scenes)                                        # metrics.score_masks per image
+    scenes = CocoScenes("annotations/instances_val2017.json", "val2017/")            # protocol "glass"
+    scenes = VocScenes("VOCdevkit/VOC2012", split="val", protocol="oclf")
+    report = score_real(predict, scenes)                                               # metrics per image, averaged
 
-The protocol is the one of the GLASS authors' released evaluation (repository visinf/glass, src/eval/), read for
-its facts and written here anew:
-- every image of the split is scored (val images are not filtered), except images without any object, which are
-  counted and reported apart (no GT segment: mIoU and mBO are undefined);
-- the image is cropped to its centre square and resized: to `size` (256) for the masks, with nearest-neighbour
-  sampling, and to the encoder's input (448 for DINOv2 ViT-B/14) for the model, with antialiasing;
-- COCO: crowd annotations (`iscrowd`) and ones marked `ignore` are not objects (their pixels stay background, as
-  in the authors' loader); instance ids follow the annotation order, a later annotation painting over an earlier
-  one; pixels covered by two or more objects are ignored (255) in both masks, as the OCL framework's
-  `ignore_overlaps` does; the semantic mask holds category index + 1 in the sorted order of category ids;
-- VOC: SegmentationObject gives the instances, SegmentationClass the classes; its 255 (object borders and
-  "difficult" regions) is ignored;
-- background is not a GT segment unless `background_segment` (the authors' script counts it: say which).
+Two protocols, both exact (docs/metrics.md says which paper numbers use which):
 
-Bad data is named, counted and skipped, never fatal: an annotation with a malformed or empty segmentation, an image
-file that is missing or unreadable. `score_real` returns the counts beside the metrics.
+    glass  the GLASS authors' released evaluation (repository visinf/glass, src/eval/, read for its facts and written
+           here anew). Masks: the shorter side resized to 256 with OpenCV's nearest-neighbour indices, the other side
+           rounded, then the centred 256² square cut. Instances painted densely in annotation order (a later one
+           over an earlier one; overlaps are therefore kept, not ignored); crowds and `ignore` dropped; background
+           IS a GT segment; FG-ARI over foreground pixels; images with no object are scored (FG-ARI 1 by the
+           zero-denominator rule, mIoU / mBO from the background segment); per-image means.
+    oclf   the DINOSAUR / SPOT convention (the object-centric-learning framework): the same resize-then-crop to 320²
+           masks; pixels covered by two or more instances ignored (255) in both masks; background NOT a segment;
+           images with no object left out of mIoU / mBO and counted apart; per-image means.
 
-Shape legend: H = W = `size` label maps, S = encoder input side. Checked by tests/test_real_data.py on a tiny
-COCO-format dataset and a tiny VOC-style folder that the tests write.
+Under both, the model's own input is prepared the same way: the shorter side resized to the encoder's input size
+(448 for DINOv2 ViT-B/14) bilinearly without antialiasing (OpenCV's INTER_LINEAR, rounded to 8 bits as OpenCV
+returns it), then the centred square. The authors have no VOC loader; under `glass` VOC follows the same rules, its
+255 pixels (object borders, "difficult") ignored.
+
+Bad data is named, counted and never fatal: an annotation is dropped only when pycocotools cannot decode it or it
+decodes to no pixel; a polygon with a stray part of fewer than three points is kept (pycocotools draws the valid
+parts, as the authors' loader does) and named as a warning; an image file that is missing or unreadable is skipped.
+
+Shape legend: H = W = the protocol's mask side, S = encoder input side. Checked by tests/test_real_data.py against
+OpenCV's resize, pycocotools and hand-computed cases on tiny datasets the tests write.
 """
 from __future__ import annotations
 
@@ -39,38 +44,87 @@ import torch.nn.functional as F
 IGNORE = 255
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """How ground truth is prepared and scored."""
+    name: str
+    mask_size: int  # side of the scored masks
+    background_segment: bool  # background is a GT segment in mIoU / mBO
+    ignore_overlaps: bool  # pixels of two or more instances count nowhere (else: the later annotation's)
+    score_empty: bool  # images without any object are scored (else: counted and left out)
+
+
+PROTOCOLS = {
+    "glass": Protocol("glass", 256, background_segment=True, ignore_overlaps=False, score_empty=True),
+    "oclf": Protocol("oclf", 320, background_segment=False, ignore_overlaps=True, score_empty=False),
+}
+
+
+def get_protocol(protocol) -> Protocol:
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    return PROTOCOLS[protocol]
+
+
 @dataclass
 class Problems:
-    """What was skipped and why: name → reason, per kind."""
-    bad_annotations: dict = field(default_factory=dict)  # "image file / annotation id" → why
+    """What was dropped or skipped and why: name → reason, per kind."""
+    bad_annotations: dict = field(default_factory=dict)  # "image file / annotation id" → why it was dropped
+    warnings: dict = field(default_factory=dict)  # "image file / annotation id" → what is odd (kept)
     bad_images: dict = field(default_factory=dict)  # image file → why (missing, unreadable)
-    no_objects: list = field(default_factory=list)  # image files with no object left: reported apart
 
     def counts(self) -> dict:
-        return {"bad_annotations": len(self.bad_annotations), "bad_images": len(self.bad_images),
-                "no_objects": len(self.no_objects)}
+        return {"bad_annotations": len(self.bad_annotations), "warnings": len(self.warnings),
+                "bad_images": len(self.bad_images)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the paper's resize and crop
+# resize the shorter side, then cut the centred square (the authors' order)
 # ---------------------------------------------------------------------------------------------------------------
 
-def centre_square(h: int, w: int) -> tuple[int, int, int]:
-    """(top, left, side) of the centred square crop of an h×w image."""
-    side = min(h, w)
-    return (h - side) // 2, (w - side) // 2, side
+def resized_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """(h', w') with the shorter side at `size` and the other side rounded (Python's round, as the authors')."""
+    factor = max(size / h, size / w)
+    return int(round(h * factor)), int(round(w * factor))
+
+
+def nearest_indices(src: int, dst: int) -> np.ndarray:
+    """Source index of each of dst output pixels under OpenCV's INTER_NEAREST: floor(x · (1 / (dst / src))) in
+    double precision, clipped to src − 1 (no half-pixel offset, unlike torch's 'nearest-exact')."""
+    step = 1.0 / (dst / src)
+    return np.minimum(np.floor(np.arange(dst) * step).astype(np.int64), src - 1)
+
+
+def centre_crop(a, size: int):
+    """The centred size×size square of an array whose last two axes are (h, w), one of them equal to size."""
+    h, w = a.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return a[..., top:top + size, left:left + size]
+
+
+def prepare_mask(mask: np.ndarray, size: int) -> torch.Tensor:
+    """A label map (H, W) → (size, size) long: shorter side to size by OpenCV-nearest, then the centred square."""
+    h2, w2 = resized_shape(*mask.shape, size)
+    resized = mask[np.ix_(nearest_indices(mask.shape[0], h2), nearest_indices(mask.shape[1], w2))]
+    return torch.from_numpy(np.ascontiguousarray(centre_crop(resized, size)).astype(np.int64))
+
+
+def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
+    """An image (H, W, 3) uint8 → (3, size, size) float in [0, 1]: shorter side to size bilinearly (half-pixel
+    centres, no antialiasing, as OpenCV's INTER_LINEAR), rounded to 8 bits, then the centred square."""
+    h2, w2 = resized_shape(*image.shape[:2], size)
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double()  # (1, 3, H, W)
+    x = F.interpolate(x, size=(h2, w2), mode="bilinear", align_corners=False, antialias=False)  # (1, 3, h', w')
+    x = x.round().clamp(0, 255)[0] / 255.0
+    return centre_crop(x, size).float().contiguous()
 
 
 def prepare(image: np.ndarray, instance: np.ndarray, semantic: np.ndarray, size: int, encoder_size: int) -> dict:
-    """Centre-square crop, then the image to encoder_size (bilinear, antialiased) and the masks to size (nearest).
-    image (H, W, 3) uint8, masks (H, W) ints → image (3, S, S) float in [0, 1], instance and semantic (size, size)."""
-    top, left, side = centre_square(*instance.shape)
-    crop = lambda a: a[top:top + side, left:left + side]
-    x = torch.from_numpy(np.ascontiguousarray(crop(image))).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, s, s)
-    x = F.interpolate(x, size=(encoder_size, encoder_size), mode="bilinear", align_corners=False, antialias=True)
-    masks = torch.from_numpy(np.stack([crop(instance), crop(semantic)]).astype(np.int64))[None].float()  # (1, 2, s, s)
-    masks = F.interpolate(masks, size=(size, size), mode="nearest")[0].long()  # (2, size, size)
-    return {"image": x[0].clamp(0, 1), "instance": masks[0], "semantic": masks[1]}
+    """image (H, W, 3) uint8, masks (H, W) ints → image (3, S, S) in [0, 1], instance and semantic (size, size)."""
+    return {"image": prepare_image(image, encoder_size), "instance": prepare_mask(instance, size),
+            "semantic": prepare_mask(semantic, size)}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -84,33 +138,24 @@ def read_rgb(path: Path) -> np.ndarray:
 # COCO
 # ---------------------------------------------------------------------------------------------------------------
 
-def _segmentation_problem(seg, height: int, width: int) -> str | None:
-    """Why a COCO segmentation cannot be decoded (None if it can): polygons need ≥ 3 points, RLE needs counts and
-    the image's size."""
-    if isinstance(seg, list):
-        if not seg:
-            return "empty polygon list"
-        for poly in seg:
-            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or \
-                    not all(isinstance(v, (int, float)) for v in poly):
-                return "malformed polygon (needs ≥ 3 (x, y) points)"
-        return None
-    if isinstance(seg, dict):
-        if "counts" not in seg or "size" not in seg:
-            return "malformed RLE (needs counts and size)"
-        if list(seg["size"]) != [height, width]:
-            return f"RLE size {seg['size']} is not the image's [{height}, {width}]"
-        return None
-    return f"segmentation of type {type(seg).__name__}"
+def stray_parts(seg) -> list:
+    """Indices of the polygon parts of a COCO segmentation with fewer than three (x, y) points (pycocotools draws
+    nothing for them); [] for RLE or clean polygons."""
+    if not isinstance(seg, list):
+        return []
+    return [j for j, poly in enumerate(seg) if not isinstance(poly, list) or len(poly) < 6]
 
 
 class CocoScenes(torch.utils.data.Dataset):
     """A COCO-format split: items {"image", "instance", "semantic", "file"} or None for an unreadable image (the
-    reason goes to `problems`). Annotations are checked when opened; images when read."""
+    reason goes to `problems`). Annotations are decoded with pycocotools when opened; images when read."""
 
-    def __init__(self, annotations, images, size: int = 256, encoder_size: int = 448, limit: int | None = None):
+    def __init__(self, annotations, images, protocol="glass", encoder_size: int = 448, limit: int | None = None,
+                 size: int | None = None):
         from pycocotools.coco import COCO
-        self.images_dir, self.size, self.encoder_size = Path(images), size, encoder_size
+        self.protocol = get_protocol(protocol)
+        self.size = size or self.protocol.mask_size
+        self.images_dir, self.encoder_size = Path(images), encoder_size
         if not Path(annotations).is_file():
             raise FileNotFoundError(f"COCO annotations {annotations} do not exist")
         if not self.images_dir.is_dir():
@@ -122,21 +167,29 @@ class CocoScenes(torch.utils.data.Dataset):
         self.classes = [self.coco.cats[c]["name"] for c in cats]
         self.problems = Problems()
         self.image_ids = sorted(self.coco.getImgIds())[:limit]
-        self.objects = {}  # image id → its usable annotations
+        self.objects = {}  # image id → its usable annotations, in annotation order
         for i in self.image_ids:
-            info = self.coco.imgs[i]
+            name = self.coco.imgs[i]["file_name"]
             keep = []
             for ann in self.coco.imgToAnns.get(i, []):
                 if ann.get("iscrowd", 0) or ann.get("ignore", False):
-                    continue  # crowds are not objects (the authors' loader drops them)
-                why = _segmentation_problem(ann.get("segmentation"), info["height"], info["width"])
-                if why is None and ann.get("category_id") not in self.category_index:
-                    why = f"unknown category {ann.get('category_id')}"
-                if why is None and not self.coco.annToMask(ann).any():
-                    why = "empty segmentation (no pixel)"
-                if why is not None:
-                    self.problems.bad_annotations[f"{info['file_name']} / annotation {ann.get('id')}"] = why
+                    continue  # crowds and `ignore` are not objects (the authors' loader drops them)
+                key = f"{name} / annotation {ann.get('id')}"
+                if ann.get("category_id") not in self.category_index:
+                    self.problems.bad_annotations[key] = f"unknown category {ann.get('category_id')}"
                     continue
+                try:
+                    pixels = int(self.coco.annToMask(ann).sum())
+                except Exception as e:  # what pycocotools cannot decode is dropped, by name
+                    self.problems.bad_annotations[key] = f"pycocotools cannot decode it ({type(e).__name__}: {e})"
+                    continue
+                if pixels == 0:
+                    self.problems.bad_annotations[key] = "empty segmentation (decodes to no pixel)"
+                    continue
+                stray = stray_parts(ann.get("segmentation"))
+                if stray:
+                    self.problems.warnings[key] = f"polygon parts {stray} have fewer than 3 points (kept: " \
+                                                  f"the other parts make the mask)"
                 keep.append(ann)
             self.objects[i] = keep
 
@@ -155,16 +208,20 @@ class CocoScenes(torch.utils.data.Dataset):
         if (h, w) != (info["height"], info["width"]):
             self.problems.bad_images[name] = f"file is {w}×{h}, annotations say {info['width']}×{info['height']}"
             return None
+        objects = self.objects[self.image_ids[k]]
+        if len(objects) >= IGNORE:
+            raise ValueError(f"{name} has {len(objects)} objects; instance ids must stay below {IGNORE}")
         instance = np.zeros((h, w), np.int64)
         semantic = np.zeros((h, w), np.int64)
         cover = np.zeros((h, w), np.int64)  # objects on each pixel
-        for j, ann in enumerate(self.objects[self.image_ids[k]]):
+        for j, ann in enumerate(objects):
             m = self.coco.annToMask(ann) > 0
-            instance[m] = j + 1  # a later annotation paints over an earlier one
+            instance[m] = j + 1  # dense painting: a later annotation paints over an earlier one
             semantic[m] = self.category_index[ann["category_id"]]
             cover += m
-        instance[cover > 1] = IGNORE  # overlaps count nowhere
-        semantic[cover > 1] = IGNORE
+        if self.protocol.ignore_overlaps:  # oclf: overlaps count nowhere
+            instance[cover > 1] = IGNORE
+            semantic[cover > 1] = IGNORE
         return {**prepare(image, instance, semantic, self.size, self.encoder_size), "file": name}
 
 
@@ -179,8 +236,10 @@ class VocScenes(torch.utils.data.Dataset):
     CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 
-    def __init__(self, root, split: str = "val", size: int = 256, encoder_size: int = 448, limit: int | None = None):
-        self.root, self.size, self.encoder_size = Path(root), size, encoder_size
+    def __init__(self, root, split: str = "val", protocol="glass", encoder_size: int = 448, limit: int | None = None,
+                 size: int | None = None):
+        self.protocol = get_protocol(protocol)
+        self.root, self.size, self.encoder_size = Path(root), size or self.protocol.mask_size, encoder_size
         listing = self.root / "ImageSets" / "Segmentation" / f"{split}.txt"
         if not listing.is_file():
             raise FileNotFoundError(f"{listing} does not exist: --voc takes the VOC2012 folder (with ImageSets/, "
@@ -215,42 +274,49 @@ class VocScenes(torch.utils.data.Dataset):
 # scoring
 # ---------------------------------------------------------------------------------------------------------------
 
-def score_real(predict: Callable, scenes, batch_size: int = 16, background_segment: bool = False,
-               progress: bool = True) -> dict:
-    """Object discovery on a real split: `predict(images (B, 3, S, S)) → label maps (B, size, size)`, scored per
-    image by metrics.score_masks and averaged (NaN-free images). Images without objects after the crop are
-    reported apart; unreadable images and bad annotations are counted and named in the result."""
+def score_real(predict: Callable, scenes, batch_size: int = 16, progress: bool = True) -> dict:
+    """Object discovery on a real split under its scenes' protocol: `predict(images (B, 3, S, S)) → label maps (B,
+    size, size)`, scored per image by metrics.score_masks and averaged. Returns the metrics, the protocol, the
+    counts (images, scored, left out and why) and the names behind them. Calling it twice gives the same report."""
     import metrics
     from tqdm import tqdm
+    protocol = scenes.protocol
     values: dict = {}
     batch: list = []
+    no_objects: list = []  # this call's own list: scoring again does not add to it
 
     def flush():
         images = torch.stack([it["image"] for it in batch])
         pred = predict(images).cpu()
         inst = torch.stack([it["instance"] for it in batch])
         sem = torch.stack([it["semantic"] for it in batch])
-        for key, v in metrics.score_masks(pred, inst, sem, background_segment).items():
+        for key, v in metrics.score_masks(pred, inst, sem, protocol.background_segment).items():
             values.setdefault(key, []).append(v)
         batch.clear()
 
-    for k in tqdm(range(len(scenes)), desc="scoring", unit="img", disable=not progress, mininterval=10):
+    for k in tqdm(range(len(scenes)), desc=f"scoring ({protocol.name})", unit="img", disable=not progress,
+                  mininterval=10):
         item = scenes[k]
         if item is None:
             continue
         objects = item["instance"][(item["instance"] > 0) & (item["instance"] != IGNORE)]
         if objects.numel() == 0:
-            scenes.problems.no_objects.append(item["file"])
-            continue
+            no_objects.append(item["file"])
+            if not protocol.score_empty:
+                continue
         batch.append(item)
         if len(batch) == batch_size:
             flush()
     if batch:
         flush()
     out = {k: metrics.summarize(torch.cat(v)).mean for k, v in values.items()}
-    out["images_scored"] = int(torch.cat(values["miou_i"]).numel()) if values else 0
-    out.update(scenes.problems.counts(), background_segment=background_segment)
-    out["problems"] = {"bad_annotations": scenes.problems.bad_annotations, "bad_images": scenes.problems.bad_images,
-                       "no_objects": scenes.problems.no_objects}
+    out["protocol"] = protocol.name
+    out["images"] = len(scenes)
+    out["images_scored"] = int(torch.cat(values["fg_ari"]).numel()) if values else 0
+    out.update(scenes.problems.counts(), no_objects=len(no_objects),
+               no_objects_scored=protocol.score_empty, background_segment=protocol.background_segment,
+               ignore_overlaps=protocol.ignore_overlaps, mask_size=scenes.size)
+    out["problems"] = {"bad_annotations": dict(scenes.problems.bad_annotations),
+                       "warnings": dict(scenes.problems.warnings), "bad_images": dict(scenes.problems.bad_images),
+                       "no_objects": no_objects}
     return out
-

@@ -34,6 +34,7 @@ def tiny_coco(tmp_path):
     (images / "d.png").write_bytes(b"not a png")  # unreadable
     first, second, crowd = box(5, 20, 12, 30), box(15, 35, 25, 45), box(30, 38, 40, 48)
     polygon = [20.0, 2.0, 28.0, 2.0, 28.0, 4.0, 20.0, 4.0]  # a third object, as a polygon
+    stray = [44.0, 20.0, 52.0, 20.0, 52.0, 30.0, 44.0, 30.0]  # a fourth, whose second part has only 2 points
     anns = [
         {"id": 1, "image_id": 1, "category_id": 18, "segmentation": rle(first), "iscrowd": 0},
         {"id": 2, "image_id": 1, "category_id": 3, "segmentation": rle(second), "iscrowd": 0},
@@ -42,6 +43,7 @@ def tiny_coco(tmp_path):
         {"id": 5, "image_id": 1, "category_id": 18, "segmentation": [[50.0, 10.0, 50.0, 10.0, 50.0, 10.0]],
          "iscrowd": 0},  # a degenerate polygon: no pixel
         {"id": 6, "image_id": 1, "category_id": 3, "segmentation": [polygon], "iscrowd": 0},
+        {"id": 9, "image_id": 1, "category_id": 18, "segmentation": [stray, [3.0, 3.0, 4.0, 4.0]], "iscrowd": 0},
         {"id": 7, "image_id": 3, "category_id": 3, "segmentation": rle(first), "iscrowd": 0},
         {"id": 8, "image_id": 4, "category_id": 3, "segmentation": rle(first), "iscrowd": 0},
     ]
@@ -51,48 +53,134 @@ def tiny_coco(tmp_path):
             "categories": [{"id": 18, "name": "dog"}, {"id": 3, "name": "car"}]}
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(data))
-    poly_mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([polygon], H, W))).astype(bool)
-    return path, images, (first, second, crowd, poly_mask)
+    def draw(seg):
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, H, W))).astype(bool)
+    return path, images, (first, second, crowd, draw([polygon]), draw([stray]))
 
 
-def test_coco_masks_by_hand(tiny_coco):
-    path, images, (first, second, _crowd, poly) = tiny_coco
-    scenes = real_data.CocoScenes(path, images, size=40, encoder_size=40)
+def expected_masks(first, second, poly, stray_poly, ignore_overlaps):
+    """The instance and semantic maps of a.png painted by hand: usable annotations in order (1: dog, 2: car, 6: car
+    polygon, 9: dog polygon with a stray part), crowd none, a later one over an earlier one."""
+    inst, sem = np.zeros((H, W), np.int64), np.zeros((H, W), np.int64)
+    for j, (m, cls) in enumerate(((first, 2), (second, 1), (poly, 1), (stray_poly, 2))):
+        inst[m], sem[m] = j + 1, cls
+    if ignore_overlaps:
+        overlap = (first.astype(int) + second + poly + stray_poly) > 1
+        inst[overlap] = sem[overlap] = 255
+    return inst, sem
+
+
+@pytest.mark.parametrize("protocol", ["glass", "oclf"])
+def test_coco_masks_by_hand(tiny_coco, protocol):
+    path, images, (first, second, _crowd, poly, stray_poly) = tiny_coco
+    scenes = real_data.CocoScenes(path, images, protocol, encoder_size=40, size=40)
     assert scenes.classes == ["car", "dog"]  # sorted category ids 3, 18 → semantic ids 1, 2
     item = scenes[0]
-    expect_inst = np.zeros((H, W), np.int64)
-    expect_inst[first], expect_inst[second], expect_inst[poly] = 1, 2, 3  # usable annotations in order; crowd: none
-    expect_sem = np.zeros((H, W), np.int64)
-    expect_sem[first], expect_sem[second], expect_sem[poly] = 2, 1, 1
-    overlap = (first.astype(int) + second + poly) > 1
-    expect_inst[overlap] = expect_sem[overlap] = 255
-    assert overlap.any()
+    expect_inst, expect_sem = expected_masks(first, second, poly, stray_poly, protocol == "oclf")
+    assert ((first.astype(int) + second) > 1).any()  # the case has an overlap
     crop = (slice(0, 40), slice(10, 50))  # the centre square; size = side, so no resampling
     assert torch.equal(item["instance"], torch.from_numpy(expect_inst[crop]))
     assert torch.equal(item["semantic"], torch.from_numpy(expect_sem[crop]))
     pixels = np.asarray(Image.open(images / "a.png"))[crop].transpose(2, 0, 1) / 255.0
     torch.testing.assert_close(item["image"], torch.from_numpy(pixels).float(), atol=1e-6, rtol=0)
-    assert set(scenes.problems.bad_annotations) == {"a.png / annotation 4", "a.png / annotation 5"}
-    assert "polygon" in scenes.problems.bad_annotations["a.png / annotation 4"]
-    assert "empty" in scenes.problems.bad_annotations["a.png / annotation 5"]
 
 
-def test_resize_is_nearest_for_masks_and_antialiased_for_images():
-    image = np.zeros((8, 8, 3), np.uint8)
-    image[:, (np.arange(8) // 2) % 2 == 0] = 255  # stripes two pixels wide: halving without a low-pass keeps
-    inst = np.arange(64).reshape(8, 8) % 3       # them as full black and white columns (aliasing)
-    out = real_data.prepare(image, inst, inst, size=4, encoder_size=4)
-    aliased = torch.nn.functional.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, size=4,
-                                              mode="bilinear", align_corners=False)[0]
-    assert set(aliased[0, 0].tolist()) == {0.0, 1.0}
-    interior = out["image"][:, :, 1:3]
-    assert (interior > 0.2).all() and (interior < 0.8).all()
-    assert set(out["instance"].unique().tolist()) <= {0, 1, 2}  # nearest: no blended ids
-
-
-def test_score_real_names_and_counts_bad_data(tiny_coco):
+def test_bad_annotations_dropped_only_when_pycocotools_cannot_draw_them(tiny_coco):
     path, images, _ = tiny_coco
-    scenes = real_data.CocoScenes(path, images, size=40, encoder_size=40)
+    scenes = real_data.CocoScenes(path, images, encoder_size=40, size=40)
+    bad = scenes.problems.bad_annotations
+    assert set(bad) == {"a.png / annotation 4", "a.png / annotation 5"}
+    assert "cannot decode" in bad["a.png / annotation 4"]  # a lone 2-point polygon: pycocotools takes it for a box
+    assert "no pixel" in bad["a.png / annotation 5"]
+    assert set(scenes.problems.warnings) == {"a.png / annotation 9"}  # a stray 2-point part: kept, named
+    assert "[1]" in scenes.problems.warnings["a.png / annotation 9"]
+    assert [a["id"] for a in scenes.objects[1]] == [1, 2, 6, 9]
+
+
+def test_crop_side_differs_from_mask_size_as_opencv():
+    """A 480×640 mask with an edge at column 321: the shorter side goes to 256 (width round(640·256/480) = 341),
+    then columns 42..297 are kept. OpenCV's nearest puts the edge at resized column ⌈321 / (640/341)⌉ = 172, so at
+    output column 130 (cropping first would give 129)."""
+    import cv2  # the library the authors resize with (requirements.txt pins it for this test)
+    mask = np.zeros((480, 640), np.int64)
+    mask[:, 321:] = 1
+    out = real_data.prepare_mask(mask, 256)
+    assert out.shape == (256, 256) and int(out[0].argmax()) == 130
+    rng = np.random.default_rng(0)
+    for h, w, size in ((480, 640, 256), (427, 640, 320), (640, 383, 256), (375, 500, 448), (50, 37, 256)):
+        m = rng.integers(0, 7, (h, w)).astype(np.int32)
+        h2, w2 = real_data.resized_shape(h, w, size)
+        ref = cv2.resize(m, (w2, h2), interpolation=cv2.INTER_NEAREST)  # the authors' call
+        top, left = (h2 - size) // 2, (w2 - size) // 2
+        assert torch.equal(real_data.prepare_mask(m, size), torch.from_numpy(ref[top:top + size, left:left + size])
+                           .long())
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ref = cv2.resize(img, (w2, h2), interpolation=cv2.INTER_LINEAR)[top:top + size, left:left + size]
+        ours = (real_data.prepare_image(img, size) * 255).round().permute(1, 2, 0).numpy()
+        assert np.abs(ours - ref).max() <= 1  # OpenCV's 11-bit fixed-point weights: at most one 8-bit level
+
+
+def test_image_input_is_bilinear_without_antialiasing_by_hand():
+    """Upsampling 2 → 4 with half-pixel centres: output x samples source (x + 0.5)/2 − 0.5 = −0.25, 0.25, 0.75,
+    1.25 → clamped weights give a, 0.75a + 0.25b, 0.25a + 0.75b, b. Downsampling 4 → 2 samples source 0.5 and 2.5:
+    the mean of two neighbours (no wider low-pass)."""
+    img = np.zeros((2, 2, 3), np.uint8)
+    img[:, 1] = 200
+    out = real_data.prepare_image(np.repeat(img, 1, 0), 4)  # (3, 4, 4)
+    assert (out[0, 0] * 255).round().tolist() == [0, 50, 150, 200]
+    stripes = np.zeros((4, 4, 3), np.uint8)
+    stripes[:, [1, 2]] = 100
+    stripes[:, 3] = 40
+    out = real_data.prepare_image(stripes, 2)
+    assert (out[0, 0] * 255).round().tolist() == [50, 70]
+
+
+class FakeScenes:
+    """Two prepared items under a protocol: one image with an object, one without."""
+
+    def __init__(self, protocol):
+        self.protocol, self.size, self.problems = real_data.get_protocol(protocol), 4, real_data.Problems()
+        inst = torch.zeros(4, 4, dtype=torch.long)
+        inst[:2, :2] = 1
+        self.items = [{"image": torch.zeros(3, 4, 4), "instance": inst, "semantic": inst, "file": "one"},
+                      {"image": torch.ones(3, 4, 4), "instance": torch.zeros(4, 4, dtype=torch.long),
+                       "semantic": torch.zeros(4, 4, dtype=torch.long), "file": "empty"}]
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, k):
+        return self.items[k]
+
+
+def one_slot(images):  # every pixel in slot 0
+    return torch.zeros(images.shape[0], 4, 4, dtype=torch.long)
+
+
+def test_glass_protocol_rules_by_hand():
+    """One slot over a 4×4 image whose object is the top-left 2×2. Background is a segment: image 1 has segments
+    {background 12 px, object 4 px}; Hungarian gives the one slot to background (IoU 12/16) and the object 0, so
+    mIoU 0.375, mBO (12/16 + 4/16)/2 = 0.5. The empty image is scored: its background segment is the whole image
+    (IoU 1), FG-ARI 1 by the zero-denominator rule; image 1's FG-ARI is 1 too (its object's pixels share a slot)."""
+    report = real_data.score_real(one_slot, FakeScenes("glass"), progress=False)
+    assert report["protocol"] == "glass" and report["images_scored"] == 2 and report["no_objects"] == 1
+    assert report["miou_i"] == pytest.approx((0.375 + 1.0) / 2)
+    assert report["mbo_i"] == pytest.approx((0.5 + 1.0) / 2)
+    assert report["fg_ari"] == pytest.approx(1.0)
+
+
+def test_oclf_protocol_rules_by_hand():
+    """The same case without a background segment: image 1's only segment is the object, IoU 4/16 with the slot;
+    the empty image is left out and counted."""
+    report = real_data.score_real(one_slot, FakeScenes("oclf"), progress=False)
+    assert report["protocol"] == "oclf" and report["images_scored"] == 1 and report["no_objects"] == 1
+    assert report["miou_i"] == pytest.approx(0.25) and report["mbo_i"] == pytest.approx(0.25)
+    assert report["problems"]["no_objects"] == ["empty"]
+
+
+def test_score_real_names_and_counts_bad_data_and_is_idempotent(tiny_coco):
+    path, images, _ = tiny_coco
+    scenes = real_data.CocoScenes(path, images, "oclf", encoder_size=40, size=40)
     truth = {}
 
     def perfect(x):  # the ground truth itself (ignored pixels anywhere): every metric 1
@@ -104,7 +192,9 @@ def test_score_real_names_and_counts_bad_data(tiny_coco):
     assert report["images_scored"] == 1 and report["miou_i"] == 1.0 and report["mbo_i"] == 1.0
     assert report["no_objects"] == 1 and report["problems"]["no_objects"] == ["b.png"]
     assert set(report["problems"]["bad_images"]) == {"c.png", "d.png"}  # missing, unreadable
-    assert report["bad_annotations"] == 2
+    assert report["bad_annotations"] == 2 and report["warnings"] == 1
+    again = real_data.score_real(perfect, scenes, batch_size=4, progress=False)
+    assert again == report  # scoring twice counts nothing twice
 
 
 @pytest.fixture()
@@ -128,7 +218,7 @@ def tiny_voc(tmp_path):
 
 def test_voc_masks_crop_and_missing_files(tiny_voc):
     root, inst, cls = tiny_voc
-    scenes = real_data.VocScenes(root, "val", size=20, encoder_size=20)
+    scenes = real_data.VocScenes(root, "val", encoder_size=20, size=20)
     item = scenes[0]
     assert torch.equal(item["instance"], torch.from_numpy(inst[5:25].astype(np.int64)))  # rows 5..24: the centre
     assert torch.equal(item["semantic"], torch.from_numpy(cls[5:25].astype(np.int64)))
@@ -151,10 +241,18 @@ def test_evaluate_discovery_on_coco_and_voc(tiny_models, tiny_coco, tiny_voc, tm
     evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--coco", str(path), "--images", str(images),
                    "--out", str(out)])
     report = json.loads(out.read_text())
-    assert report["images_scored"] == 1 and report["bad_images"] == 2 and 0 <= report["miou_i"] <= 1
+    assert report["protocol"] == "glass" and report["mask_size"] == 256  # the default: the authors' scoring
+    assert report["images_scored"] == 2 and report["no_objects"] == 1 and report["bad_images"] == 2  # b.png scored
+    evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--coco", str(path), "--images", str(images),
+                   "--protocol", "oclf", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "oclf" and report["mask_size"] == 320
+    assert report["images_scored"] == 1 and report["no_objects"] == 1  # b.png left out
     root, _, _ = tiny_voc
     evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--voc", str(root), "--out", str(out)])
     report = json.loads(out.read_text())
     assert report["images_scored"] == 1 and report["bad_images"] == 1
     with pytest.raises(SystemExit):
         evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--coco", str(path)])
+    with pytest.raises(SystemExit):  # the protocol decides background on real data
+        evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--voc", str(root), "--background-segment"])
