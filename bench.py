@@ -187,7 +187,7 @@ def training_step(phase: int, guided: bool, images: torch.Tensor, masks: torch.T
 def bench_step(repeats: int) -> dict:
     import torch.nn.functional as F
     import glass
-    from matching import segments_from_semantic, semantic_loss
+    from matching import segments_from_semantic, semantic_loss_batched
     model, opt = toy_model(2)
     cfg = model.config
     images, masks = toy_batch()
@@ -212,7 +212,7 @@ def bench_step(repeats: int) -> dict:
         def semantic():
             soft = glass.upsample_masks(out.attn.reshape(16, -1, 16, 16), cfg.match_size)
             seg = segments_from_semantic(masks, cfg.num_classes, True)
-            return semantic_loss(soft, seg.masks, seg.present, seg.valid).loss
+            return semantic_loss_batched(soft, seg.masks, seg.present, seg.valid).loss
 
         sem = timed("matching + semantic loss", semantic)
         latents = timed("latent sample", lambda: model.latents(images, gen, moments))

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matching import segments_from_semantic, semantic_loss
+from matching import segments_from_semantic, semantic_loss_batched
 from slot_attention import GLASSSlotConfig, GLASSSlotModule
 
 ROOT = Path(__file__).resolve().parent
@@ -403,7 +403,7 @@ class GLASS(nn.Module):
                                  mode="nearest")[:, 0].long()  # (B, S, S)
             seg = segments_from_semantic(mask, c.num_classes, c.background_segment)
             seg_present = seg.present & batch["has_classes"].bool()[:, None]  # no classes → no target
-            out = semantic_loss(soft, seg.masks, seg_present, seg.valid)
+            out = semantic_loss_batched(soft, seg.masks, seg_present, seg.valid)
             semantic, present = out.loss, out.present
         total = recon + c.lambda_semantic * semantic + c.lambda_instance * instance
         return LossOutput(total=total, recon=recon, semantic=semantic, instance=instance, semantic_present=present,

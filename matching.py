@@ -19,7 +19,8 @@ Public API:
     iou_matrix(pred, target, valid=None) -> (B, K, F)
     hungarian_match(iou) -> Match(slot_idx, segment_idx)
     segments_from_semantic(mask, num_classes, background_segment=True, ignore_index=255) -> Segments
-    semantic_loss(soft_masks, segments, segment_present, valid=None) -> SemanticLoss
+    semantic_loss(soft_masks, segments, segment_present, valid=None) -> SemanticLoss   (the plain per-pair form)
+    semantic_loss_batched(...)   the same, every pair at once (what training runs)
 """
 from __future__ import annotations
 
@@ -123,9 +124,23 @@ def segments_from_semantic(mask: torch.Tensor, num_classes: int, background_segm
     return Segments(masks=masks, present=present, valid=valid)
 
 
+def _check_loss_inputs(soft_masks, segments, segment_present, valid) -> torch.Tensor:
+    """Check the semantic loss's arguments; returns `valid` (all True when None)."""
+    _check_masks("soft_masks", soft_masks, "(B, K, H, W)")
+    _check_masks("segments", segments, "(B, F, H, W)")
+    b, k, h, w = soft_masks.shape
+    if segments.shape[0] != b or segments.shape[2:] != soft_masks.shape[2:]:
+        raise ValueError(f"segments must have shape ({b}, F, {h}, {w}), got {tuple(segments.shape)}")
+    if tuple(segment_present.shape) != tuple(segments.shape[:2]):
+        raise ValueError(f"segment_present must have shape {tuple(segments.shape[:2])}, "
+                         f"got {tuple(segment_present.shape)}")
+    return torch.ones(b, h, w, dtype=torch.bool, device=soft_masks.device) if valid is None else valid
+
+
 def semantic_loss(soft_masks: torch.Tensor, segments: torch.Tensor, segment_present: torch.Tensor,
                   valid: Optional[torch.Tensor] = None, eps: float = 1e-6) -> SemanticLoss:
-    """The semantic guidance loss of GLASS: Hungarian matching on hard masks, then BCE on soft masks.
+    """The semantic guidance loss of GLASS, plainly: per image, match slots to segments on hard masks (Eq. 2), then
+    the BCE between each matched slot's soft mask and its segment, averaged over valid pixels, then over pairs.
 
     Args:
         soft_masks: (B, K, H, W) slot attention masks in [0, 1] (softmax over slots), at the segments' resolution.
@@ -135,16 +150,36 @@ def semantic_loss(soft_masks: torch.Tensor, segments: torch.Tensor, segment_pres
     Returns:
         SemanticLoss; `present` is False (and the loss 0) for an image with no present segment.
     """
-    _check_masks("soft_masks", soft_masks, "(B, K, H, W)")
-    _check_masks("segments", segments, "(B, F, H, W)")
-    b, k, h, w = soft_masks.shape
-    if segments.shape[0] != b or segments.shape[2:] != soft_masks.shape[2:]:
-        raise ValueError(f"segments must have shape ({b}, F, {h}, {w}), got {tuple(segments.shape)}")
-    if tuple(segment_present.shape) != tuple(segments.shape[:2]):
-        raise ValueError(f"segment_present must have shape {tuple(segments.shape[:2])}, "
-                         f"got {tuple(segment_present.shape)}")
-    if valid is None:
-        valid = torch.ones(b, h, w, dtype=torch.bool, device=soft_masks.device)
+    valid = _check_loss_inputs(soft_masks, segments, segment_present, valid)
+    hard = F.one_hot(soft_masks.detach().argmax(dim=1), soft_masks.shape[1]).permute(0, 3, 1, 2).bool()  # (B, K, H, W)
+    per_image, matches, present = [], [], []
+    for i in range(soft_masks.shape[0]):
+        seg_ids = segment_present[i].nonzero().flatten()  # (F_i,) the segments of image i
+        if len(seg_ids) == 0 or not bool(valid[i].any()):  # no target: no semantic loss for this image
+            matches.append(Match(seg_ids[:0], seg_ids[:0]))
+            per_image.append(soft_masks.sum() * 0.0)
+            present.append(False)
+            continue
+        m = hungarian_match(iou_matrix(hard[i:i + 1], segments[i:i + 1], valid[i:i + 1])[0][:, seg_ids])  # Eq. 2
+        pairs = []
+        for slot, seg in zip(m.slot_idx.tolist(), seg_ids[m.segment_idx].tolist()):
+            pred = soft_masks[i, slot][valid[i]].float().clamp(eps, 1.0 - eps)  # (P_valid,) the slot's soft mask
+            target = segments[i, seg][valid[i]].float()  # (P_valid,) its segment
+            pairs.append(F.binary_cross_entropy(pred, target))  # mean over valid pixels
+        per_image.append(torch.stack(pairs).mean())  # mean over matched pairs
+        matches.append(Match(slot_idx=m.slot_idx, segment_idx=seg_ids[m.segment_idx]))
+        present.append(True)
+    per_image, present = torch.stack(per_image), torch.tensor(present, device=soft_masks.device)
+    loss = per_image[present].mean() if bool(present.any()) else soft_masks.sum() * 0.0
+    return SemanticLoss(loss=loss, per_image=per_image, present=present, matches=matches)
+
+
+def semantic_loss_batched(soft_masks: torch.Tensor, segments: torch.Tensor, segment_present: torch.Tensor,
+                          valid: Optional[torch.Tensor] = None, eps: float = 1e-6) -> SemanticLoss:
+    """`semantic_loss` with the BCE of every matched pair of the batch computed at once (what training uses: the
+    same values and gradients, checked in tests/test_matching.py; it also works under bf16 autocast)."""
+    valid = _check_loss_inputs(soft_masks, segments, segment_present, valid)
+    b, k = soft_masks.shape[:2]
     hard = F.one_hot(soft_masks.detach().argmax(dim=1), k).permute(0, 3, 1, 2).bool()  # (B, K, H, W), argmax over slots
     iou = iou_matrix(hard, segments, valid)  # (B, K, F)
 

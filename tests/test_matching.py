@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from matching import hungarian_match, iou_matrix, segments_from_semantic, semantic_loss
+from matching import hungarian_match, iou_matrix, segments_from_semantic, semantic_loss, semantic_loss_batched
 
 
 def brute_force_best(iou):
@@ -170,5 +170,27 @@ def test_semantic_loss_under_bf16_autocast():
     seg = segments_from_semantic(torch.randint(0, 3, (3, 8, 8), generator=g), 2)
     ref = semantic_loss(soft.float(), seg.masks, seg.present, seg.valid).loss
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = semantic_loss(soft, seg.masks, seg.present, seg.valid).loss
+        out = semantic_loss_batched(soft, seg.masks, seg.present, seg.valid).loss
     torch.testing.assert_close(out, ref)
+
+
+def test_batched_semantic_loss_equals_the_plain_loop():
+    """The vectorised form training uses gives the plain per-pair loop's values, matches and gradients, with ignore
+    pixels, an image without segments and more segments than slots in one batch."""
+    g = torch.Generator().manual_seed(11)
+    logits = torch.randn(4, 3, 8, 8, generator=g, requires_grad=True)
+    mask = torch.randint(0, 5, (4, 8, 8), generator=g)
+    mask[1, :2] = 255  # ignore pixels
+    seg = segments_from_semantic(mask, 4)
+    present = seg.present.clone()
+    present[3] = False  # no target for image 3
+    plain = semantic_loss(logits.softmax(dim=1), seg.masks, present, seg.valid)
+    fast = semantic_loss_batched(logits.softmax(dim=1), seg.masks, present, seg.valid)
+    torch.testing.assert_close(fast.per_image, plain.per_image)
+    assert fast.present.tolist() == plain.present.tolist() == [True, True, True, False]
+    for a, b in zip(fast.matches, plain.matches):
+        assert a.slot_idx.tolist() == b.slot_idx.tolist() and a.segment_idx.tolist() == b.segment_idx.tolist()
+    (grad_plain,) = torch.autograd.grad(plain.loss, logits)
+    (grad_fast,) = torch.autograd.grad(fast.loss, logits)
+    assert grad_plain.abs().sum() > 0
+    torch.testing.assert_close(grad_fast, grad_plain)

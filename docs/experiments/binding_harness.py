@@ -28,7 +28,7 @@ import train  # noqa: E402
 from toy.world import ToyScenes  # noqa: E402
 import glass  # noqa: E402
 from glass import FrozenEncoder, MLPDecoder, slot_labels, upsample_masks  # noqa: E402
-from matching import segments_from_semantic, semantic_loss  # noqa: E402
+from matching import segments_from_semantic, semantic_loss_batched  # noqa: E402
 from slot_attention import GLASSSlotConfig, GLASSSlotModule  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
             soft = upsample_masks(out.attn.reshape(len(idx), k, 16, 16), 64)  # (B, K, 64, 64)
             seg = segments_from_semantic(masks[idx], 4, True)
             present = seg.present if has is None else seg.present & has[idx].bool()[:, None]
-            sem = semantic_loss(soft, seg.masks, present, seg.valid).loss
+            sem = semantic_loss_batched(soft, seg.masks, present, seg.valid).loss
         if args.losses in ("inst", "both"):
             inst = F.mse_loss(dec(out.slots)[0], f)
         loss = args.lambda_semantic * sem + args.lambda_instance * inst

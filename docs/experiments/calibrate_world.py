@@ -43,7 +43,7 @@ import metrics  # noqa: E402
 import world_v3  # noqa: E402
 from evaluate import kmeans_labels, pixel_tokens  # noqa: E402
 from glass import MLPDecoder, slot_labels, upsample_masks  # noqa: E402
-from matching import segments_from_semantic, semantic_loss  # noqa: E402
+from matching import segments_from_semantic, semantic_loss_batched  # noqa: E402
 from slot_attention import GLASSSlotConfig, GLASSSlotModule  # noqa: E402
 from toy.models import ModelSizes, build_encoder, patch_features  # noqa: E402
 from toy.pretrain import instance_contrast, patch_labels, patch_majority  # noqa: E402
@@ -139,7 +139,7 @@ def train_row(row: str, feats, train: dict, vfeats, val: dict, k: int, seed: int
         if use_sem:
             soft = upsample_masks(out.attn.reshape(len(idx), k, 16, 16), 64)  # (B, K, 64, 64)
             seg = segments_from_semantic(masks[idx], 6 if row != "oracle" else 4, True)
-            loss = loss + 0.7 * semantic_loss(soft, seg.masks, seg.present, seg.valid).loss
+            loss = loss + 0.7 * semantic_loss_batched(soft, seg.masks, seg.present, seg.valid).loss
         if use_inst:
             loss = loss + 0.9 * F.mse_loss(dec(out.slots)[0], f)
         opt.zero_grad(set_to_none=True)
