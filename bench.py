@@ -243,6 +243,7 @@ def bench_step(repeats: int) -> dict:
 def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 64) -> dict:
     """The quick start's stages (toy preset, batch 16) at a small size; one run each (`repeats` unused)."""
     import tempfile
+    import evaluate
     import train
     from glass import load_checkpoint_model
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +260,7 @@ def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 
             rates[f"phase {phase} (steps/s, with model loading)"] = round(steps / (time.perf_counter() - t0), 2)
         model, _ = load_checkpoint_model(f"{tmp}/run/phase2")
         t0 = time.perf_counter()
-        train.discovery(model, "val", scenes, device)
+        evaluate.discovery(model, "val", scenes, device)
         rates["val (scenes/s)"] = round(scenes / (time.perf_counter() - t0), 1)
     print("stages", rates, flush=True)
     return {"images": images, "steps": steps, "scenes": scenes, **rates}

@@ -6,7 +6,7 @@ edited by removing or adding one object's slot (Fig. 6), and object properties r
     compositional_edits(model, "val", 100)                 # remove / add one object's slot: success rates
     property_probe(model, train_scenes=1024, val_scenes=256)   # linear probes on slots matched to objects
 
-`python evaluate.py tables --only tab7 compose tab8` runs them for GLASS and its baselines. The judge of every
+`python experiments.py tables --only tab7 compose tab8` runs them for GLASS and its baselines. The judge of every
 edit and the feature extractor of the Fréchet distance is the toy eval classifier (toy_models/eval_classifier,
 trained WITH the world's labels; GLASS never sees it). Its penultimate features stand in for Inception's, so the
 distance is "FD over eval-classifier features", not the paper's FID, and its scale does not compare with it.

@@ -325,7 +325,7 @@ class GLASS(nn.Module):
         if prior != "none":
             if instance is None:
                 raise ValueError(f"slot prior {prior!r} needs ground-truth instance maps (a dataset with "
-                                 f"'instance' items, e.g. evaluate.write_oracle_dataset)")
+                                 f"'instance' items, e.g. experiments.write_oracle_dataset)")
             boxes, slot_mask = slot_prior(instance, self.config.slots.num_slots)
         out = self.slot_module(feats, slots=slots, slot_mask=slot_mask, boxes=boxes if prior == "boxes" else None)
         g = self.encoder.grid

@@ -27,7 +27,6 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, fields, replace
@@ -35,7 +34,10 @@ from pathlib import Path
 
 import torch
 
+from checkpoint import (check_ranks_in_sync, complete, read_checkpoint_info, recover_checkpoint, rng_state, save_checkpoint,
+                        set_rng_state)
 from data import FrozenCache, PseudoGTDataset, make_loader
+import evaluate
 
 ROOT = Path(__file__).resolve().parent
 
@@ -155,7 +157,7 @@ def options(argv=(), **overrides) -> argparse.Namespace:
     overrides by flag name (`options(phase=1, steps=400, no_semantic=True)`), then the preset for whatever is still
     unset: its training knobs (PRESETS, a TrainPreset) and its model (glass.PRESETS, a GLASSConfig, with the model
     flags that were given), which becomes `args.model`. Values are checked with clear errors. What `python
-    train.py ...` and evaluate.py's experiments both use."""
+    train.py ...` and experiments.py both use."""
     import glass
     ap = build_parser()
     args = ap.parse_args(list(argv))
@@ -276,173 +278,6 @@ def check_data(args) -> dict:
     return report
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# model, checkpoints
-# ---------------------------------------------------------------------------------------------------------------
-
-def versions() -> dict:
-    import diffusers
-    import transformers
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-            "python": sys.version.split()[0], "threads": torch.get_num_threads()}  # results differ across threads
-
-
-def complete(folder: Path) -> bool:
-    names = ("model.safetensors", "config.json", "train_state.pt")
-    return folder.is_dir() and all((folder / n).exists() for n in names)
-
-
-def recover_checkpoint(folder: Path) -> None:
-    """Finish or undo a swap that a crash interrupted (see save_checkpoint): folder.tmp is the new checkpoint
-    being written, folder.old the previous one while the new one is renamed into place."""
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    if not folder.exists() and old.exists():
-        if complete(tmp):
-            tmp.rename(folder)  # crashed between the two renames: the new checkpoint was whole
-        else:
-            old.rename(folder)
-    for leftover in (tmp, old):
-        if leftover.exists() and complete(folder):
-            shutil.rmtree(leftover)
-
-
-def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: dict) -> None:
-    """Write weights, config and train state into folder.tmp, then swap it in (atomic on one filesystem; a crash at
-    any point leaves a state that `recover_checkpoint` resolves)."""
-    from safetensors.torch import save_file
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file(model.trainable_state(phase), tmp / "model.safetensors")
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    info = {"model": json.loads(model.config.to_json()), "phase": phase, "step": step, "versions": versions(),
-            "world": world, "args": {k: v for k, v in vars(args).items() if k != "model"}}
-    (tmp / "config.json").write_text(json.dumps(info, indent=2))
-    torch.save({"optimizer": opt.state_dict(), "rng": rng, "step": step}, tmp / "train_state.pt")
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        folder.rename(old)
-    tmp.rename(folder)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def rng_state(gen: torch.Generator, device: torch.device = torch.device("cpu")) -> dict:
-    """The only randomness of a step: slot-init noise (the global RNG of the model's device: CPU, or the current
-    CUDA device's) and diffusion noise/timesteps (gen). The data order is a function of (seed, step), see
-    data.StepSampler."""
-    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, gen: torch.Generator, device: torch.device = torch.device("cpu")) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    gen.set_state(state["gen"].cpu())
-    if device.type == "cuda":
-        if "cuda" not in state:
-            raise SystemExit("this checkpoint was written without CUDA: its slot noise cannot be continued exactly "
-                             "on a GPU; resume it on the CPU, or start a new --out")
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-
-
-def read_checkpoint_info(folder: Path) -> dict:
-    if not (folder / "config.json").exists():
-        raise SystemExit(f"{folder} is not a GLASS checkpoint (no config.json)")
-    return json.loads((folder / "config.json").read_text())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# evaluation on the toy splits (object discovery, §5)
-# ---------------------------------------------------------------------------------------------------------------
-
-def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
-    """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
-    maps `predict(batch) → (B, H, W)` on the first n scenes of a toy split; batch holds image (B, 3, H, W),
-    instance and semantic (B, H, W). The `repeat_*` entries score the same metrics on the scenes where a class
-    appears twice or more (where class-level masks merge instances: the paper's semantic drift)."""
-    import metrics
-    from toy.world import ToyScenes
-    ds = ToyScenes(split, length=n)
-    vals: dict = {}
-    repeated = []
-    for s in range(0, n, batch_size):
-        items = [ds[i] for i in range(s, min(n, s + batch_size))]
-        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
-        pred = predict(batch).cpu()
-        for k, v in metrics.score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
-            vals.setdefault(k, []).append(v)
-        repeated += [bool(it["repeated"]) for it in items]
-    out = {k: metrics.summarize(torch.cat(v)).mean for k, v in vals.items()}
-    rep = torch.tensor(repeated)
-    if rep.any():
-        out.update({f"repeat_{k}": metrics.summarize(torch.cat(vals[k])[rep]).mean
-                    for k in ("miou_i", "mbo_i", "fg_ari_multi", "so", "go")})
-    out.update(split=split, images=n, background_segment=background_segment)
-    return out
-
-
-@torch.no_grad()
-def discovery(model, split: str, n: int, device, background_segment: bool = False, batch_size: int = 32,
-              seed: int = 0) -> dict:
-    """Object discovery of a GLASS model on a toy split: `model.slot_masks` scored by `discovery_of`."""
-    torch.manual_seed(seed)
-    model.eval()
-    gt = model.config.slots.prior != "none"  # only the Tab. 5 baselines are told the objects' count or boxes
-    return discovery_of(lambda batch: model.slot_masks(batch["image"].to(device), instance=batch["instance"].to(device)
-                                                       if gt else None), split, n, background_segment, batch_size)
-
-
-def log_val_curve(model, out: Path, phase: int, step: int, n: int, device) -> None:
-    """--val-every: score n toy val scenes now, append a row to OUT/val_curve.csv and print it. The global RNG and
-    train mode are restored after, so the run's weights are those of a run without it."""
-    rng = torch.get_rng_state()
-    vals = discovery(model, "val", n, device)
-    model.train()
-    torch.set_rng_state(rng)
-    keys = [k for k, v in vals.items() if isinstance(v, float)]
-    path = out / "val_curve.csv"
-    with open(path, "a") as f:
-        if f.tell() == 0:
-            f.write("phase,step," + ",".join(keys) + "\n")
-        f.write(f"{phase},{step}," + ",".join(f"{vals[k]:.4f}" for k in keys) + "\n")
-    print(f"[val] phase {phase} step {step} | " + " ".join(f"{k} {vals[k]:.4f}" for k in keys), flush=True)
-
-
-@torch.no_grad()
-def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> None:
-    """Val scenes, their slot masks, and the image regenerated from the slots (25 DDIM steps)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from glass import slot_labels
-    from toy.world import ToyScenes
-    torch.manual_seed(seed)
-    ds = ToyScenes("val", length=n)
-    images, instance = (torch.stack([ds[i][k] for i in range(n)]).to(device) for k in ("image", "instance"))
-    model.eval()
-    enc = model.encode(images, instance=instance if model.config.slots.prior != "none" else None)
-    pred = slot_labels(enc.masks, images.shape[-1]).cpu()
-    recon = model.generate(enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
-    model.train()
-    fig, axes = plt.subplots(3, n, figsize=(1.8 * n, 5.6))
-    for i in range(n):
-        axes[0, i].imshow(images[i].permute(1, 2, 0).cpu().numpy())
-        axes[1, i].imshow(pred[i].numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-        axes[2, i].imshow(recon[i].permute(1, 2, 0).clamp(0, 1).numpy())
-    for a in axes.flat:
-        a.axis("off")
-    for r, t in enumerate(("val scene", "slot masks", "decoded from slots")):
-        axes[r, 0].set_title(t, fontsize=8, loc="left")
-    fig.suptitle(f"python train.py  →  {path.name}", fontsize=8)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-
-
 def plot_curves(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -499,7 +334,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
             save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen, device))
         if args.val_every and step % args.val_every == 0 and is_main and args.preset == "toy":
-            log_val_curve(model, out, phase, step, args.eval_images or 256, device)
+            evaluate.log_val_curve(model, out, phase, step, args.eval_images or 256, device)
         if step >= num_steps:
             break
     log.close()
@@ -666,23 +501,6 @@ def term_grad_norms(model, losses) -> dict:
     return out
 
 
-def check_ranks_in_sync(model, phase: int) -> None:
-    """DDP keeps replicas identical; verify it: every rank's checksum of the trainable weights must agree."""
-    import torch.distributed as dist
-    device = next(model.parameters()).device  # NCCL gathers CUDA tensors only; gloo takes CPU ones
-    total = torch.zeros(1, dtype=torch.float64, device=device)
-    for v in model.trainable_state(phase).values():
-        total += v.double().sum().to(device)
-    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, total)
-    in_sync = all(torch.equal(g, gathered[0]) for g in gathered)
-    if dist.get_rank() == 0:
-        print(f"[ddp] ranks in sync after phase {phase}: {in_sync} (checksums {[float(g) for g in gathered]})",
-              flush=True)
-    if not in_sync:
-        raise SystemExit("DDP ranks diverged")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------------------------------------------
@@ -721,8 +539,8 @@ def run(args: argparse.Namespace) -> dict:
     if rank == 0 and args.eval_images and args.preset == "toy":
         from glass import load_checkpoint_model
         model, _ = load_checkpoint_model(ckpt, device)
-        result["val"] = discovery(model, "val", args.eval_images, device)
-        save_val_figure(model, out / f"val_phase{args.phase}.png", device)
+        result["val"] = evaluate.discovery(model, "val", args.eval_images, device)
+        evaluate.save_val_figure(model, out / f"val_phase{args.phase}.png", device)
         (out / f"val_phase{args.phase}.json").write_text(json.dumps(result, indent=2))
         print("[val] " + " ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if isinstance(v, float)),
               flush=True)

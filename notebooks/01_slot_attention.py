@@ -39,7 +39,7 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
+from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
 from toy.world import ToyScenes
 from glass import load_checkpoint_model
 ckpt = notebook_checkpoint(phase=1)

@@ -37,7 +37,7 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
+from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, upsample_masks
 from train import PseudoGTDataset
 from matching import iou_matrix, hungarian_match, segments_from_semantic, semantic_loss

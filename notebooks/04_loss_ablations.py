@@ -24,7 +24,7 @@
 # - $L_{instance}$: an MLP decoder rebuilds the frozen encoder's tokens from the slots (DINOSAUR's loss). The
 #   tokens differ between instances, so it pays to give each instance its own slot.
 #
-# **What you will see:** the table of `python evaluate.py ablation` (three seeds, the quick start's phase-1
+# **What you will see:** the table of `python experiments.py ablation` (three seeds, the quick start's phase-1
 # budget), the loss curves, and the paper's Fig. 4 redrawn: the masks of the four loss sets on val scenes where a
 # class repeats.
 
@@ -41,21 +41,21 @@ print("fast mode" if FAST else "full mode")
 # %%
 import json, csv
 from pathlib import Path
-import evaluate                                     # the ablation command's table and runner
+import experiments                                  # the ablation command's table and runner
 root = Path("..").resolve()
 abl = root / "runs" / "ablation"
 if FAST or not (abl / "ablation.json").exists():
-    print("no runs/ablation (python evaluate.py ablation --seeds 0 1 2 --steps 900, about 60 minutes on 2 cores): "
+    print("no runs/ablation (python experiments.py ablation --seeds 0 1 2 --steps 900, about 60 minutes on 2 cores): "
           "a 5-step DEMO ablation, whose numbers mean nothing")
     abl = root / "runs" / "notebook_fast_ablation"
     if not (abl / "ablation.json").exists():
-        from checkpoint import notebook_checkpoint
+        from demo_checkpoint import notebook_checkpoint
         notebook_checkpoint(phase=1)  # the demo model's run writes the small dataset too
-        results = evaluate.run_ablation([0], 5, abl, 16, ["--data", str(root / "data" / "notebook_fast"),
+        results = experiments.run_ablation([0], 5, abl, 16, ["--data", str(root / "data" / "notebook_fast"),
                                         "--batch-size", "8", "--workers", "0", "--log-every", "1"])
         (abl / "ablation.json").write_text(json.dumps(results))
 results = json.loads((abl / "ablation.json").read_text())
-print(evaluate.ablation_table(results))
+print(experiments.ablation_table(results))
 
 # %% [markdown]
 # ## Reading the table
@@ -79,7 +79,7 @@ for key in ("miou_i", "fg_ari_multi", "repeat_fg_ari_multi", "repeat_go"):
 # gets within the budget, alone and together.
 
 # %%
-runs = {name: abl / f"{name.replace(' ', '_').replace('+', 'plus')}_seed0" for name in evaluate.ABLATIONS}
+runs = {name: abl / experiments.slug(name) for name in experiments.ABLATIONS}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3))
 for name, run in runs.items():
     rows = list(csv.DictReader(open(run / "log_phase1.csv")))

@@ -37,7 +37,7 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-from checkpoint import notebook_checkpoint   # notebooks/checkpoint.py: the quick start's model, or a demo one (it says which)
+from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, slot_labels
 from toy.world import ToyScenes
 ckpt = notebook_checkpoint(phase=2)
@@ -99,7 +99,7 @@ plt.tight_layout(); plt.show()
 # - "kept" asks that every other visible class stays; the PSNR is measured outside the removed object.
 #
 # The same edits with a random slot are the chance floor: the object's slot should beat it clearly.
-# `python evaluate.py tables --only compose` measures the tables' models the same way.
+# `python experiments.py tables --only compose` measures the tables' models the same way.
 
 # %%
 import downstream

@@ -1,4 +1,4 @@
-"""Tests of evaluate.py's binding ladder: oracle datasets hold the ground truth, the k-means floor against
+"""Tests of experiments.py's binding ladder: oracle datasets hold the ground truth, the k-means floor against
 scikit-learn on a hand-made case, FG-ARI on multi-object scenes, and one small ladder run end to end."""
 import json
 
@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import evaluate
+import experiments
 import metrics
 import train
 from data import PseudoGTDataset
@@ -16,26 +17,26 @@ from toy import world
 
 @pytest.mark.parametrize("kind", ["semantic", "instance"])
 def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
-    out = evaluate.write_oracle_dataset(tmp_path / kind, 6, kind)
+    out = experiments.write_oracle_dataset(tmp_path / kind, 6, kind)
     ds = PseudoGTDataset(out)
     # semantic: one id per class; instance: one id per object slot of a scene ("object 1" … "object 4")
     assert len(ds) == 6 and ds.num_classes == (len(world.CLASSES) if kind == "semantic" else 4)
     for i in range(6):
-        scene = world.make_scene("train", evaluate.ORACLE_OFFSET + i)
+        scene = world.make_scene("train", experiments.ORACLE_OFFSET + i)
         truth = scene.semantic if kind == "semantic" else scene.instance
         item = ds[i]
         assert torch.equal(item["mask"], torch.from_numpy(truth.astype(np.int64))), i
         assert torch.equal((item["image"] * 255).round().to(torch.uint8).permute(1, 2, 0),
                            torch.from_numpy(scene.image)), i
     # resumable: a second call keeps the items and writes nothing twice
-    evaluate.write_oracle_dataset(out, 8, kind)
+    experiments.write_oracle_dataset(out, 8, kind)
     lines = (out / "items-rank0.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["index"] for line in lines) == list(range(8))
 
 
 def test_oracle_dataset_rejects_unknown_masks(tmp_path):
     with pytest.raises(ValueError, match="semantic"):
-        evaluate.write_oracle_dataset(tmp_path, 2, "panoptic")
+        experiments.write_oracle_dataset(tmp_path, 2, "panoptic")
 
 
 def test_kmeans_recovers_separated_regions():
@@ -76,17 +77,17 @@ def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
              "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
-    res = evaluate.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+    res = experiments.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                               only=["pixels", "ceiling", "1", "5"])
-    assert set(res) == {"k-means on pixel colour + position (K = 4)", evaluate.LADDER[0][0], evaluate.LADDER[4][0],
+    assert set(res) == {"k-means on pixel colour + position (K = 4)", experiments.LADDER[0][0], experiments.LADDER[4][0],
                         "ground-truth semantic mask as slots (perfect semantic guidance)"}
     for r in res.values():
         assert r["val"]["images"] == 4 and r["shift"]["images"] == 4
         assert 0.0 <= r["val"]["mbo_i"] <= 1.0
     ceiling = res["ground-truth semantic mask as slots (perfect semantic guidance)"]["val"]
     assert ceiling["miou_c"] == ceiling["mbo_c"] == 1.0  # the semantic mask scored against itself
-    assert "| rung |" in evaluate.ladder_table(res)
-    again = evaluate.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+    assert "| rung |" in experiments.ladder_table(res)
+    again = experiments.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                                 only=["pixels", "ceiling", "1", "5"])
     same = lambda a: json.dumps(a, sort_keys=True)  # NaN-safe: JSON writes every NaN alike
     assert same(again) == same(json.loads((tmp_path / "ladder.json").read_text())) == same(res)  # nothing retrained
@@ -96,10 +97,10 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
              "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
-    tables = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra)
+    tables = experiments.run_tables(tmp_path, "fast", tiny_dataset, extra)
     assert list(tables) == ["tab2", "tab3", "tab4", "tab5", "tab6a", "tab6b", "tab6c", "glass_dagger", "tab7",
                             "compose", "tab8", "tab9"]
-    for t, (split, keys, members) in evaluate.TABLES.items():
+    for t, (split, keys, members) in experiments.TABLES.items():
         assert [r["row"] for r in tables[t]] == members, t
         for r in tables[t]:
             assert all(isinstance(r[k], float) for k in keys), (t, r)
@@ -112,7 +113,7 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     assert written["tab4"] == tables["tab4"] and written["settings"]["budget"] == "fast"
 
     def config(row):
-        return json.loads((tmp_path / evaluate.slug(row) / "phase1" / "config.json").read_text())
+        return json.loads((tmp_path / experiments.slug(row) / "phase1" / "config.json").read_text())
     # each row trained the configuration its name says
     lsd = config("StableLSD")
     assert (lsd["model"]["use_recon"], lsd["model"]["use_semantic"], lsd["model"]["use_instance"]) == (True, False, False)
@@ -147,20 +148,20 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     for i in (0, 5):
         assert torch.equal(segmented[i]["image"], source[i]["image"])
         image = (source[i]["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        expected = evaluate.largest_segments(felzenszwalb(image, **evaluate.FELZENSZWALB), source.num_classes)
+        expected = experiments.largest_segments(felzenszwalb(image, **experiments.FELZENSZWALB), source.num_classes)
         assert torch.equal(segmented[i]["mask"], torch.from_numpy(expected).long())
     rows = (tmp_path / "rows.json").read_text()
     same = lambda a: json.dumps(a, sort_keys=True)  # NaN-safe: JSON writes every NaN alike
-    assert same(evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra)) == same(tables)  # read back, no retraining
+    assert same(experiments.run_tables(tmp_path, "fast", tiny_dataset, extra)) == same(tables)  # read back, no retraining
     assert (tmp_path / "rows.json").read_text() == rows
     # --only adds to the tables already written with the same settings
-    again = evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab9"])
+    again = experiments.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab9"])
     assert same(again) == same(tables)
     assert list(json.loads((tmp_path / "tables.json").read_text())) == ["settings", *tables]
     with pytest.raises(ValueError, match="unknown tables"):
-        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab11"])
+        experiments.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab11"])
     # --seeds repeats the trained rows of Tab. 2–4 (mean and population std over the seeds' runs); the floors stay
-    seeded = {r["row"]: r for r in evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab2"],
+    seeded = {r["row"]: r for r in experiments.run_tables(tmp_path, "fast", tiny_dataset, extra, only=["tab2"],
                                                         seeds=[0, 1])["tab2"]}
     runs = json.loads((tmp_path / "rows.json").read_text())
     for row, other in (("GLASS", "all three, seed 1"), ("DINOSAUR", "DINOSAUR, seed 1")):
@@ -176,21 +177,21 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     assert json.loads((tmp_path / "tables.json").read_text())["settings"]["row_seeds"] == [0, 1]
     assert "±" in (tmp_path / "tables.md").read_text()
     with pytest.raises(ValueError, match="--seeds"):
-        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed", "1"], only=["tab2"], seeds=[0, 1])
+        experiments.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed", "1"], only=["tab2"], seeds=[0, 1])
     with pytest.raises(ValueError, match="--seeds"):
-        evaluate.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed=1"], only=["tab2"], seeds=[0, 1])
+        experiments.run_tables(tmp_path, "fast", tiny_dataset, extra + ["--seed=1"], only=["tab2"], seeds=[0, 1])
 
 
 def test_largest_segments_by_hand():
     seg = np.array([[7, 7, 7, 2],
                     [7, 7, 3, 2],
                     [9, 9, 3, 5]])  # areas: 7 → 5, 2 → 2, 3 → 2, 9 → 2, 5 → 1
-    mask = evaluate.largest_segments(seg, 2)
+    mask = experiments.largest_segments(seg, 2)
     assert mask.tolist() == [[0, 0, 0, 1],
                              [0, 0, 2, 1],
                              [255, 255, 2, 255]]  # ties by id: 2 before 3 before 9; 9 and 5 left out
 
 
 def test_slug_names_run_folders():
-    assert [evaluate.slug(n) for n in ("GLASS†", "+ semantic, seed 1", "GLASS, MAE encoder")] == \
+    assert [experiments.slug(n) for n in ("GLASS†", "+ semantic, seed 1", "GLASS, MAE encoder")] == \
         ["glass_dagger", "semantic_seed_1", "glass_mae_encoder"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import pseudo_gt
+import checkpoint
 import train
 from conftest import tiny_args
 from data import PseudoGTDataset
@@ -33,7 +34,7 @@ def test_rank_check_gathers_tensors_on_the_models_device(monkeypatch):
     model = torch.nn.Linear(3, 2, device="meta")
     model.trainable_state = lambda phase: {"w": torch.ones(3)}  # weights read back on the CPU
     with pytest.raises(Gathered):
-        train.check_ranks_in_sync(model, 1)
+        checkpoint.check_ranks_in_sync(model, 1)
     assert seen["devices"] == {"meta"}
 
 
@@ -73,12 +74,12 @@ def test_cuda_rng_state_is_saved_and_required_on_a_gpu(monkeypatch):
     restored = []
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append(state))
     gen, cuda = torch.Generator().manual_seed(1), torch.device("cuda", 0)
-    state = train.rng_state(gen, cuda)
-    assert torch.equal(state["cuda"], saved) and "cuda" not in train.rng_state(gen)
-    train.set_rng_state(state, gen, cuda)
+    state = checkpoint.rng_state(gen, cuda)
+    assert torch.equal(state["cuda"], saved) and "cuda" not in checkpoint.rng_state(gen)
+    checkpoint.set_rng_state(state, gen, cuda)
     assert torch.equal(restored[0], saved)
     with pytest.raises(SystemExit, match="without CUDA"):
-        train.set_rng_state(train.rng_state(gen), gen, cuda)
+        checkpoint.set_rng_state(checkpoint.rng_state(gen), gen, cuda)
 
 
 def test_writer_rank_device_comes_from_local_rank(monkeypatch):

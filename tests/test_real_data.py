@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+import checkpoint
 import real_data
 
 H, W = 40, 60  # a wide image: the centre square is columns 10..49
@@ -235,7 +236,7 @@ def test_evaluate_discovery_on_coco_and_voc(tiny_models, tiny_coco, tiny_voc, tm
     from tests.conftest import tiny_glass_config
     model = GLASS(tiny_glass_config(tiny_models))  # a checkpoint of the tiny model through train.py's own writer
     opt = torch.optim.AdamW(model.param_groups(1, 1e-4, 1e-4))
-    train.save_checkpoint(tmp_path / "ckpt", model, opt, 1, 0, argparse.Namespace(), train.rng_state(torch.Generator()))
+    checkpoint.save_checkpoint(tmp_path / "ckpt", model, opt, 1, 0, argparse.Namespace(), checkpoint.rng_state(torch.Generator()))
     path, images, _ = tiny_coco
     out = tmp_path / "coco.json"
     evaluate.main(["discovery", "--ckpt", str(tmp_path / "ckpt"), "--coco", str(path), "--images", str(images),

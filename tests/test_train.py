@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import evaluate
 import train
 from conftest import tiny_args
 
@@ -89,7 +90,7 @@ def test_phase2_runs_phase1_first_and_checkpoints_describe_themselves(tiny_model
     model, info = load_checkpoint_model(tmp_path / "phase2")
     assert info["phase"] == 2 and torch.equal(model.unet.state_dict()["conv_in.weight"], p2["unet.conv_in.weight"])
     # the printed val numbers are the checkpoint's: scored again from the folder alone they agree exactly
-    assert train.discovery(model, "val", 4, torch.device("cpu")) == val
+    assert evaluate.discovery(model, "val", 4, torch.device("cpu")) == val
 
 
 def test_bf16_autocast_trains(tiny_models, tiny_dataset, tmp_path):

@@ -278,7 +278,7 @@ def world_report(out: Path, n: int) -> dict:
     from transformers import Dinov2Model
     import evaluate
     import glass
-    from train import discovery_of
+    from evaluate import discovery_of
     with quiet_loading():
         enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
     k = glass.PRESETS["toy"].slots.num_slots

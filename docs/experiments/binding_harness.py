@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from data import PseudoGTDataset  # noqa: E402
 import evaluate  # noqa: E402
 import metrics  # noqa: E402
-import train  # noqa: E402
+
 from toy.world import ToyScenes  # noqa: E402
 import glass  # noqa: E402
 from glass import FrozenEncoder, MLPDecoder, slot_labels, upsample_masks  # noqa: E402

@@ -6,7 +6,7 @@ that depend on the encoder (GLASS, DINOSAUR, k-means on the tokens) at the quick
 For "part" the shipped encoder (toy_models/encoder) is used as it is; any other objective is pretrained like it
 (`python -m toy.pretrain --stage encoder`, 1,000 steps, batch 32, lr 1e-3) into OUT/OBJECTIVE/models/encoder.
 Then: the linear class probe on foreground tokens, the token spreads (`toy.pretrain.token_variance`: within image,
-instance, (instance, part), and (class, part) of one image), and the rows as `evaluate.py tables --budget quick`
+instance, (instance, part), and (class, part) of one image), and the rows as `experiments.py tables --budget quick`
 trains them (GLASS on data/toy_pseudo, which the quick start writes; 256 val scenes). Every step keeps what it
 finished in OUT/OBJECTIVE/, so a rerun continues. 2 threads.
 """
@@ -19,7 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-import evaluate  # noqa: E402
+
+import experiments  # noqa: E402
 from toy import pretrain  # noqa: E402
 from toy.report import linear_probe  # noqa: E402
 
@@ -55,11 +56,11 @@ if __name__ == "__main__":
         with torch.no_grad():
             results["variance"] = pretrain.token_variance(enc, args.images)
         path.write_text(json.dumps(results, indent=2))
-    budget = evaluate.BUDGETS[args.budget]
+    budget = experiments.BUDGETS[args.budget]
     extra = ["--threads", "2", "--encoder", str(encoder)]
     for name in ROWS:
         if name not in results:
-            results[name] = evaluate.table_row(name, out / "tables", budget, args.data, extra,
+            results[name] = experiments.table_row(name, out / "tables", budget, args.data, extra,
                                                {"val": args.images})["val"]
             path.write_text(json.dumps(results, indent=2))
     v = results["variance"]

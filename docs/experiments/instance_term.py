@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
+
+import experiments  # noqa: E402
 
 VARIANTS = {  # name → train.py flags
     "DINOSAUR recipe (pos std 0.02, decoder lr = slots lr)": [],
@@ -36,18 +37,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    data = evaluate.write_oracle_dataset(args.out / "data_gt_semantic", args.images, "semantic")
+    data = experiments.write_oracle_dataset(args.out / "data_gt_semantic", args.images, "semantic")
     path = args.out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for i, (name, flags) in enumerate(VARIANTS.items(), start=1):
         if name in results or (args.only and str(i) not in args.only):
             continue
-        row = evaluate.trained_row(args.out / f"variant{i}", flags + ["--threads", str(args.threads)],
+        row = experiments.trained_row(args.out / f"variant{i}", flags + ["--threads", str(args.threads)],
                                    {"val": args.eval_images}, steps=args.steps, data=str(data), no_recon=True,
                                    no_semantic=True)
         results[name] = row["val"]
         path.write_text(json.dumps(results, indent=2))
-        print(f"[instance term] {name}: " + evaluate._fmt(row["val"]) + evaluate.decoder_line(row["val"]), flush=True)
+        print(f"[instance term] {name}: " + experiments._fmt(row["val"]) + experiments.decoder_line(row["val"]), flush=True)
     lines = ["| variant | mIoU_i | FG-ARI multi | SO | GO | decoder MSE | image-mean ref | instance-mean ref | closed |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():

@@ -79,6 +79,7 @@ class Candidate:
     max_rotation: float = 20.0
     min_visible: float = 0.5
     min_part_visible: float = 0.34
+    backgrounds: tuple = ("stripes", "checker", "blobs", "gradient")  # toy/world.py's kinds, or "flat"
 
 
 CANDIDATES = {
@@ -86,6 +87,9 @@ CANDIDATES = {
     "indep": Candidate("indep", independent=True),  # 2: parts that vary on their own
     # 3: + fewer, larger objects (spare slots at K = 7)
     "indep_few": Candidate("indep_few", independent=True, counts=(0.3, 0.4, 0.3), min_extent=14.0, max_extent=21.0),
+    # 5: + a background one slot codes cheaply, so that spare slots have nowhere to go but objects
+    "indep_few_flat": Candidate("indep_few_flat", independent=True, counts=(0.3, 0.4, 0.3), min_extent=14.0,
+                                max_extent=21.0, backgrounds=("flat",)),
 }
 
 
@@ -197,8 +201,12 @@ def make_scene(split: str, index: int, cand: Candidate, size: int = 64) -> dict:
     classes = [CLASSES[i] for i in rng.integers(len(CLASSES), size=n)]
     if n >= 2 and rng.random() < cand.repeat_prob and len(set(classes)) == n:
         classes[1] = classes[0]
-    bg_kinds = ("stripes", "checker", "blobs", "gradient")
-    image = background(bg_kinds[rng.integers(len(bg_kinds))], rng, size)
+    kind = cand.backgrounds[rng.integers(len(cand.backgrounds))]
+    if kind == "flat":  # one muted colour
+        base = rng.uniform(70, 160, size=3)
+        image = np.broadcast_to(0.5 * base + 0.5 * base.mean(), (size, size, 3)).astype(np.float64).copy()
+    else:
+        image = background(kind, rng, size)
     owner = np.zeros((size, size), np.int32)
     which = np.zeros((size, size), np.uint8)
     placed = []  # (kind, pose, part masks, part looks)

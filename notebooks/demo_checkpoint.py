@@ -1,6 +1,6 @@
 """Which GLASS checkpoint a notebook shows, and a plain sentence about it.
 
-    from checkpoint import notebook_checkpoint
+    from demo_checkpoint import notebook_checkpoint
     ckpt = notebook_checkpoint(phase=1)     # runs/toy/phase1 after `python train.py --phase 2`
 
 The quick start's checkpoint when it exists. Otherwise (and always under GLASS_FAST=1, the small setting CI runs

@@ -1,0 +1,109 @@
+"""Checkpoints that survive a crash, and the state that makes a resumed run continue exactly (GLASS §4, training).
+
+A checkpoint folder (out/phase{1,2}/) holds model.safetensors (trainable weights), config.json (model config,
+phase, step, versions, arguments) and train_state.pt (optimiser, RNG; loaded with weights_only=True). It is written
+into folder.tmp and swapped in by two renames, so a crash at any point leaves either the old or the new checkpoint
+whole; `recover_checkpoint` finishes or undoes an interrupted swap. `check_ranks_in_sync` verifies that DDP
+replicas stayed identical. Checked by tests/test_reliability.py (crashes at every point of the swap, exact resume).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+
+def versions() -> dict:
+    import diffusers
+    import transformers
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
+            "python": sys.version.split()[0], "threads": torch.get_num_threads()}  # results differ across threads
+
+
+def complete(folder: Path) -> bool:
+    names = ("model.safetensors", "config.json", "train_state.pt")
+    return folder.is_dir() and all((folder / n).exists() for n in names)
+
+
+def recover_checkpoint(folder: Path) -> None:
+    """Finish or undo a swap that a crash interrupted (see save_checkpoint): folder.tmp is the new checkpoint
+    being written, folder.old the previous one while the new one is renamed into place."""
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    if not folder.exists() and old.exists():
+        if complete(tmp):
+            tmp.rename(folder)  # crashed between the two renames: the new checkpoint was whole
+        else:
+            old.rename(folder)
+    for leftover in (tmp, old):
+        if leftover.exists() and complete(folder):
+            shutil.rmtree(leftover)
+
+
+def save_checkpoint(folder: Path, model, opt, phase: int, step: int, args, rng: dict) -> None:
+    """Write weights, config and train state into folder.tmp, then swap it in (atomic on one filesystem; a crash at
+    any point leaves a state that `recover_checkpoint` resolves)."""
+    from safetensors.torch import save_file
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(model.trainable_state(phase), tmp / "model.safetensors")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    info = {"model": json.loads(model.config.to_json()), "phase": phase, "step": step, "versions": versions(),
+            "world": world, "args": {k: v for k, v in vars(args).items() if k != "model"}}
+    (tmp / "config.json").write_text(json.dumps(info, indent=2))
+    torch.save({"optimizer": opt.state_dict(), "rng": rng, "step": step}, tmp / "train_state.pt")
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        folder.rename(old)
+    tmp.rename(folder)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def rng_state(gen: torch.Generator, device: torch.device = torch.device("cpu")) -> dict:
+    """The only randomness of a step: slot-init noise (the global RNG of the model's device: CPU, or the current
+    CUDA device's) and diffusion noise/timesteps (gen). The data order is a function of (seed, step), see
+    data.StepSampler."""
+    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, gen: torch.Generator, device: torch.device = torch.device("cpu")) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    gen.set_state(state["gen"].cpu())
+    if device.type == "cuda":
+        if "cuda" not in state:
+            raise SystemExit("this checkpoint was written without CUDA: its slot noise cannot be continued exactly "
+                             "on a GPU; resume it on the CPU, or start a new --out")
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def read_checkpoint_info(folder: Path) -> dict:
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"{folder} is not a GLASS checkpoint (no config.json)")
+    return json.loads((folder / "config.json").read_text())
+
+
+def check_ranks_in_sync(model, phase: int) -> None:
+    """DDP keeps replicas identical; verify it: every rank's checksum of the trainable weights must agree."""
+    import torch.distributed as dist
+    device = next(model.parameters()).device  # NCCL gathers CUDA tensors only; gloo takes CPU ones
+    total = torch.zeros(1, dtype=torch.float64, device=device)
+    for v in model.trainable_state(phase).values():
+        total += v.double().sum().to(device)
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, total)
+    in_sync = all(torch.equal(g, gathered[0]) for g in gathered)
+    if dist.get_rank() == 0:
+        print(f"[ddp] ranks in sync after phase {phase}: {in_sync} (checksums {[float(g) for g in gathered]})",
+              flush=True)
+    if not in_sync:
+        raise SystemExit("DDP ranks diverged")

@@ -1,0 +1,649 @@
+"""The paper's experiments (GLASS §5) as configurations of the same modules, on the toy world.
+
+    python experiments.py ablation                                  # loss ablation (Tab. 6a): seeds 0 1 2, 900 steps
+    python experiments.py ladder                                    # where binding is won or lost (docs/binding.md)
+    python experiments.py tables --budget quick --only tab2 tab3 tab4 --seeds 0 1 2   # mean ± std over seeds
+    python experiments.py tables --budget full --out runs/tables    # Tab. 2–9 and GLASS†, with their baselines
+
+Each trained row is a phase-1 run of train.py (`train.run(train.options(...))`) scored by evaluate.py.
+The ladder scores k-means floors, the ground-truth semantic mask as if it were slot masks, and phase-1 runs on the
+quick start's data and on oracle datasets of real scenes with ground-truth semantic or instance masks.
+`tables` builds every object-discovery table of the paper (ROWS below): StableLSD and DINOSAUR (the slot module
+trained on real toy scenes with the diffusion decoder alone, or the MLP feature decoder alone), the
+weakly-supervised StableLSD-BBox / -Dynamic (Tab. 5), the loss ablation (Tab. 6a), other encoders (6b) and another
+guidance source (6c), GLASS† (prompts from ground-truth class names), and what slots are for (downstream.py): images
+decoded from slots (7), measured slot edits (compose), property probes (8), and the semantic-level variant with
+λi 0.1 (9).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+import downstream
+import pseudo_gt
+import train
+from data import PseudoGTDataset
+from evaluate import decoder_mse, discovery, discovery_of, kmeans_floor
+from toy import world
+
+ROOT = Path(__file__).resolve().parent
+
+ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
+    "recon only": dict(no_semantic=True, no_instance=True),
+    "+ semantic": dict(no_instance=True),
+    "+ instance": dict(no_semantic=True),
+    "all three": dict(),
+}
+ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
+REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repeats (train.discovery_of)
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the binding ladder: where object binding is won or lost
+# ---------------------------------------------------------------------------------------------------------------
+
+ORACLE_OFFSET = 5_000_000  # train-stream scenes of the oracle datasets (the pseudo-GT writer uses 0, 1, …)
+
+
+def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
+    """Real toy train scenes with their ground-truth masks, in the pseudo-GT dataset format (PseudoGTDataset reads
+    it): `masks` "semantic" (class id per pixel, as a perfect pseudo mask would be) or "instance" (each object
+    its own segment id 1..n, so the "semantic" guidance becomes instance guidance). Every item also carries its
+    instance map (`instance`), which only the Tab. 5 baselines read. Only the ladder's oracle rungs and the tables'
+    real-scene baselines use these; GLASS itself never sees ground truth. Resumable: finished items are kept."""
+    if masks not in ("semantic", "instance"):
+        raise ValueError(f"masks must be 'semantic' or 'instance', got {masks!r}")
+    for sub in ("images", "masks", "instances"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    classes = list(world.CLASSES) if masks == "semantic" else \
+        [f"object {i}" for i in range(1, world.SPLITS["train"].max_objects + 1)]
+    meta = {"preset": f"toy-oracle-{masks}", "classes": classes, "source": f"toy:train:{ORACLE_OFFSET}+i"}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    done = pseudo_gt.read_done(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`
+    jsonl = out / "items-rank0.jsonl"
+    for i in range(num_images):
+        if i in done:
+            continue
+        scene = world.make_scene("train", ORACLE_OFFSET + i)
+        mask = scene.semantic if masks == "semantic" else scene.instance
+        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png", "instance": f"instances/{i:07d}.png"}
+        for key, array in (("image", scene.image), ("mask", mask), ("instance", scene.instance)):
+            pseudo_gt.save_png_atomic(array if key == "image" else array.astype(np.uint8), out / files[key])
+        pseudo_gt.append_jsonl(jsonl, {"index": i, **files, "caption": scene.caption, "prompt": scene.caption,
+                                        "classes": scene.classes, "has_classes": True,
+                                        "source": f"toy:train:{ORACLE_OFFSET + i}"})
+    return out
+
+
+def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
+    """Train (or finish, or read back) a phase-1 run in `run` with `extra` flags and `overrides`, then score its
+    checkpoint on each split ({split: scenes}). Returns {split: metrics, "minutes": training and scoring time}."""
+    from glass import load_checkpoint_model
+    t0 = time.time()
+    train.run(train.options(extra, phase=1, out=str(run), eval_images=0, resume=True, **overrides))
+    model, _ = load_checkpoint_model(run / "phase1")
+    scores = {s: discovery(model, s, n, torch.device("cpu")) for s, n in splits.items()}
+    if "val" in splits and model.config.use_instance:  # the instance term against its references
+        scores["val"]["decoder"] = decoder_mse(model, "val", splits["val"])
+        scores["val"]["instance_curve"] = instance_curve(run / "log_phase1.csv")
+    return {**scores, "minutes": round((time.time() - t0) / 60, 2)}
+
+
+def instance_curve(csv_path: Path, points: int = 6) -> list:
+    """(step, training L_instance) at about `points` evenly spaced log lines of a run: the decoder's MSE curve."""
+    import csv
+    rows = list(csv.DictReader(open(csv_path))) if csv_path.exists() else []
+    if not rows:
+        return []
+    pick = sorted({round(i * (len(rows) - 1) / max(points - 1, 1)) for i in range(points)})
+    return [[int(rows[i]["step"]), float(rows[i]["instance"])] for i in pick]
+
+
+# (rung name, training data, train.options overrides): the same slot model and budget on every rung
+LADDER = [
+    ("generated + pseudo semantic masks (GLASS), all three", "pseudo", dict()),
+    ("generated images, recon + instance (no semantic guidance)", "pseudo", dict(no_semantic=True)),
+    ("real + GT semantic masks, all three", "semantic", dict()),
+    ("real + GT semantic masks, semantic only", "semantic", dict(no_recon=True, no_instance=True)),
+    ("real + GT instance masks, semantic only", "instance", dict(no_recon=True, no_instance=True)),
+    ("real + GT instance masks, all three", "instance", dict()),
+    ("real scenes, instance term only (DINOSAUR-like)", "semantic", dict(no_recon=True, no_semantic=True)),
+]
+LADDER_KEYS = ("miou_i", "mbo_i", "fg_ari", "fg_ari_multi", "so", "go")
+
+
+def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data: Path, extra: list,
+               only: Optional[list] = None) -> dict:
+    """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
+    them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
+    from glass import FrozenEncoder, quiet_loading
+    args = train.options(extra, phase=1)
+    results_path = out / "ladder.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    splits = {"val": eval_images, "shift": min(eval_images, len(world.ToyScenes("shift")))}
+
+    def save():
+        results_path.write_text(json.dumps(results, indent=2))
+
+    cfg = args.model
+    k = cfg.slots.num_slots
+    encoder = None
+    if only is None or "tokens" in only:
+        with quiet_loading():  # no loading bar in the middle of the ladder's output
+            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
+    floors = [  # (row, --only key, scorer of one split)
+        (f"k-means on encoder tokens (K = {k})", "tokens", lambda s, n: kmeans_floor("tokens", s, n, k, encoder)),
+        (f"k-means on pixel colour + position (K = {k})", "pixels", lambda s, n: kmeans_floor("pixels", s, n, k)),
+        ("ground-truth semantic mask as slots (perfect semantic guidance)", "ceiling",
+         lambda s, n: discovery_of(lambda batch: batch["semantic"], s, n)),
+    ]
+    for name, key, score in floors:
+        if name not in results and (only is None or key in only):
+            results[name] = {s: score(s, n) for s, n in splits.items()}
+            save()
+            print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
+    for r, (name, data, flags) in enumerate(LADDER):
+        if name in results or (only is not None and str(r + 1) not in only):
+            continue
+        if data == "pseudo":
+            data_dir = pseudo_data
+        else:
+            data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
+        results[name] = trained_row(out / f"rung{r + 1}", extra, splits, steps=steps, data=str(data_dir), **flags)
+        save()
+        print(f"[ladder] {name}: " + _fmt(results[name]["val"]) + decoder_line(results[name]["val"]), flush=True)
+    return results
+
+
+def _fmt(r: dict) -> str:
+    return " ".join(f"{k} {r[k]:.3f}" for k in LADDER_KEYS)
+
+
+def ladder_table(results: dict) -> str:
+    head = ["mIoU_i", "mBO_i", "FG-ARI all", "FG-ARI multi", "SO", "GO"]
+    lines = ["| rung | " + " | ".join(head) + " | shift mIoU_i | shift FG-ARI multi |",
+             "|---|" + "---|" * (len(head) + 2)]
+    for name, r in results.items():
+        v, s = r["val"], r["shift"]
+        lines.append(f"| {name} | " + " | ".join(f"{v[k]:.3f}" for k in LADDER_KEYS)
+                     + f" | {s['miou_i']:.3f} | {s['fg_ari_multi']:.3f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the paper's tables as configurations of the same modules (Tab. 2–9, compose and GLASS†)
+# ---------------------------------------------------------------------------------------------------------------
+
+BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scenes of val and shift, seeds of
+    # Tab. 6a, pretraining steps of Tab. 6b's MAE encoder; edits of each kind, probe training scenes and DDIM steps
+    # of the generation tables
+    "fast": dict(steps=2, images=16, eval_images=8, seeds=(0,), encoder_steps=2, edits=2, probe_scenes=16,
+                 ddim_steps=2),  # every code path, for CI
+    "full": dict(steps=400, images=512, eval_images=256, seeds=(0, 1, 2), encoder_steps=600, edits=100,
+                 probe_scenes=1024, ddim_steps=25),  # the README's numbers
+    # the quick start's phase-1 budget (train.PRESETS["toy"]: 900 steps): the baselines the quick start is
+    # compared with. Its GLASS row is the quick start's own phase 1 when runs/toy is linked in as OUT/glass
+    "quick": dict(steps=900, images=512, eval_images=256, seeds=(0,), encoder_steps=600, edits=100,
+                  probe_scenes=1024, ddim_steps=25),
+}
+LSD = dict(no_semantic=True, no_instance=True)  # StableLSD: the slot module with the diffusion decoder alone
+# row → (what it is, training data, train.options overrides). Data: "pseudo" GLASS's pseudo-GT dataset; "dagger"
+# the same writer with ground-truth class names as prompts; "real" real toy train scenes (their masks unused by
+# the rows trained on them; their instance maps read by the slot priors only); "felzenszwalb" GLASS's generated
+# images with segments of a classical segmenter as masks. Encoders "@mae" / "@random": Tab. 6b's, made here.
+ROWS = {
+    "GLASS": ("generated images, pseudo masks from the UNet's attention, all three losses", "pseudo", {}),
+    "GLASS†": ("GLASS with prompts from ground-truth class names instead of captions", "dagger", {}),
+    "StableLSD": ("real images, diffusion decoder only, no guidance", "real", LSD),
+    "DINOSAUR": ("real images, MLP feature decoder only", "real", dict(no_semantic=True, no_recon=True)),
+    "StableLSD-BBox": ("StableLSD told each object's ground-truth box: initial slots from the boxes through an MLP "
+                       "(SAVi), K = objects + 1", "real", dict(LSD, slot_prior="boxes")),
+    "StableLSD-Dynamic": ("StableLSD told the object count: K = objects + 1 active slots", "real",
+                          dict(LSD, slot_prior="count")),
+    "GLASS, MAE encoder": ("GLASS on an encoder pretrained by masked-patch prediction", "pseudo",
+                           dict(encoder="@mae")),
+    "StableLSD, MAE encoder": ("StableLSD on the same MAE encoder", "real", dict(LSD, encoder="@mae")),
+    "GLASS, random encoder": ("GLASS on a random-init encoder of the same shape", "pseudo", dict(encoder="@random")),
+    "StableLSD, random encoder": ("StableLSD on the same random encoder", "real", dict(LSD, encoder="@random")),
+    "GLASS, Felzenszwalb masks": ("GLASS guided by Felzenszwalb segments of its generated images instead of the "
+                                  "attention masks (the SAMv2 stand-in), λi 0, λs 1", "felzenszwalb",
+                                  dict(no_instance=True, lambda_semantic=1.0)),
+    "GLASS, λi 0.1": ("GLASS with λi 0.1 instead of 0.9, the paper's semantic-level variant", "pseudo",
+                      dict(lambda_instance=0.1)),
+    **{name: ("Tab. 6a loss ablation", "pseudo", flags) for name, flags in ABLATIONS.items()},  # run as "…, seed 0"
+}
+SEEDED = ("tab2", "tab3", "tab4")  # tables whose trained rows `--seeds` repeats (Tab. 6a always has seeds)
+FLOORS = {"k-means, encoder tokens": "tokens", "k-means, pixels": "pixels"}  # k-means per image, K = slots
+DISCOVERY_KEYS = ("miou_i", "mbo_i", "mbo_c", "miou_c", "fg_ari", "fg_ari_multi")
+BASELINES = ["GLASS", "StableLSD", "DINOSAUR", *FLOORS]
+MEASURES = {  # rows of the generation tables that are not trained runs: what they are
+    "unrelated real scene": "the floor: each val scene \"decoded\" as another, unrelated real val scene",
+    "GLASS, random slot": "the chance floor: GLASS's edits with a random slot instead of the object's",
+    "no features": "the floor of a probe that ignores the slots: the majority class, the mean centre",
+}
+GENERATION = ("psnr", "ssim", "fd")
+TABLES = {  # table → (split of the discovery metrics, or the measure of the generation tables; metric keys; rows)
+    "tab2": ("val", DISCOVERY_KEYS, BASELINES),
+    "tab3": ("val", ("so", "po", "go"), BASELINES),
+    "tab4": ("shift", DISCOVERY_KEYS, BASELINES),
+    "tab5": ("val", DISCOVERY_KEYS, ["GLASS", "StableLSD", "StableLSD-BBox", "StableLSD-Dynamic"]),
+    "tab6a": ("val", ABLATION_KEYS, list(ABLATIONS)),  # each row: mean and std over the budget's seeds
+    "tab6b": ("val", DISCOVERY_KEYS, ["GLASS", "StableLSD", "GLASS, MAE encoder", "StableLSD, MAE encoder",
+                                      "GLASS, random encoder", "StableLSD, random encoder"]),
+    "tab6c": ("val", DISCOVERY_KEYS, ["GLASS", "GLASS, Felzenszwalb masks"]),
+    "glass_dagger": ("val", DISCOVERY_KEYS, ["GLASS", "GLASS†"]),
+    "tab7": ("generation", GENERATION, ["GLASS", "StableLSD", "unrelated real scene"]),
+    "compose": ("edits", downstream.EDIT_KEYS, ["GLASS", "StableLSD", "GLASS, random slot"]),
+    "tab8": ("probe", ("class_acc", "centre_mse"), ["GLASS", "StableLSD", "DINOSAUR", "no features"]),
+    "tab9": ("val", ("miou_c", "mbo_c", "miou_i", "mbo_i"), ["GLASS", "GLASS, λi 0.1"]),
+}
+FELZENSZWALB = dict(scale=400, sigma=0.8, min_size=20)  # picked on 64 toy train scenes (seeds 7,000,000 on): its
+# five largest segments score mIoU_i 0.65 there, against 0.48–0.56 at scale 50–200
+
+
+def largest_segments(segments: np.ndarray, num_ids: int) -> np.ndarray:
+    """A class-agnostic segmentation (H, W) of arbitrary ids → a pseudo mask: the largest segment 0 (background),
+    the next `num_ids` largest 1..num_ids (largest first, ties by id), the rest 255 (ignored)."""
+    ids, area = np.unique(segments, return_counts=True)
+    order = ids[np.lexsort((ids, -area))]  # by area, descending; then by id
+    mask = np.full(segments.shape, 255, dtype=np.uint8)
+    for new, old in enumerate(order[:num_ids + 1]):
+        mask[segments == old] = new
+    return mask
+
+
+def write_segmenter_dataset(src: Path, out: Path, num_images: int) -> Path:
+    """Tab. 6c's guidance source: the images of GLASS's pseudo-GT dataset `src` with masks from an unprompted,
+    class-agnostic segmenter (Felzenszwalb's graph-based method from scikit-image, the stand-in for SAMv2) instead
+    of the diffusion model's attention, as `largest_segments` with as many ids as `src` has classes. Resumable."""
+    from PIL import Image
+    from skimage.segmentation import felzenszwalb
+    source = PseudoGTDataset(src, quiet=True)
+    c = source.num_classes
+    for sub in ("images", "masks"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    meta = {"preset": "felzenszwalb", "classes": [f"segment {i}" for i in range(1, c + 1)], "source": str(src),
+            "felzenszwalb": FELZENSZWALB, "size": source.meta.get("size"), "num_images": num_images}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    done = pseudo_gt.read_done(out)
+    for rec in source.records[:num_images]:
+        i = rec["index"]
+        if i in done:
+            continue
+        image = np.asarray(Image.open(Path(src) / rec["image"]).convert("RGB"))  # (H, W, 3) uint8
+        mask = largest_segments(felzenszwalb(image, **FELZENSZWALB), c)
+        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png"}
+        pseudo_gt.save_png_atomic(image, out / files["image"])
+        pseudo_gt.save_png_atomic(mask, out / files["mask"])
+        pseudo_gt.append_jsonl(out / "items-rank0.jsonl", {
+            "index": i, **files, "caption": rec.get("caption", rec["prompt"]), "prompt": rec["prompt"],
+            "classes": [f"segment {j}" for j in range(1, c + 1) if (mask == j).any()], "has_classes": True,
+            "source": f"{src}:{i}"})
+    return out
+
+
+def encoder_variant(kind: str, base: str, folder: Path, steps: int) -> Path:
+    """Tab. 6b's encoders, shaped like the Dinov2Model folder `base`: "mae" pretrained for `steps` steps by
+    toy/pretrain.py's masked-patch objective on toy train scenes, "random" left at its initialisation (seed 0).
+    Made once per folder (done.json marks a finished one). Returns the encoder's folder."""
+    from transformers import Dinov2Config, Dinov2Model
+    from toy import models, pretrain
+    out = folder / kind
+    if (out / "done.json").exists():
+        return out / "encoder"
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = Dinov2Config.from_pretrained(base)
+    if kind == "random":
+        torch.manual_seed(0)
+        models.save_atomic(Dinov2Model(cfg), out / "encoder")
+    elif kind == "mae":
+        sizes = replace(models.ModelSizes(), patch=cfg.patch_size, enc_hidden=cfg.hidden_size,
+                        enc_layers=cfg.num_hidden_layers, enc_heads=cfg.num_attention_heads)
+        print(f"[tables] MAE encoder: {steps} steps (python -m toy.pretrain --stage encoder --encoder-objective mae "
+              f"--max-steps {steps} --out {out})", flush=True)
+        pretrain.train_encoder(out, sizes, pretrain.TrainConfig(batch_size=32, lr=1e-3, max_steps=steps,
+                                                                minutes=10 ** 6), resume=False, objective="mae")
+    else:
+        raise ValueError(f"encoder kind must be 'mae' or 'random', got {kind!r}")
+    (out / "done.json").write_text(json.dumps({"kind": kind, "steps": steps if kind == "mae" else 0, "base": base}))
+    return out / "encoder"
+
+
+def slug(name: str) -> str:
+    """A row's run folder: "GLASS†" → glass_dagger, "+ semantic, seed 1" → semantic_seed_1."""
+    s = "".join(ch if ch.isalnum() else "_" for ch in name.lower().replace("†", "_dagger"))
+    return "_".join(part for part in s.split("_") if part)
+
+
+def seeded(row: str, seed: int) -> str:
+    """The name of a trained row's run with another seed: seed 0 is the row itself, "DINOSAUR, seed 1" the next."""
+    return row if seed == 0 else f"{row}, seed {seed}"
+
+
+def alias(name: str) -> str:
+    """The run a row reads: the same configuration, data and seed is trained once, so Tab. 6a's "all three, seed 0"
+    is GLASS and "GLASS, seed 1" is "all three, seed 1"."""
+    base, sep, seed = name.rpartition(", seed ")
+    if name == "all three, seed 0":
+        return "GLASS"
+    return f"all three, seed {seed}" if sep and base == "GLASS" else name
+
+
+def row_spec(name: str) -> tuple:
+    """(what it is, training data, train.options overrides) of a row of ROWS or of a `seeded` copy of one."""
+    if name in ROWS:
+        return ROWS[name]
+    base, sep, seed = name.rpartition(", seed ")
+    if sep and base in ROWS and seed.isdigit():
+        what, data, flags = ROWS[base]
+        return f"{what}, seed {seed}", data, dict(flags, seed=int(seed))
+    raise ValueError(f"unknown row {name!r}")
+
+
+def mean_over_seeds(row: str, runs: list, keys: tuple) -> dict:
+    """One table row from the same configuration trained with several seeds: each key's mean and (population)
+    standard deviation over `runs` ({key: value} each)."""
+    return {"row": row, "seeds": len(runs), **{k: float(np.mean([r[k] for r in runs])) for k in keys},
+            **{f"{k}_std": float(np.std([r[k] for r in runs])) for k in keys}}
+
+
+def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list, splits: dict) -> dict:
+    """Train (or read back) and score one row of ROWS (or a `seeded` copy) or FLOORS: {split: metrics,
+    "minutes": …}."""
+    cfg = train.options(extra, phase=1).model
+    if name in FLOORS:
+        from glass import FrozenEncoder, quiet_loading
+        with quiet_loading():
+            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
+        return {s: kmeans_floor(FLOORS[name], s, n, cfg.slots.num_slots, encoder) for s, n in splits.items()}
+    _, data, flags = row_spec(name)
+    flags = dict(flags)
+    if flags.get("encoder", "").startswith("@"):
+        flags["encoder"] = str(encoder_variant(flags["encoder"][1:], cfg.encoder, out / "encoders",
+                                               budget["encoder_steps"]))
+    if data == "pseudo":
+        data_dir = pseudo_data
+    elif data == "dagger":
+        data_dir = out / "data_dagger"  # GLASS†: the writer with ground-truth class names as captions
+        if len(pseudo_gt.read_done(data_dir)) < budget["images"]:
+            train.write_toy_dataset(train.options(extra), data_dir, budget["images"], captioner="toy-labels")
+    elif data == "felzenszwalb":
+        if not (Path(pseudo_data) / "meta.json").exists():  # GLASS's dataset first, written as GLASS's row would
+            train.ensure_dataset(train.options(extra, data=str(pseudo_data), num_images=budget["images"]), 0)
+        data_dir = write_segmenter_dataset(pseudo_data, out / "data_felzenszwalb", budget["images"])
+    else:
+        data_dir = write_oracle_dataset(out / "data_real", budget["images"], "semantic")
+    size = {} if (Path(data_dir) / "meta.json").exists() else {"num_images": budget["images"]}  # a new toy dataset
+    return trained_row(out / slug(name), extra, splits, steps=budget["steps"], data=str(data_dir), **size, **flags)
+
+
+def table_rows(out: Path, budget: str, pseudo_data: Path, extra: list, names: list) -> dict:
+    """Every row in `names`, once per output folder (resumable: rows already in out/rows.json are read back,
+    trained runs continue). Returns {row: {"val": …, "shift": …}}."""
+    b = BUDGETS[budget]
+    path = out / "rows.json"
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    splits = {"val": b["eval_images"], "shift": min(b["eval_images"], len(world.ToyScenes("shift")))}
+    for name in names:
+        key = alias(name)
+        if key not in rows:
+            rows[key] = table_row(key, out, b, pseudo_data, extra, splits)
+            path.write_text(json.dumps(rows, indent=2))
+            print(f"[tables] {key}: " + " ".join(f"{k} {rows[key]['val'][k]:.3f}" for k in DISCOVERY_KEYS),
+                  flush=True)
+    return {name: rows[alias(name)] for name in names}
+
+
+def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Optional[list] = None,
+               seeds: Optional[list] = None) -> dict:
+    """The tables of TABLES from `table_rows`: out/tables.json ({table: [rows]}, each row its name and numbers),
+    out/tables.md and a bar chart per table (out/tab2.png, …). Tab. 6a's rows are the mean and std over `seeds`
+    (default: the budget's); with `seeds`, so are the trained rows of Tab. 2–4 (SEEDED; default seed 0 alone),
+    whose k-means floors have no seed. Tables of an earlier run in `out` with the same budget, flags and seeds are
+    kept beside the new ones."""
+    only = only or list(TABLES)
+    missing = [t for t in only if t not in TABLES]
+    if missing:
+        raise ValueError(f"unknown tables {missing} (built: {list(TABLES)})")
+    if seeds and any(f == "--seed" or f.startswith("--seed=") for f in extra):
+        raise ValueError("give the seeds with --seeds, not --seed among the train.py flags")
+    out.mkdir(parents=True, exist_ok=True)
+    ablation_seeds = list(seeds or BUDGETS[budget]["seeds"])
+    row_seeds = list(seeds or [0])
+    names = []
+    for t in only:
+        for r in TABLES[t][2]:
+            if t == "tab6a":
+                names += [f"{r}, seed {s}" for s in ablation_seeds]
+            elif t in SEEDED and r in ROWS:
+                names += [seeded(r, s) for s in row_seeds]
+            else:
+                names += [r]
+    names = list(dict.fromkeys(names))
+    rows = table_rows(out, budget, pseudo_data, extra, [n for n in names if n not in MEASURES])
+    tables = {}
+    for t in only:
+        split, keys, members = TABLES[t]
+        if split in ("generation", "edits", "probe"):
+            measured = measure_rows(t, out, budget)
+            tables[t] = [{"row": r, **{k: measured[r][k] for k in keys}} for r in members]
+        elif t == "tab6a":
+            tables[t] = [mean_over_seeds(r, [rows[f"{r}, seed {s}"][split] for s in ablation_seeds], keys)
+                         for r in members]
+        elif t in SEEDED and len(row_seeds) > 1:
+            tables[t] = [mean_over_seeds(r, [rows[seeded(r, s)][split] for s in row_seeds], keys) if r in ROWS
+                         else {"row": r, **{k: rows[r][split][k] for k in keys}} for r in members]
+        else:
+            tables[t] = [{"row": r, **{k: rows[r][split][k] for k in keys}} for r in members]
+    meta = {"budget": budget, **BUDGETS[budget], "seeds": ablation_seeds, "row_seeds": row_seeds,
+            "threads": torch.get_num_threads(), "train_flags": extra}
+    path = out / "tables.json"
+    before = json.loads(path.read_text()) if path.exists() else {}
+    same = ("budget", "train_flags", "seeds", "row_seeds")
+    if {k: before.get("settings", {}).get(k) for k in same} == {k: meta[k] for k in same}:
+        tables = {t: tables[t] if t in tables else before[t] for t in TABLES if t in tables or t in before}
+    only = list(tables)  # --only adds its tables to those of an earlier run with the same settings
+    path.write_text(json.dumps({"settings": meta, **tables}, indent=2))
+    lines = []
+    for t, table in tables.items():
+        split, keys, _ = TABLES[t]
+        lines += [f"### {t} ({split}, {budget} budget)", "", "| row | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        cell = lambda r, k: f"{r[k]:.3f} ± {r[k + '_std']:.3f}" if f"{k}_std" in r else f"{r[k]:.3f}"
+        lines += [f"| {r['row']} | " + " | ".join(cell(r, k) for k in keys) + " |" for r in table] + [""]
+        plot_table(t, table, keys, out / f"{t}.png", budget)
+    shown = dict.fromkeys(n for t in only for n in TABLES[t][2])
+    lines += ["Rows:", ""] + [f"- {r}: {ROWS[r][0]}" for r in shown if r in ROWS] + \
+        [f"- {r}: {MEASURES[r]}" for r in shown if r in MEASURES] + [f"- {r}: per image, K = slots" for r in FLOORS
+                                                                        if r in shown]
+    (out / "tables.md").write_text("\n".join(lines) + "\n")
+    return tables
+
+
+def plot_table(name: str, table: list, keys: tuple, path: Path, budget: str) -> None:
+    """One panel per metric (their scales differ), a bar per row; error bars where the row has `{key}_std`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.0 * len(keys) + 1.5, 3.0), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, k in zip(axes[0], keys):
+        err = [r.get(k + "_std", 0.0) for r in table]
+        ax.bar(range(len(table)), [r[k] for r in table], yerr=err, color=colours[:len(table)])
+        ax.set_title(k, fontsize=8)
+        ax.set_xticks([])
+        ax.tick_params(labelsize=7)
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color=colours[j % len(colours)]) for j in range(len(table))],
+               [r["row"][:45] for r in table], fontsize=6, loc="lower center", ncol=min(3, len(table)))
+    fig.suptitle(f"{name}: python experiments.py tables --budget {budget}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.12 + 0.04 * (len(table) // 3), 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def measure_rows(table: str, out: Path, budget: str) -> dict:
+    """The rows of a generation table (tab7, compose, tab8) on the trained rows' phase-1 checkpoints, once per
+    output folder (out/measures.json). Same noise for every model; the floors of MEASURES beside them."""
+    from glass import load_checkpoint_model
+    b = BUDGETS[budget]
+    path = out / "measures.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    n = b["eval_images"]
+    for row in TABLES[table][2]:
+        key = f"{table}: {row}"
+        if key in done:
+            continue
+        t0 = time.time()
+        if row == "no features":  # the floors GLASS's probe already computed (same objects for every model)
+            glass_probe = done["tab8: GLASS"]
+            done[key] = {**glass_probe, "class_acc": glass_probe["class_acc_floor"],
+                         "centre_mse": glass_probe["centre_mse_floor"], "minutes": 0.0}
+            path.write_text(json.dumps(done, indent=2))
+            continue
+        trained = "GLASS" if row == "GLASS, random slot" else row  # whose checkpoint
+        model = None if row == "unrelated real scene" else load_checkpoint_model(out / slug(trained) / "phase1")[0]
+        if table == "tab7":
+            decode = downstream.unrelated_scenes("val", offset=n) if model is None else \
+                downstream.slot_decoder(model, seed=0, num_steps=b["ddim_steps"])
+            result = downstream.generation_quality(decode, "val", n)
+        elif table == "compose":
+            edits = downstream.compositional_edits(model, "val", b["edits"], num_steps=b["ddim_steps"],
+                                                   choice="random" if row.endswith("random slot") else "matched")
+            result = edits.rates
+            if row == "GLASS":
+                downstream.plot_edits(edits.examples, out / "compose_examples.png",
+                                      f"GLASS edits (python experiments.py tables --only compose --budget {budget})")
+        else:
+            result = downstream.property_probe(model, b["probe_scenes"], n)
+        done[key] = {**result, "minutes": round((time.time() - t0) / 60, 2)}
+        path.write_text(json.dumps(done, indent=2))
+        print(f"[tables] {key}: " + " ".join(f"{k} {done[key][k]:.3f}" for k in TABLES[table][1]), flush=True)
+    return {row: done[f"{table}: {row}"] for row in TABLES[table][2]}
+
+
+def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: list) -> dict:
+    results: dict = {}
+    for name, flags in ABLATIONS.items():
+        for seed in seeds:
+            run = out / slug(seeded(name, seed))  # the folder `tables` gives the same row and seed
+            scored = trained_row(run, extra, {"val": eval_images}, steps=steps, seed=seed, **flags)
+            r = {**scored["val"], "minutes": scored["minutes"]}
+            results.setdefault(name, []).append(r)
+            print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS
+                                                                  + REPEAT_KEYS) + decoder_line(r), flush=True)
+            (out / "ablation.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+
+def decoder_line(r: dict) -> str:
+    """The instance term of a scored run against its references (evaluate.decoder_mse), for the log."""
+    if "decoder" not in r:
+        return ""
+    d = r["decoder"]
+    curve = " → ".join(f"{v:.3f}" for _, v in r.get("instance_curve", []))
+    return (f" | decoder MSE {d['decoder']:.4f} (image mean {d['image_mean']:.4f}, instance mean "
+            f"{d['instance_mean']:.4f}: {d['closed']:.0%} of the gap closed; training curve {curve})")
+
+
+def ablation_table(results: dict) -> str:
+    """Mean ± spread over seeds of each loss set: the paper's Tab. 6a columns, the repeated-class subset (where
+    semantic drift shows) and the share of the decoder's reference gap closed (instance term on)."""
+    keys = ABLATION_KEYS + REPEAT_KEYS
+    lines = ["| losses | mIoU_i | mBO_i | mBO_c | FG-ARI all | FG-ARI multi | repeated: FG-ARI multi | repeated: GO "
+             "| decoder: gap closed |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in results.items():
+        cells = []
+        for k in keys:
+            v = np.array([r.get(k, np.nan) for r in runs])
+            cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+        closed = [r["decoder"]["closed"] for r in runs if "decoder" in r]
+        cells.append(f"{np.mean(closed):.0%}" if closed else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_ablation(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = ABLATION_KEYS
+    fig, ax = plt.subplots(figsize=(9, 3))
+    width = 0.2
+    for j, (name, runs) in enumerate(results.items()):
+        means = [np.mean([r[k] for r in runs]) for k in keys]
+        stds = [np.std([r[k] for r in runs]) for k in keys]
+        ax.bar(np.arange(len(keys)) + j * width, means, width, yerr=stds, label=name)
+    ax.set_xticks(np.arange(len(keys)) + 1.5 * width, keys)
+    ax.legend(fontsize=7)
+    ax.set_title("loss ablation on the toy val split (python experiments.py ablation)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("ablation", help="loss ablation (paper Tab. 6a) on phase 1")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the published table: 0 1 2")
+    a.add_argument("--steps", type=int, default=900, help="phase-1 steps (the quick start's: the published table)")
+    a.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    a.add_argument("--images", type=int, default=256)
+    a.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags")
+    lad = sub.add_parser("ladder", help="where binding is won or lost: k-means floors and oracle-guided rungs")
+    lad.add_argument("--steps", type=int, default=900, help="phase-1 steps of every trained rung (the published 900)")
+    lad.add_argument("--images", type=int, default=512, help="training scenes of the oracle datasets")
+    lad.add_argument("--eval-images", type=int, default=256, help="val and shift scenes scored")
+    lad.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="the GLASS rung's pseudo-GT dataset")
+    lad.add_argument("--out", type=Path, default=Path("runs/ladder"))
+    lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..7")
+    lad.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every rung)")
+    tab = sub.add_parser("tables", help="the paper's tables as configurations of the same modules "
+                                        "(Tab. 2–9, compose and GLASS†)")
+    tab.add_argument("--budget", choices=sorted(BUDGETS), default="fast")
+    tab.add_argument("--out", type=Path, default=Path("runs/tables"))
+    tab.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="GLASS's pseudo-GT dataset")
+    tab.add_argument("--only", nargs="+", choices=list(TABLES), metavar="TABLE",
+                     help=f"a subset of {list(TABLES)}")
+    tab.add_argument("--seeds", type=int, nargs="+", help="train every row of Tab. 2–4 and 6a with each seed and "
+                     "report mean ± std (default: Tab. 6a the budget's seeds, the others seed 0)")
+    tab.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every row)")
+    args = ap.parse_args(argv)
+    if args.cmd == "tables":
+        try:
+            run_tables(args.out, args.budget, args.data, [f for f in args.train_flags if f != "--"], args.only,
+                       args.seeds)
+        except ValueError as e:
+            ap.error(str(e))
+        print((args.out / "tables.md").read_text())
+        return
+    if args.cmd == "ladder":
+        args.out.mkdir(parents=True, exist_ok=True)
+        extra = [f for f in args.train_flags if f != "--"]
+        results = run_ladder(args.out, args.steps, args.images, args.eval_images, args.data, extra, args.only)
+        table = ladder_table(results)
+        (args.out / "ladder.md").write_text(table + "\n")
+        print(table)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        extra = [f for f in args.train_flags if f != "--"]
+        results = run_ablation(args.seeds, args.steps, args.out, args.images, extra)
+        table = ablation_table(results)
+        (args.out / "ablation.md").write_text(table + "\n")
+        plot_ablation(results, args.out / "ablation.png")
+        print(table)
+
+
+
+if __name__ == "__main__":
+    main()
