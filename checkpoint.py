@@ -9,6 +9,7 @@ replicas stayed identical. Checked by tests/test_reliability.py (crashes at ever
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -107,3 +108,13 @@ def check_ranks_in_sync(model, phase: int) -> None:
               flush=True)
     if not in_sync:
         raise SystemExit("DDP ranks diverged")
+
+
+def rank_device(device: str) -> torch.device:
+    """The device of this process: "cuda" becomes cuda:LOCAL_RANK (torchrun sets it; 0 otherwise) and is made the
+    current CUDA device, so sharded writers never all load their models onto GPU 0."""
+    if device != "cuda":
+        return torch.device(device)
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)

@@ -10,7 +10,10 @@ only torch, numpy and Pillow, so it can be copied into another project on its ow
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +190,92 @@ class FrozenCache:
                 self.store[i] = {k: v[0] for k, v in self.compute(batch["image"][j:j + 1]).items()}
         names = self.store[indices[0]].keys()
         return {**batch, **{k: torch.stack([self.store[i][k] for i in indices]) for k in names}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the writer's file mechanics (pseudo_gt.write_dataset): atomic files, a record per item, one writer per rank
+# ---------------------------------------------------------------------------------------------------------------
+
+def save_png_atomic(array: np.ndarray, path: Path) -> None:
+    from PIL import Image
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique per process: writers never share a temp file
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)  # a crash leaves either no file or a whole one
+
+
+def read_done(out: Path, keys: tuple = ("image", "mask")) -> set:
+    """Indices already written (lines of every items-*.jsonl naming files under `keys` that exist); a torn last line
+    is ignored."""
+    done = set()
+    for jl in out.glob("items-rank*.jsonl"):
+        for line in jl.read_bytes().splitlines():
+            try:
+                rec = json.loads(line.decode("utf-8"))
+                if all((out / rec[k]).exists() for k in keys):
+                    done.add(rec["index"])
+            except (ValueError, KeyError, TypeError):  # not UTF-8, not JSON, not a record: not done
+                continue
+    return done
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def repair_jsonl(path: Path) -> None:
+    """Cut a torn last line (a crash mid-write) so appends start on a fresh line."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+@contextlib.contextmanager
+def writer_lock(out: Path, rank: int):
+    """Hold an exclusive lock on out/.writer-rank{r}.lock while writing: a second writer of the same folder and rank
+    is refused, and the OS frees the lock when its process ends, even on kill -9 (fcntl.flock; POSIX)."""
+    import fcntl
+    with open(out / f".writer-rank{rank}.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another writer is writing {out} (rank {rank}); wait for it to finish") from None
+        yield
+
+
+# what makes items alike: a resumed or sharded write must use the same (the tagger decides which nouns are classes)
+WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed", "sd", "captioner", "tagger",
+                   "dtype")
+
+
+def check_settings(out: Path, meta: dict, num_images: int, extend: bool) -> None:
+    """A dataset is written once: continuing it needs the settings it was written with, and more items than its
+    target need `extend`. Raises ValueError naming every mismatch."""
+    old, meta = json.loads((out / "meta.json").read_text()), json.loads(json.dumps(meta))  # tuples as JSON lists
+    diff = [f"{k}: dataset {old.get(k)!r}, asked {meta[k]!r}" for k in WRITER_SETTINGS if old.get(k) != meta[k]]
+    if diff:
+        raise ValueError(f"{out} was written with other settings ({'; '.join(diff)}); write to a new --out, or "
+                         f"use the dataset's settings (its meta.json)")
+    target = old.get("num_images", len(read_done(out)))
+    if num_images > target and not extend:
+        raise ValueError(f"{out} holds a dataset of {target} images; writing {num_images} would add to it: pass "
+                         f"--extend (extend=True) to do so, or choose another --out")
+
+
+def load_image_sources(images_dir: Path) -> tuple[list, int]:
+    """The image files of a folder whose headers read, in name order, and how many were skipped. Only headers are
+    checked here (a COCO-sized folder does not fit in memory decoded); each batch decodes its own images."""
+    from PIL import Image, UnidentifiedImageError
+    good, skipped = [], 0
+    for p in sorted(p for p in images_dir.iterdir() if p.is_file()):
+        try:
+            with Image.open(p) as im:
+                im.verify()
+            good.append(p)
+        except (UnidentifiedImageError, OSError) as e:
+            warnings.warn(f"skipping unreadable image {p.name}: {e}")
+            skipped += 1
+    return good, skipped

@@ -1,7 +1,9 @@
 """What slots are for (GLASS §5.2–5.3), measured on the toy world: images decoded from slots (Tab. 7), scenes
 edited by removing or adding one object's slot (Fig. 6), and object properties read off the slots (Tab. 8).
 
-    from downstream import generation_quality, slot_decoder, compositional_edits, property_probe
+    from downstream import generate, compose, generation_quality, slot_decoder, compositional_edits, property_probe
+    generate(model, cond, generator, num_steps=25)         # images decoded from slot tokens (B, K, D_ctx)
+    compose(model, cond[:1], remove=[2], seed=0)           # the same noise with and without one slot
     generation_quality(slot_decoder(model), "val", 256)    # PSNR, SSIM, Fréchet distance of decoded scenes
     compositional_edits(model, "val", 100)                 # remove / add one object's slot: success rates
     property_probe(model, train_scenes=1024, val_scenes=256)   # linear probes on slots matched to objects
@@ -15,7 +17,7 @@ Shape legend: B batch, K slots, D slot width, S image side, M matched objects.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -23,6 +25,81 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# decoding slots into images (§5.2): the slots are the diffusion model's prompt
+# ---------------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def unconditional(model, cond: torch.Tensor) -> torch.Tensor:
+    """The context of classifier-free guidance's unconditional branch for cond (B, K, D_ctx): the text
+    encoder's embedding of the empty prompt, (B, T, D_ctx) (the authors' choice, `uncond="empty_prompt"`),
+    or K all-zero slot tokens (`uncond="zeros"`)."""
+    if model.config.uncond == "zeros":
+        return torch.zeros_like(cond)
+    if getattr(model, "_empty_prompt", None) is None:
+        from transformers import CLIPTextModel, CLIPTokenizer
+        from glass import quiet_loading
+        try:
+            with quiet_loading():
+                tokenizer = CLIPTokenizer.from_pretrained(model.config.sd, subfolder="tokenizer")
+                text = CLIPTextModel.from_pretrained(model.config.sd, subfolder="text_encoder",
+                                                     dtype=torch.float32)
+        except OSError as e:
+            raise ValueError(f"{model.config.sd} has no text encoder for the empty-prompt unconditional branch; "
+                             f"use uncond='zeros'") from e
+        ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length,
+                        return_tensors="pt").input_ids
+        model._empty_prompt = text(ids.to(text.device)).last_hidden_state  # (1, T, D_text)
+        if model._empty_prompt.shape[-1] != cond.shape[-1]:
+            raise ValueError(f"the text encoder's width {model._empty_prompt.shape[-1]} is not the UNet's context "
+                             f"width {cond.shape[-1]}; use uncond='zeros'")
+    return model._empty_prompt.to(cond).expand(cond.shape[0], -1, -1)
+
+@torch.no_grad()
+def generate(model, cond: torch.Tensor, generator: Optional[torch.Generator] = None, num_steps: int = 25,
+             guidance_scale: float = 1.0) -> torch.Tensor:
+    """Images (B, 3, S, S) in [0, 1] that a GLASS `model` decodes from slot tokens cond (B, K, D_ctx): the slots
+    are the prompt.
+    DDIM sampling as diffusers' StableDiffusionPipeline does it (the same noise from the same generator);
+    with guidance > 1, ε = ε_uncond + g·(ε_cond − ε_uncond) with `unconditional`'s context."""
+    from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
+    s = model.config.decoder_size
+    sched = DDIMScheduler.from_config(model.scheduler.config)
+    sched.set_timesteps(num_steps, device=cond.device)
+    down = 2 ** (len(model.vae.config.block_out_channels) - 1)
+    shape = (cond.shape[0], model.unet.config.in_channels, s // down, s // down)
+    latents = randn_tensor(shape, generator=generator, device=cond.device, dtype=cond.dtype)
+    latents = latents * sched.init_noise_sigma  # (B, 4, S/8, S/8)
+    uncond = unconditional(model, cond) if guidance_scale > 1.0 else None
+    for t in sched.timesteps:
+        x = sched.scale_model_input(latents, t)
+        pred = model.unet(x, t, encoder_hidden_states=cond).sample
+        if uncond is not None:
+            base = model.unet(x, t, encoder_hidden_states=uncond).sample
+            pred = base + guidance_scale * (pred - base)  # classifier-free guidance
+        latents = sched.step(pred, t, latents).prev_sample
+    images = model.vae.decode(latents / model.vae.config.scaling_factor).sample  # (B, 3, S, S) in [-1, 1]
+    return (images / 2 + 0.5).clamp(0, 1)
+
+@torch.no_grad()
+def compose(model, cond: torch.Tensor, remove: Optional[list] = None, add: Optional[torch.Tensor] = None,
+            seed: int = 0, num_steps: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compositional generation of one image: drop the slot tokens `remove` (indices) and/or append the
+    tokens `add` (M, D_ctx) from another image. cond: (1, K, D_ctx). The original and the edit start from
+    the same initial noise (same seed). Returns (original, edited), each (1, 3, S, S)."""
+    if cond.dim() != 3 or cond.shape[0] != 1:
+        raise ValueError(f"cond must have shape (1, K, D_ctx), got {tuple(cond.shape)}")
+    keep = [k for k in range(cond.shape[1]) if k not in set(remove or [])]
+    edited = cond[:, keep]
+    if add is not None:
+        edited = torch.cat([edited, add.reshape(1, -1, cond.shape[-1])], dim=1)  # (1, K', D_ctx)
+    original = generate(model, cond, torch.Generator().manual_seed(seed), num_steps)
+    edit = generate(model, edited, torch.Generator().manual_seed(seed), num_steps)
+    return original, edit
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -96,7 +173,7 @@ def slot_decoder(model, seed: int = 0, num_steps: int = 25) -> Callable:
     def decode(batch: dict, b: int) -> torch.Tensor:
         model.eval()
         cond = model.encode(batch["image"], instance=_prior(model, batch)).cond  # (B, K, D_ctx)
-        return model.generate(cond, torch.Generator().manual_seed(seed + b), num_steps)
+        return generate(model, cond, torch.Generator().manual_seed(seed + b), num_steps)
     return decode
 
 
@@ -291,7 +368,7 @@ def compositional_edits(model, split: str, n: int, seed: int = 0, num_steps: int
         batch, enc, m = encode(i)
         cond = enc.cond  # (1, K, D_ctx)
         k = cond.shape[1]
-        original = model.generate(cond, torch.Generator().manual_seed(seed + i), num_steps)
+        original = generate(model, cond, torch.Generator().manual_seed(seed + i), num_steps)
         before = shown(original)
         classes = m.classes.tolist()
         unique = [j for j, c in enumerate(classes) if classes.count(c) == 1]
@@ -299,7 +376,7 @@ def compositional_edits(model, split: str, n: int, seed: int = 0, num_steps: int
             j = unique[0]
             s, c = pick(m, j, k), classes[j]
             keep = [t for t in range(k) if t != s]
-            edit = model.generate(cond[:, keep], torch.Generator().manual_seed(seed + i), num_steps)
+            edit = generate(model, cond[:, keep], torch.Generator().manual_seed(seed + i), num_steps)
             after = shown(edit)
             made["remove"] += 1
             if c in before:
@@ -317,7 +394,7 @@ def compositional_edits(model, split: str, n: int, seed: int = 0, num_steps: int
                 j = new[0]
                 s, c = pick(dm, j, k), int(dm.classes[j])
                 edited = torch.cat([cond, d_enc.cond[:, s:s + 1]], dim=1)  # (1, K + 1, D_ctx)
-                edit = model.generate(edited, torch.Generator().manual_seed(seed + i), num_steps)
+                edit = generate(model, edited, torch.Generator().manual_seed(seed + i), num_steps)
                 after = shown(edit)
                 made["add"] += 1
                 if c not in before:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import downstream
 from slot_attention import build_grid
 from toy import world
 
@@ -138,7 +139,7 @@ def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> Non
     model.eval()
     enc = model.encode(images, instance=instance if model.config.slots.prior != "none" else None)
     pred = slot_labels(enc.masks, images.shape[-1]).cpu()
-    recon = model.generate(enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
+    recon = downstream.generate(model, enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
     model.train()
     fig, axes = plt.subplots(3, n, figsize=(1.8 * n, 5.6))
     for i in range(n):

@@ -28,9 +28,8 @@ import numpy as np
 import torch
 
 import downstream
-import pseudo_gt
 import train
-from data import PseudoGTDataset
+from data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
 from evaluate import decoder_mse, discovery, discovery_of, kmeans_floor
 from toy import world
 
@@ -68,7 +67,7 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
         [f"object {i}" for i in range(1, world.SPLITS["train"].max_objects + 1)]
     meta = {"preset": f"toy-oracle-{masks}", "classes": classes, "source": f"toy:train:{ORACLE_OFFSET}+i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = pseudo_gt.read_done(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`
+    done = read_done(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`
     jsonl = out / "items-rank0.jsonl"
     for i in range(num_images):
         if i in done:
@@ -77,8 +76,8 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
         mask = scene.semantic if masks == "semantic" else scene.instance
         files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png", "instance": f"instances/{i:07d}.png"}
         for key, array in (("image", scene.image), ("mask", mask), ("instance", scene.instance)):
-            pseudo_gt.save_png_atomic(array if key == "image" else array.astype(np.uint8), out / files[key])
-        pseudo_gt.append_jsonl(jsonl, {"index": i, **files, "caption": scene.caption, "prompt": scene.caption,
+            save_png_atomic(array if key == "image" else array.astype(np.uint8), out / files[key])
+        append_jsonl(jsonl, {"index": i, **files, "caption": scene.caption, "prompt": scene.caption,
                                         "classes": scene.classes, "has_classes": True,
                                         "source": f"toy:train:{ORACLE_OFFSET + i}"})
     return out
@@ -274,7 +273,7 @@ def write_segmenter_dataset(src: Path, out: Path, num_images: int) -> Path:
     meta = {"preset": "felzenszwalb", "classes": [f"segment {i}" for i in range(1, c + 1)], "source": str(src),
             "felzenszwalb": FELZENSZWALB, "size": source.meta.get("size"), "num_images": num_images}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = pseudo_gt.read_done(out)
+    done = read_done(out)
     for rec in source.records[:num_images]:
         i = rec["index"]
         if i in done:
@@ -282,9 +281,9 @@ def write_segmenter_dataset(src: Path, out: Path, num_images: int) -> Path:
         image = np.asarray(Image.open(Path(src) / rec["image"]).convert("RGB"))  # (H, W, 3) uint8
         mask = largest_segments(felzenszwalb(image, **FELZENSZWALB), c)
         files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png"}
-        pseudo_gt.save_png_atomic(image, out / files["image"])
-        pseudo_gt.save_png_atomic(mask, out / files["mask"])
-        pseudo_gt.append_jsonl(out / "items-rank0.jsonl", {
+        save_png_atomic(image, out / files["image"])
+        save_png_atomic(mask, out / files["mask"])
+        append_jsonl(out / "items-rank0.jsonl", {
             "index": i, **files, "caption": rec.get("caption", rec["prompt"]), "prompt": rec["prompt"],
             "classes": [f"segment {j}" for j in range(1, c + 1) if (mask == j).any()], "has_classes": True,
             "source": f"{src}:{i}"})
@@ -374,7 +373,7 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
         data_dir = pseudo_data
     elif data == "dagger":
         data_dir = out / "data_dagger"  # GLASS†: the writer with ground-truth class names as captions
-        if len(pseudo_gt.read_done(data_dir)) < budget["images"]:
+        if len(read_done(data_dir)) < budget["images"]:
             train.write_toy_dataset(train.options(extra), data_dir, budget["images"], captioner="toy-labels")
     elif data == "felzenszwalb":
         if not (Path(pseudo_data) / "meta.json").exists():  # GLASS's dataset first, written as GLASS's row would

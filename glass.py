@@ -15,7 +15,8 @@ Presets: `PRESETS["paper"]` (the dataclass defaults: DINOv2 ViT-B/14, SD 2.1, th
 `PRESETS["toy"]` (the built-in world's models); `preset(name, **overrides)` builds one.
 
 Shape legend: B batch, K slots, N = h·w encoder tokens, D slot width, D_enc encoder width, D_ctx UNet context width,
-C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts, generate / compose).
+C classes. Checked by tests/test_glass.py (losses, gradient flow, frozen parts; decoding slots into images lives in
+downstream.py: generate / compose).
 """
 from __future__ import annotations
 
@@ -412,74 +413,6 @@ class GLASS(nn.Module):
     def forward(self, batch: dict, generator: Optional[torch.Generator] = None) -> LossOutput:
         """The training forward (what DDP wraps): the loss terms of a batch."""
         return self.losses(batch, generator)
-
-    # -- generation --------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def unconditional(self, cond: torch.Tensor) -> torch.Tensor:
-        """The context of classifier-free guidance's unconditional branch for cond (B, K, D_ctx): the text
-        encoder's embedding of the empty prompt, (B, T, D_ctx) (the authors' choice, `uncond="empty_prompt"`),
-        or K all-zero slot tokens (`uncond="zeros"`)."""
-        if self.config.uncond == "zeros":
-            return torch.zeros_like(cond)
-        if getattr(self, "_empty_prompt", None) is None:
-            from transformers import CLIPTextModel, CLIPTokenizer
-            try:
-                with quiet_loading():
-                    tokenizer = CLIPTokenizer.from_pretrained(self.config.sd, subfolder="tokenizer")
-                    text = CLIPTextModel.from_pretrained(self.config.sd, subfolder="text_encoder",
-                                                         dtype=torch.float32)
-            except OSError as e:
-                raise ValueError(f"{self.config.sd} has no text encoder for the empty-prompt unconditional branch; "
-                                 f"use uncond='zeros'") from e
-            ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length,
-                            return_tensors="pt").input_ids
-            self._empty_prompt = text(ids.to(text.device)).last_hidden_state  # (1, T, D_text)
-            if self._empty_prompt.shape[-1] != cond.shape[-1]:
-                raise ValueError(f"the text encoder's width {self._empty_prompt.shape[-1]} is not the UNet's context "
-                                 f"width {cond.shape[-1]}; use uncond='zeros'")
-        return self._empty_prompt.to(cond).expand(cond.shape[0], -1, -1)
-
-    @torch.no_grad()
-    def generate(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None, num_steps: int = 25,
-                 guidance_scale: float = 1.0) -> torch.Tensor:
-        """Images (B, 3, S, S) in [0, 1] decoded from slot tokens cond (B, K, D_ctx): the slots are the prompt.
-        DDIM sampling as diffusers' StableDiffusionPipeline does it (the same noise from the same generator);
-        with guidance > 1, ε = ε_uncond + g·(ε_cond − ε_uncond) with `unconditional`'s context."""
-        from diffusers import DDIMScheduler
-        from diffusers.utils.torch_utils import randn_tensor
-        s = self.config.decoder_size
-        sched = DDIMScheduler.from_config(self.scheduler.config)
-        sched.set_timesteps(num_steps, device=cond.device)
-        down = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        shape = (cond.shape[0], self.unet.config.in_channels, s // down, s // down)
-        latents = randn_tensor(shape, generator=generator, device=cond.device, dtype=cond.dtype)
-        latents = latents * sched.init_noise_sigma  # (B, 4, S/8, S/8)
-        uncond = self.unconditional(cond) if guidance_scale > 1.0 else None
-        for t in sched.timesteps:
-            x = sched.scale_model_input(latents, t)
-            pred = self.unet(x, t, encoder_hidden_states=cond).sample
-            if uncond is not None:
-                base = self.unet(x, t, encoder_hidden_states=uncond).sample
-                pred = base + guidance_scale * (pred - base)  # classifier-free guidance
-            latents = sched.step(pred, t, latents).prev_sample
-        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample  # (B, 3, S, S) in [-1, 1]
-        return (images / 2 + 0.5).clamp(0, 1)
-
-    @torch.no_grad()
-    def compose(self, cond: torch.Tensor, remove: Optional[list] = None, add: Optional[torch.Tensor] = None,
-                seed: int = 0, num_steps: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compositional generation of one image: drop the slot tokens `remove` (indices) and/or append the
-        tokens `add` (M, D_ctx) from another image. cond: (1, K, D_ctx). The original and the edit start from
-        the same initial noise (same seed). Returns (original, edited), each (1, 3, S, S)."""
-        if cond.dim() != 3 or cond.shape[0] != 1:
-            raise ValueError(f"cond must have shape (1, K, D_ctx), got {tuple(cond.shape)}")
-        keep = [k for k in range(cond.shape[1]) if k not in set(remove or [])]
-        edited = cond[:, keep]
-        if add is not None:
-            edited = torch.cat([edited, add.reshape(1, -1, cond.shape[-1])], dim=1)  # (1, K', D_ctx)
-        original = self.generate(cond, torch.Generator().manual_seed(seed), num_steps)
-        edit = self.generate(edited, torch.Generator().manual_seed(seed), num_steps)
-        return original, edit
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def trainable_state(self, phase: int) -> dict:

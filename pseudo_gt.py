@@ -2,8 +2,8 @@
 "Pseudo ground-truth generation", following Dataset Diffusion).
 
 GLASS never trains on real images. A real image only seeds a prompt: a captioner describes it, the class nouns of
-the caption are appended (P = "caption; c1 c2 …"), and Stable Diffusion generates a new image from P. While it
-generates, the attention of its UNet says where each class is:
+the caption are appended (P = "caption; c1 c2 …"; prompts.py), and Stable Diffusion generates a new image from P.
+While it generates, the attention of its UNet says where each class is:
 
     cross   A_CA,c  probe cross-attention of the noisy image queries against the keys of a separate prompt made of
                     the class names, class token's column (sub-tokens averaged); heads, steps and the layers of the
@@ -20,20 +20,15 @@ Checked by tests/test_pseudo_gt.py on tiny random models: recorded shapes, sub-t
 a hand-computed case, thresholds, identical images with and without recording, writer resume after a crash.
 
     python pseudo_gt.py --preset toy --num-images 2000 --out data/toy_pseudo   # quality: toy/report.py
-    python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo      # real photos → BLIP-2 → SD
-"""
+    python pseudo_gt.py --preset paper --images DIR --out data/coco_pseudo      # real photos → BLIP-2 → SD"""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import logging
 import math
 import os
-import re
-import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -41,161 +36,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from checkpoint import rank_device
+from data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
+                  writer_lock)
+from prompts import (Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt, class_id_matrix, coco_vocabulary,
+                     find_classes, token_groups, toy_vocabulary)
+
 ROOT = Path(__file__).resolve().parent
-
-# ---------------------------------------------------------------------------------------------------------------
-# vocabularies, prompts and captioners
-# ---------------------------------------------------------------------------------------------------------------
-
-IRREGULAR_PLURALS = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
-                     "knife": "knives", "sheep": "sheep", "skis": "skis", "calf": "calves", "cattle": "cattle",
-                     "people": "people", "lady": "ladies", "pony": "ponies", "puppy": "puppies", "kid": "kids"}
-
-
-def plural(word: str) -> str:
-    """English plural of a (possibly multi-word) noun; only the last word changes."""
-    *head, last = word.split(" ")
-    if last in IRREGULAR_PLURALS:
-        p = IRREGULAR_PLURALS[last]
-    elif last.endswith("sign"):
-        p = last + "s"
-    elif re.search(r"(s|x|z|ch|sh)$", last):
-        p = last + "es"
-    elif re.search(r"[^aeiou]y$", last):
-        p = last[:-1] + "ies"
-    else:
-        p = last + "s"
-    return " ".join(head + [p])
-
-
-@dataclass
-class Vocabulary:
-    """The classes a prompt may name, with synonyms (surface word → class)."""
-    classes: tuple
-    synonyms: dict = field(default_factory=dict)
-
-    def surface_forms(self) -> dict:
-        """Every surface form (singular and plural) → class, longest first so "traffic light" beats "light"."""
-        forms = {}
-        for word, cls in [(c, c) for c in self.classes] + list(self.synonyms.items()):
-            forms[word] = cls
-            forms.setdefault(plural(word), cls)
-        return dict(sorted(forms.items(), key=lambda kv: -len(kv[0].split())))
-
-
-def coco_vocabulary() -> Vocabulary:
-    """COCO's 80 classes and the caption words that name them (man/woman/people → person, bike → bicycle)."""
-    data = json.loads((ROOT / "coco_vocabulary.json").read_text(encoding="utf-8"))
-    return Vocabulary(tuple(data["classes"]), data["synonyms"])
-
-
-def toy_vocabulary() -> Vocabulary:
-    from toy import world
-    return Vocabulary(world.CLASSES, dict(world.SYNONYMS))
-
-
-class ClassMention(NamedTuple):
-    classes: list  # distinct class names, in order of first mention
-    words: list  # the caption words (or compounds) that named them
-    has_classes: bool  # False: the caption names no class (flagged, no semantic target)
-    tagger: str  # "nltk" or "lexicon": which noun finder ran
-
-
-@functools.lru_cache(maxsize=1)
-def _nltk_tagger():
-    """NLTK's perceptron tagger if its data is installed locally, else None (never downloads)."""
-    try:
-        import nltk
-        nltk.data.find("taggers/averaged_perceptron_tagger_eng")
-        from nltk.tag import PerceptronTagger
-        return PerceptronTagger()
-    except (LookupError, ImportError, OSError):
-        return None
-
-
-def find_classes(caption: str, vocabulary: Vocabulary, use_nltk: Optional[bool] = None) -> ClassMention:
-    """The classes a caption names: longest-match n-grams against the vocabulary's singular/plural surface forms.
-
-    With NLTK (`use_nltk=None` uses it when its tagger data is installed, True requires it) a match counts only
-    if its last word is tagged as a noun (NN*), so "a man boxes" does not name a box. Without it (the offline
-    path) the vocabulary itself serves as the noun lexicon. Never raises on a caption without classes.
-    """
-    tagger = _nltk_tagger() if use_nltk is not False else None
-    if use_nltk and tagger is None:
-        raise RuntimeError("NLTK tagger data 'averaged_perceptron_tagger_eng' is not installed; install it with "
-                           "python -m nltk.downloader averaged_perceptron_tagger_eng, or use use_nltk=False")
-    words = re.findall(r"[a-z]+", caption.lower())
-    tags = [t for _, t in tagger.tag(words)] if tagger is not None and words else None
-    forms = vocabulary.surface_forms()
-    max_n = max(len(f.split()) for f in forms)
-    classes, named, i = [], [], 0
-    while i < len(words):
-        for n in range(min(max_n, len(words) - i), 0, -1):
-            phrase = " ".join(words[i:i + n])
-            if phrase in forms and (tags is None or tags[i + n - 1].startswith("NN")):
-                if forms[phrase] not in classes:
-                    classes.append(forms[phrase])
-                named.append(phrase)
-                i += n
-                break
-        else:
-            i += 1
-    return ClassMention(classes, named, bool(classes), "nltk" if tagger is not None else "lexicon")
-
-
-def class_id_matrix(class_lists: list, vocabulary: Vocabulary) -> torch.Tensor:
-    """(B, C_max) long mask ids (class index + 1) of each prompt's classes, padded with 0 (never chosen)."""
-    c_max = max([len(c) for c in class_lists] + [1])
-    ids = torch.zeros(len(class_lists), c_max, dtype=torch.long)
-    for r, names in enumerate(class_lists):
-        ids[r, :len(names)] = torch.tensor([vocabulary.classes.index(n) + 1 for n in names], dtype=torch.long)
-    return ids
-
-
-def build_prompt(caption: str, classes: list) -> str:
-    """P = caption + "; " + class names (the Dataset Diffusion format). Without classes, P is the caption."""
-    caption = caption.strip().rstrip(".")
-    return f"{caption} ; {' '.join(classes)}" if classes else caption
-
-
-class Blip2Captioner:
-    """BLIP-2 (`Blip2ForConditionalGeneration`) captions of PIL images; the paper preset's captioner."""
-
-    def __init__(self, model_id: str = "Salesforce/blip2-opt-2.7b", device="cpu", dtype=torch.float32,
-                 max_new_tokens: int = 30):
-        from transformers import Blip2ForConditionalGeneration, Blip2Processor
-        self.processor = Blip2Processor.from_pretrained(model_id)
-        self.model = Blip2ForConditionalGeneration.from_pretrained(model_id, dtype=dtype).to(device).eval()
-        self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
-
-    @torch.no_grad()
-    def __call__(self, items: list) -> list:
-        inputs = self.processor(images=[it["image"] for it in items], return_tensors="pt").to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
-        return [t.strip() for t in self.processor.batch_decode(out, skip_special_tokens=True)]
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # attention recording
 # ---------------------------------------------------------------------------------------------------------------
 
-def token_groups(tokenizer, names: list, max_length: Optional[int] = None) -> list:
-    """Positions of each name's tokens in the probe prompt " ".join(names) (after BOS): a name that splits into
-    several tokens gets all of them (their columns are averaged)."""
-    groups, pos = [], 1
-    for name in names:
-        n = len(tokenizer(name, add_special_tokens=False).input_ids)
-        groups.append(list(range(pos, pos + n)))
-        pos += n
-    if max_length is not None and pos >= max_length:
-        raise ValueError(f"class names need {pos} tokens, more than the text encoder's {max_length}")
-    return groups
-
-
 class AttentionRecorder:
     """Running sums of attention maps during one batched generation (or one UNet call).
-
     sums_self[layer]  (B, HW, HW)   self-attention, heads averaged, summed over recorded steps
     sums_cross[layer] (B, HW, C)    probe cross-attention of each class, heads and sub-tokens averaged, summed
     counts[layer]     number of recorded calls of that layer
@@ -453,9 +307,8 @@ class Preset:
 
 
 PRESETS = {
-    # the toy UNet attends at 16×16 and 8×8 only. On the first toy world 16×16 cross-attention alone localised best
-    # (0.659 against 0.639 with the 8×8 layers and 0.52 refined with 16×16 self-attention, τ = 4: docs/experiments.md);
-    # today's numbers: python -m toy.report pseudo-masks
+    # the toy UNet attends at 16×16 and 8×8 only; 16×16 cross-attention alone localised best (docs/experiments.md;
+    # today's numbers: python -m toy.report pseudo-masks)
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
                   mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
@@ -469,7 +322,7 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the method for a batch of images (§4); write_dataset wraps it with resume, locking and sharding
+# the method for a batch of images (§4); write_dataset wraps it with resume, locking and sharding (data.py)
 # ---------------------------------------------------------------------------------------------------------------
 
 class PseudoItem(NamedTuple):
@@ -507,95 +360,6 @@ def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the dataset writer
-# ---------------------------------------------------------------------------------------------------------------
-
-def save_png_atomic(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique per process: writers never share a temp file
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)  # a crash leaves either no file or a whole one
-
-
-def read_done(out: Path, keys: tuple = ("image", "mask")) -> set:
-    """Indices already written (lines of every items-*.jsonl naming files under `keys` that exist); a torn last line
-    is ignored."""
-    done = set()
-    for jl in out.glob("items-rank*.jsonl"):
-        for line in jl.read_bytes().splitlines():
-            try:
-                rec = json.loads(line.decode("utf-8"))
-                if all((out / rec[k]).exists() for k in keys):
-                    done.add(rec["index"])
-            except (ValueError, KeyError, TypeError):  # not UTF-8, not JSON, not a record: not done
-                continue
-    return done
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _repair_jsonl(path: Path) -> None:
-    """Cut a torn last line (a crash mid-write) so appends start on a fresh line."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-@contextlib.contextmanager
-def writer_lock(out: Path, rank: int):
-    """Hold an exclusive lock on out/.writer-rank{r}.lock while writing: a second writer of the same folder and rank
-    is refused, and the OS frees the lock when its process ends, even on kill -9 (fcntl.flock; POSIX)."""
-    import fcntl
-    with open(out / f".writer-rank{rank}.lock", "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"another writer is writing {out} (rank {rank}); wait for it to finish") from None
-        yield
-
-
-# what makes items alike: a resumed or sharded write must use the same (the tagger decides which nouns are classes)
-WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed", "sd", "captioner", "tagger",
-                   "dtype")
-
-
-def check_settings(out: Path, meta: dict, num_images: int, extend: bool) -> None:
-    """A dataset is written once: continuing it needs the settings it was written with, and more items than its
-    target need `extend`. Raises ValueError naming every mismatch."""
-    old, meta = json.loads((out / "meta.json").read_text()), json.loads(json.dumps(meta))  # tuples as JSON lists
-    diff = [f"{k}: dataset {old.get(k)!r}, asked {meta[k]!r}" for k in WRITER_SETTINGS if old.get(k) != meta[k]]
-    if diff:
-        raise ValueError(f"{out} was written with other settings ({'; '.join(diff)}); write to a new --out, or "
-                         f"use the dataset's settings (its meta.json)")
-    target = old.get("num_images", len(read_done(out)))
-    if num_images > target and not extend:
-        raise ValueError(f"{out} holds a dataset of {target} images; writing {num_images} would add to it: pass "
-                         f"--extend (extend=True) to do so, or choose another --out")
-
-
-def load_image_sources(images_dir: Path) -> tuple[list, int]:
-    """The image files of a folder whose headers read, in name order, and how many were skipped. Only headers are
-    checked here (a COCO-sized folder does not fit in memory decoded); each batch decodes its own images."""
-    from PIL import Image, UnidentifiedImageError
-    good, skipped = [], 0
-    for p in sorted(p for p in images_dir.iterdir() if p.is_file()):
-        try:
-            with Image.open(p) as im:
-                im.verify()
-            good.append(p)
-        except (UnidentifiedImageError, OSError) as e:
-            warnings.warn(f"skipping unreadable image {p.name}: {e}")
-            skipped += 1
-    return good, skipped
 
 
 def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, captioner=None, images_dir=None,
@@ -637,7 +401,7 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
         if rank == 0 and (extend or not (out / "meta.json").exists()):
             (out / "meta.json").write_text(json.dumps(meta, indent=2))
         jsonl = out / f"items-rank{rank}.jsonl"
-        _repair_jsonl(jsonl)
+        repair_jsonl(jsonl)
         done = read_done(out)
         todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
         stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
@@ -674,16 +438,6 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
 # ---------------------------------------------------------------------------------------------------------------
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def rank_device(device: str) -> torch.device:
-    """The device of this process: "cuda" becomes cuda:LOCAL_RANK (torchrun sets it; 0 otherwise) and is made the
-    current CUDA device, so sharded writers never all load their models onto GPU 0."""
-    if device != "cuda":
-        return torch.device(device)
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    torch.cuda.set_device(local)
-    return torch.device("cuda", local)
 
 
 def main(argv=None) -> None:

@@ -36,7 +36,7 @@ import torch
 
 from checkpoint import (check_ranks_in_sync, complete, read_checkpoint_info, recover_checkpoint, rng_state, save_checkpoint,
                         set_rng_state)
-from data import FrozenCache, PseudoGTDataset, make_loader
+from data import FrozenCache, PseudoGTDataset, make_loader, read_done
 import evaluate
 
 ROOT = Path(__file__).resolve().parent
@@ -220,11 +220,10 @@ def options(argv=(), **overrides) -> argparse.Namespace:
 def ensure_dataset(args, rank: int) -> None:
     """Use --data as it is. A missing toy dataset is written first (progress bar included), and one a crashed
     writer left short is finished; growing a dataset needs --extend-data, and the writer refuses other settings."""
-    import pseudo_gt
     folder = Path(args.data)
     if (folder / "meta.json").exists():
         meta = json.loads((folder / "meta.json").read_text())
-        done = len(pseudo_gt.read_done(folder))
+        done = len(read_done(folder))
         target = meta.get("num_images", done)
         if args.num_images is not None and args.num_images != target and not args.extend_data:
             raise SystemExit(f"--data {folder} holds a dataset of {target} images; --num-images {args.num_images} "

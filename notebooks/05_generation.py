@@ -39,6 +39,7 @@ print("fast mode" if FAST else "full mode")
 # %%
 from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, slot_labels
+import downstream                                 # generate / compose: images decoded from slots
 from toy.world import ToyScenes
 ckpt = notebook_checkpoint(phase=2)
 model, info = load_checkpoint_model(ckpt); model.eval()
@@ -48,7 +49,7 @@ steps = 10 if FAST else 25
 torch.manual_seed(0)
 with torch.no_grad():
     enc = model.encode(imgs)
-    recon = model.generate(enc.cond, torch.Generator().manual_seed(0), num_steps=steps)
+    recon = downstream.generate(model, enc.cond, torch.Generator().manual_seed(0), num_steps=steps)
 fig, axes = plt.subplots(2, 6, figsize=(10, 3.6))
 for j in range(6):
     axes[0, j].imshow(imgs[j].permute(1, 2, 0)); axes[1, j].imshow(recon[j].permute(1, 2, 0).clamp(0, 1))
@@ -80,8 +81,8 @@ pairs = [(0, 1), (2, 3), (4, 5)]
 fig, axes = plt.subplots(len(pairs), 4, figsize=(7, 1.9 * len(pairs)))
 for r, (i, j) in enumerate(pairs):
     k, k2 = object_slot(i), object_slot(j)
-    orig, removed = model.compose(enc.cond[i:i + 1], remove=[k], seed=r, num_steps=steps)
-    _, added = model.compose(enc.cond[i:i + 1], add=enc.cond[j, k2:k2 + 1], seed=r, num_steps=steps)
+    orig, removed = downstream.compose(model, enc.cond[i:i + 1], remove=[k], seed=r, num_steps=steps)
+    _, added = downstream.compose(model, enc.cond[i:i + 1], add=enc.cond[j, k2:k2 + 1], seed=r, num_steps=steps)
     for a, im, t in zip(axes[r], [imgs[i], orig[0], removed[0], added[0]],
                         ["input", "from slots", f"slot {k} removed", f"+ slot {k2} of scene {j}"]):
         a.imshow(im.permute(1, 2, 0).clamp(0, 1)); a.set_title(t, fontsize=7); a.axis("off")

@@ -108,7 +108,7 @@ def test_edits_run_on_a_tiny_model_with_the_same_noise(tiny_models):
     # the original of an edit is the plain decoding with the scene's seed
     batch = downstream._scenes("val", [0])
     cond = model.encode(batch["image"]).cond
-    plain = model.generate(cond, torch.Generator().manual_seed(0), 2)
+    plain = downstream.generate(model, cond, torch.Generator().manual_seed(0), 2)
     assert torch.allclose(edits.examples[0][3], plain[0])
     with pytest.raises(ValueError, match="choice"):
         downstream.compositional_edits(model, "val", 1, choice="best")

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import downstream
 from conftest import tiny_glass_config
 from glass import GLASS
 
@@ -90,16 +91,16 @@ def test_generate_and_compose_share_the_initial_noise(tiny_models):
     model = GLASS(tiny_glass_config(tiny_models)).eval()
     enc = model.encode(batch()["image"])
     assert enc.cond.shape == (3, 4, model.unet.config.cross_attention_dim)
-    original, same = model.compose(enc.cond[:1], remove=[], num_steps=3, seed=5)
+    original, same = downstream.compose(model, enc.cond[:1], remove=[], num_steps=3, seed=5)
     assert original.shape == (1, 3, 64, 64)
     assert torch.equal(original, same), "no edit + same noise = the same image"
-    _, removed = model.compose(enc.cond[:1], remove=[0], num_steps=3, seed=5)
-    _, added = model.compose(enc.cond[:1], add=enc.cond[1, :2], num_steps=3, seed=5)
+    _, removed = downstream.compose(model, enc.cond[:1], remove=[0], num_steps=3, seed=5)
+    _, added = downstream.compose(model, enc.cond[:1], add=enc.cond[1, :2], num_steps=3, seed=5)
     assert not torch.equal(original, removed) and not torch.equal(original, added)
-    a = model.generate(enc.cond[:1], torch.Generator().manual_seed(5), num_steps=3)
+    a = downstream.generate(model, enc.cond[:1], torch.Generator().manual_seed(5), num_steps=3)
     torch.testing.assert_close(a, original)
     with pytest.raises(ValueError, match=r"\(1, K, D_ctx\)"):
-        model.compose(enc.cond, remove=[0])
+        downstream.compose(model, enc.cond, remove=[0])
 
 
 def test_bad_images_raise(tiny_models):
@@ -160,7 +161,7 @@ def test_generate_matches_diffusers_pipeline_with_and_without_guidance(tiny_mode
     cond = model.encode(torch.rand(2, 3, 64, 64)).cond
     pipe = diffusers_pipeline(model)
     for g in (1.0, 3.0):
-        ours = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=g)
+        ours = downstream.generate(model, cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=g)
         kw = {"negative_prompt_embeds": torch.zeros_like(cond)} if g > 1 else {}
         ref = pipe(prompt_embeds=cond, height=64, width=64, num_inference_steps=3, guidance_scale=g,
                    generator=torch.Generator().manual_seed(1), output_type="pt", **kw).images
@@ -175,10 +176,10 @@ def test_unconditional_branch_is_the_empty_prompt_embedding(tiny_models):
     text = CLIPTextModel.from_pretrained(tiny_models / "sd" / "text_encoder")
     ids = tok([""], padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids
     expected = text(ids).last_hidden_state.expand(2, -1, -1)  # (2, 77, D)
-    torch.testing.assert_close(model.unconditional(cond), expected)
-    with_prompt = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
+    torch.testing.assert_close(downstream.unconditional(model, cond), expected)
+    with_prompt = downstream.generate(model, cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
     model.config = model.config.__class__(**{**model.config.__dict__, "uncond": "zeros"})
-    with_zeros = model.generate(cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
+    with_zeros = downstream.generate(model, cond, torch.Generator().manual_seed(1), num_steps=3, guidance_scale=3.0)
     assert not torch.allclose(with_prompt, with_zeros)
 
 

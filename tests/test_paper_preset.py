@@ -86,8 +86,8 @@ def test_writer_rank_device_comes_from_local_rank(monkeypatch):
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
     monkeypatch.setenv("LOCAL_RANK", "3")
-    assert pseudo_gt.rank_device("cuda") == torch.device("cuda", 3) and chosen == [3]
-    assert pseudo_gt.rank_device("cpu") == torch.device("cpu") and chosen == [3]
+    assert checkpoint.rank_device("cuda") == torch.device("cuda", 3) and chosen == [3]
+    assert checkpoint.rank_device("cpu") == torch.device("cpu") and chosen == [3]
 
 
 def test_writer_records_models_tagger_and_dtype_and_refuses_a_mismatch(tiny_pipe, tiny_dataset, tmp_path):

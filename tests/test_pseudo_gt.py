@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from data import PseudoGTDataset
+import data
+import prompts
 import pseudo_gt as pg
 import train
 from toy import report as toy_report
-from pseudo_gt import MaskConfig, build_prompt, find_classes, refine, label_mask, token_groups
+from prompts import build_prompt, find_classes, token_groups
+from pseudo_gt import MaskConfig, label_mask, refine
 
 TOY_CFG = MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
 
@@ -17,7 +20,7 @@ TOY_CFG = MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
 # ---------------------------------------------------------------- prompts
 
 def test_find_classes_toy_synonyms_plurals_compounds():
-    v = pg.toy_vocabulary()
+    v = prompts.toy_vocabulary()
     m = find_classes("a picture of two goldfish, a small red toadstool and three cottages on a striped floor", v,
                      use_nltk=False)
     assert m.classes == ["fish", "mushroom", "house"] and m.has_classes and m.tagger == "lexicon"
@@ -26,7 +29,7 @@ def test_find_classes_toy_synonyms_plurals_compounds():
 
 
 def test_find_classes_coco():
-    v = pg.coco_vocabulary()
+    v = prompts.coco_vocabulary()
     m = find_classes("Two men riding bikes past a traffic light and a hot dog stand.", v, use_nltk=False)
     assert m.classes == ["person", "bicycle", "traffic light", "hot dog"]
     m = find_classes("people with knives and wine glasses near the sofa", v, use_nltk=False)
@@ -34,21 +37,21 @@ def test_find_classes_coco():
 
 
 def test_caption_without_classes_is_flagged_not_an_error():
-    m = find_classes("a blurry photo of the sky", pg.coco_vocabulary(), use_nltk=False)
+    m = find_classes("a blurry photo of the sky", prompts.coco_vocabulary(), use_nltk=False)
     assert m.classes == [] and not m.has_classes
     assert build_prompt("a blurry photo of the sky.", m.classes) == "a blurry photo of the sky"
     assert build_prompt("a red toadstool", ["mushroom"]) == "a red toadstool ; mushroom"
 
 
 def test_nltk_required_but_missing_is_a_clear_error():
-    if pg._nltk_tagger() is not None:
+    if prompts._nltk_tagger() is not None:
         pytest.skip("NLTK tagger data is installed here; the error path cannot occur")
     with pytest.raises(RuntimeError, match="averaged_perceptron_tagger_eng"):
-        find_classes("a dog", pg.coco_vocabulary(), use_nltk=True)
+        find_classes("a dog", prompts.coco_vocabulary(), use_nltk=True)
 
 
 def test_plural_rules():
-    assert [pg.plural(w) for w in ("box", "cross", "person", "knife", "traffic light", "plus sign", "pony")] == \
+    assert [prompts.plural(w) for w in ("box", "cross", "person", "knife", "traffic light", "plus sign", "pony")] == \
         ["boxes", "crosses", "people", "knives", "traffic lights", "plus signs", "ponies"]
 
 
@@ -158,7 +161,7 @@ def test_writer_resumes_after_a_crash(tiny_models, tiny_pipe, tmp_path):
     pg.write_dataset(full, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False)
     crashed = tmp_path / "crashed"
     pg.write_dataset(crashed, preset, 5, pipe=tiny_pipe, batch_size=2, use_nltk=False, stop_after=1)
-    assert len(pg.read_done(crashed)) == 2
+    assert len(data.read_done(crashed)) == 2
     # simulate a crash mid-item: a torn JSONL line, a half-written temporary PNG
     with open(crashed / "items-rank0.jsonl", "a") as f:
         f.write('{"index": 2, "image": "images/00')

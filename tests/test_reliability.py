@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+import data
 from data import PseudoGTDataset
 import pseudo_gt
 import train
@@ -35,7 +36,7 @@ def copy_dataset(src: Path, dst: Path) -> Path:
 
 
 def count_items(folder: Path) -> int:
-    return len(pseudo_gt.read_done(folder))
+    return len(data.read_done(folder))
 
 
 # 1 ---------------------------------------------------------------- a dataset is not changed without asking
@@ -173,8 +174,8 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_no_obstacle(tiny_
 
 
 def test_concurrent_png_writes_never_collide(tmp_path):
-    code = ("import sys, numpy as np; sys.path.insert(0, %r); import pseudo_gt\n"
-            "for i in range(150): pseudo_gt.save_png_atomic(np.full((32, 32), i %% 255, np.uint8), "
+    code = ("import sys, numpy as np; sys.path.insert(0, %r); import data\n"
+            "for i in range(150): data.save_png_atomic(np.full((32, 32), i %% 255, np.uint8), "
             "__import__('pathlib').Path(%r))") % (str(ROOT), str(tmp_path / "same.png"))
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
@@ -192,7 +193,7 @@ def test_an_image_folder_is_read_lazily_and_captioned_by_the_toy_captioner(tiny_
         Image.fromarray(make_scene("val", i).image).save(src / f"{i}.png")
     (src / "broken.png").write_bytes(b"not an image")
     with pytest.warns(UserWarning, match="broken.png"):
-        paths, skipped = pseudo_gt.load_image_sources(src)
+        paths, skipped = data.load_image_sources(src)
     assert [p.name for p in paths] == ["0.png", "1.png", "2.png"] and skipped == 1  # paths, not decoded images
     preset = pseudo_gt.Preset("toy", sd="unused", size=64, steps=2, guidance=1.0,
                               mask=pseudo_gt.MaskConfig(cross_res=(16,), self_res=16, refine=False))

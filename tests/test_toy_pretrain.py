@@ -91,65 +91,23 @@ def test_class_token_positions():
     assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["house</w>", "mushroom</w>"]
 
 
-def smooth_images(b: int, size: int = 64, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(b, 3, 4, 4, generator=g)
-    return torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False)
-
-
-def test_views_and_their_maps_point_at_the_same_scene_points():
-    x = smooth_images(4)
-    gen = torch.Generator().manual_seed(1)
-    (v1, th1), (v2, th2) = pretrain.random_views(x, gen), pretrain.random_views(x, gen)
-    uv = pretrain.token_centres(16).expand(4, -1, -1)  # (B, 256, 2)
-    scene = pretrain.to_scene(th1, uv)
-    assert torch.allclose(pretrain.to_view(th1, scene), uv, atol=1e-5)
-    sample = lambda img, pts: torch.nn.functional.grid_sample(img, pts[:, :, None], align_corners=False)[..., 0]
-    direct = sample(x, scene)  # the scene itself, read at the scene points of view 1's tokens
-    assert (sample(v1, uv) - direct).abs().max() < 0.03
-    in2 = pretrain.to_view(th2, scene)
-    inside = (in2.abs() <= 1 - 1 / 16).all(-1)  # (B, 256), the anchors dense_infonce keeps
-    assert inside.any()
-    err = (sample(v2, in2) - direct).abs().amax(1)  # (B, 256)
-    assert err[inside].max() < 0.03
-    # a flipped view: its left edge is the scene's right side of the crop
-    th = torch.tensor([[[-0.5, 0.0, 0.1], [0.0, 0.5, -0.2]]])
-    assert torch.allclose(pretrain.to_scene(th, torch.tensor([[[-1.0, 0.0]]])), torch.tensor([[[0.6, -0.2]]]))
-
-
-def test_dense_infonce_rewards_the_true_correspondence():
-    b, s = 2, 4
-    codes = torch.eye(b * s * s).reshape(b, s * s, b * s * s).transpose(1, 2).reshape(b, -1, s, s)  # one-hot per token
-    ident = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
-    flip = torch.tensor([[-1.0, 0, 0], [0, 1.0, 0]]).expand(b, -1, -1)
-    loss = lambda z2, th2: float(pretrain.dense_infonce(codes, z2, ident, th2, torch.Generator().manual_seed(0),
-                                                  anchors=8, tau=0.05, exclude=0.0))
-    assert loss(codes, ident) < 1e-3  # every token finds itself
-    assert loss(codes.flip(-1), flip) < 1e-3  # the flipped view's feature map, read at the flipped place
-    assert loss(codes, flip) > 1.0  # a wrong geometry pairs the wrong tokens
-    assert loss(codes.roll(1, 0), ident) > 1.0  # tokens of the other image
-
-
-@pytest.mark.parametrize("with_neutral", [False, True])
-def test_instance_contrast_against_a_loop(with_neutral):
+def test_instance_contrast_against_a_loop():
     g = torch.Generator().manual_seed(0)
     tokens = torch.randn(2, 6, 3, generator=g)
     ids = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 0, 3]])  # id 2 / 3: a single-token instance, no positives
-    neutral = torch.tensor([[0, 0, 5, 5, 6, 5], [0, 7, 0, 7, 0, 7]])  # tokens 2, 3 and 5 of image 0: one group
     tau = 0.5
     per_token = []
     for b in range(2):
         z = torch.nn.functional.normalize(tokens[b], dim=-1)
         for i in range(6):
-            others = [j for j in range(6) if j != i and not (with_neutral and neutral[b, j] == neutral[b, i]
-                                                              and ids[b, j] != ids[b, i])]
+            others = [j for j in range(6) if j != i]
             pos = [j for j in others if ids[b, j] == ids[b, i]]
             if not pos:
                 continue
             denom = torch.logsumexp(torch.stack([z[i] @ z[j] / tau for j in others]), 0)
             per_token.append(-sum(z[i] @ z[j] / tau - denom for j in pos) / len(pos))
     expected = torch.stack(per_token).mean()
-    got = pretrain.instance_contrast(tokens, ids, tau=tau, neutral=neutral if with_neutral else None)
+    got = pretrain.instance_contrast(tokens, ids, tau=tau)
     assert torch.allclose(got, expected, atol=1e-6)
     # tokens that are exactly their instance's code beat shuffled ones
     codes = torch.eye(4)[ids] * 5  # (2, 6, 4)
@@ -164,13 +122,12 @@ def test_patch_majority_by_hand():
     assert pretrain.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
 
 
-@pytest.mark.parametrize("objective", ["part", "instance"])
-def test_labelled_objectives_train(tmp_path, objective):
-    pretrain.main(["--stage", "encoder", "--encoder-objective", objective, "--tiny", "--max-steps", "2", "--out",
+def test_labelled_objective_trains(tmp_path):
+    pretrain.main(["--stage", "encoder", "--encoder-objective", "part", "--tiny", "--max-steps", "2", "--out",
                    str(tmp_path)])
     from transformers import Dinov2Model
     assert Dinov2Model.from_pretrained(tmp_path / "encoder").config.hidden_size == 16
-    assert objective in (tmp_path / "training_log.json").read_text()
+    assert "(instance, part)" in (tmp_path / "training_log.json").read_text()
 
 
 def test_class_set_counts_by_hand():

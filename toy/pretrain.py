@@ -10,11 +10,10 @@ Objectives:
               positives; other parts, other objects and the background are negatives; cosine, τ 0.1) plus
               per-token class cross-entropy through a linear head. It uses the world's instance, part and class
               labels, as a stand-in for what DINOv2 gives GLASS: tokens that know their class and their part and
-              differ between instances. `instance`: the same over instance ids only (parts not told apart).
-              docs/binding.md §2 measures why the self-supervised objectives were not enough.
-              `dense`: patch-level contrast across two views without labels (DenseCL / PixPro family; each scene
-              cropped twice, colour channels permuted, a token must find the other view's feature at the same scene
-              point, InfoNCE τ 0.2). `mae`: masked-patch prediction with block masks.
+              differ between instances. `mae`: masked-patch prediction with block masks (Tab. 6b's other encoder).
+              Objectives measured and not shipped (a label-free patch contrast across crops; contrasts over
+              instance ids, over (class, part) ids, or with other instances of a class neutral) are in
+              docs/binding.md §2 and §9; their code is in git history (commit c4acab3).
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, docs/design.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
@@ -65,7 +64,6 @@ class TrainConfig:
     log_every: int = 50
     align_weight: float = 1.0  # weight of the cross-attention alignment loss (0 = plain denoising)
     align_max_t: int = 800  # alignment only at timesteps below this
-    contrast_exclude: float = 0.25  # encoder: same-image tokens this close (scene units) are not negatives
     empty_prompt_prob: float = 0.1
     ema_decay: float = 0.998
     latent_pool: int = 12000  # training scenes whose VAE latents are cached for UNet training
@@ -224,80 +222,6 @@ class MAEDecoder(nn.Module):
         return self.head(self.blocks(x))  # (B, N, 3p²)
 
 
-def random_views(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.3) -> tuple:
-    """A random view of each image: a square crop covering [min_scale, 1] of the area, flipped left-right half of
-    the time, resampled to the full size.
-
-    x: (B, 3, H, W). Returns (views (B, 3, H, W), theta (B, 2, 3)): theta maps view coordinates (x, y, 1) in
-    [-1, 1] (grid_sample's convention) to scene coordinates, so that tokens of two views can be paired.
-    """
-    b = x.shape[0]
-    half = torch.empty(b).uniform_(min_scale, 1.0, generator=gen).sqrt()  # half side, in units of half the image
-    cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - half)
-    cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - half)
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    zero = torch.zeros(b)
-    theta = torch.stack([torch.stack([half * flip, zero, cx], -1), torch.stack([zero, half, cy], -1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2) scene point of each view pixel
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), theta
-
-
-def recolour(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Permute each image's colour channels and scale its brightness: colour is not what makes an object a class."""
-    b = x.shape[0]
-    perm = torch.stack([torch.randperm(3, generator=gen) for _ in range(b)])  # (B, 3)
-    x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
-    return (x * torch.empty(b, 1, 1, 1).uniform_(0.7, 1.3, generator=gen)).clamp(0, 1)
-
-
-def token_centres(side: int) -> torch.Tensor:
-    """View coordinates (x, y) in [-1, 1] of the centres of a side×side token grid, row-major: (side², 2)."""
-    c = (torch.arange(side) + 0.5) / side * 2 - 1
-    yy, xx = torch.meshgrid(c, c, indexing="ij")
-    return torch.stack([xx.flatten(), yy.flatten()], -1)
-
-
-def to_scene(theta: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """View coordinates (B, N, 2) → scene coordinates (B, N, 2) under each view's affine map theta (B, 2, 3)."""
-    return uv @ theta[:, :, :2].transpose(1, 2) + theta[:, :, 2][:, None]
-
-
-def to_view(theta: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """Scene coordinates (B, N, 2) → view coordinates (B, N, 2): the inverse of `to_scene`."""
-    return (xy - theta[:, :, 2][:, None]) @ torch.linalg.inv(theta[:, :, :2]).transpose(1, 2)
-
-
-def dense_infonce(z1: torch.Tensor, z2: torch.Tensor, theta1: torch.Tensor, theta2: torch.Tensor,
-                  gen: torch.Generator, anchors: int = 32, tau: float = 0.2, exclude: float = 0.25) -> torch.Tensor:
-    """Patch-level InfoNCE between two views: a token of view 1 must pick, among the tokens of the whole batch,
-    view 2's feature at the same scene point (bilinearly read off view 2's grid).
-
-    z1, z2: (B, D, s, s) projected, L2-normalised token maps. Negatives are every other anchor's positive, in the
-    same image or another; same-image keys closer than `exclude` (scene units, 0.25 = 2 tokens at 16×16) are left
-    out, as they are the same bit of the same object. Anchors whose scene point falls outside view 2 are skipped.
-    """
-    b, d, s, _ = z1.shape
-    centres = token_centres(s).expand(b, -1, -1)  # (B, s², 2)
-    scene = to_scene(theta1, centres)  # (B, s², 2)
-    in2 = to_view(theta2, scene)  # (B, s², 2) where each view-1 token lands in view 2
-    valid = (in2.abs() <= 1 - 1 / s).all(-1).float()  # (B, s²)
-    idx = torch.multinomial(valid + 1e-6, anchors, generator=gen)  # (B, M), distinct tokens
-    ok = torch.gather(valid, 1, idx).bool().flatten()  # (B·M,)
-    q = torch.gather(z1.flatten(2), 2, idx[:, None].expand(-1, d, -1))  # (B, D, M)
-    where = torch.gather(in2, 1, idx[..., None].expand(-1, -1, 2))  # (B, M, 2)
-    k = F.grid_sample(z2, where[:, :, None], mode="bilinear", align_corners=False)[..., 0]  # (B, D, M)
-    q = q.permute(0, 2, 1).reshape(b * anchors, d)
-    k = F.normalize(k.permute(0, 2, 1).reshape(b * anchors, d), dim=-1)
-    logits = q @ k.T / tau  # (B·M, B·M)
-    pts = torch.gather(scene, 1, idx[..., None].expand(-1, -1, 2)).reshape(b * anchors, 2)
-    img = torch.arange(b).repeat_interleave(anchors)
-    near = (img[:, None] == img[None]) & (torch.cdist(pts, pts) < exclude)
-    near.fill_diagonal_(False)
-    logits = logits.masked_fill(near | ~ok[None], float("-inf"))
-    loss = F.cross_entropy(logits, torch.arange(b * anchors), reduction="none")
-    return (loss * ok).sum() / ok.sum().clamp(min=1)
-
-
 def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
     """Majority id of each p×p patch of an integer map (B, H, W) with ids 0..num_ids−1 → (B, N)."""
     onehot = F.one_hot(labels, num_ids).permute(0, 3, 1, 2).float()  # (B, I, H, W)
@@ -345,20 +269,15 @@ def token_variance(enc, n: int = 256) -> dict:
     return {k: v / count for k, v in sums.items()}
 
 
-def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1,
-                      neutral: torch.Tensor | None = None) -> torch.Tensor:
+def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """Supervised contrast of the tokens of one image (SupCon, Khosla et al. 2020, within each image): a token's
     positives are the other tokens of its own instance (background is one group), its negatives every token of
-    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss.
-    `neutral` (B, N): tokens of another id but the same neutral id are left out (neither positive nor negative)."""
+    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss."""
     z = F.normalize(tokens, dim=-1)
     logits = torch.einsum("bnd,bmd->bnm", z, z) / tau  # (B, N, N) cosine similarities / τ
     n = z.shape[1]
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)[None]  # (1, N, N)
     logits = logits.masked_fill(self_mask, float("-inf"))  # a token is not its own candidate
-    if neutral is not None:  # same neutral id, other id: left out of the candidates
-        left_out = (neutral[:, :, None] == neutral[:, None, :]) & (ids[:, :, None] != ids[:, None, :])
-        logits = logits.masked_fill(left_out, float("-inf"))
     log_prob = logits.log_softmax(dim=-1)  # (B, N, N): over all other tokens of the image
     pos = (ids[:, :, None] == ids[:, None, :]) & ~self_mask  # (B, N, N) same instance
     n_pos = pos.sum(-1)  # (B, N)
@@ -366,28 +285,12 @@ def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1,
     return per_token[n_pos > 0].mean()
 
 
-class ProjectionHead(nn.Module):
-    """Token-wise MLP from encoder tokens to the contrastive space (thrown away after pretraining)."""
-
-    def __init__(self, dim: int, hidden: int = 256, out: int = 128):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out))
-
-    def forward(self, tokens: torch.Tensor, side: int) -> torch.Tensor:
-        z = F.normalize(self.net(tokens), dim=-1)  # (B, N, out)
-        return z.transpose(1, 2).reshape(z.shape[0], -1, side, side)  # (B, out, s, s)
-
-
-LABELLED_OBJECTIVES = ("part", "part-neutral", "instance", "class-part")  # token contrast + class head
-
-
 def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "part",
                   mask_ratio: float = 0.6) -> None:
     """objective "part": labelled within-image token contrast over (instance, part) ids + class head (the default,
-    the shipped stand-in); "instance": the same over instance ids; "class-part": the same over (class, part) ids, so
-    that two instances of one class share their tokens, and "part-neutral": as "part", with the same part of another
-    instance of the class neither positive nor negative (both experiments: docs/binding.md §9); "dense": patch-level
-    contrast across two crops without labels; "mae": masked-patch prediction."""
+    the shipped stand-in); "mae": masked-patch prediction (Tab. 6b's other encoder)."""
+    if objective not in ("part", "mae"):
+        raise ValueError(f"encoder objective must be 'part' or 'mae', got {objective!r}")
     from transformers import Dinov2Model
     torch.manual_seed(cfg.seed)
     folder = out / "encoder"
@@ -395,9 +298,7 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         else build_encoder(sizes)
     p = enc.config.patch_size
     side = 64 // p
-    if objective == "dense":
-        head = ProjectionHead(enc.config.hidden_size)
-    elif objective in LABELLED_OBJECTIVES:
+    if objective == "part":
         head = nn.Linear(enc.config.hidden_size, len(CLASSES) + 1)  # per-token class, beside the contrast
     else:
         head = MAEDecoder(enc.config.hidden_size, side * side, 3 * p * p)
@@ -413,32 +314,16 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
         lr = cfg.lr * min(1.0, (step + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr
-        if objective in LABELLED_OBJECTIVES:
+        if objective == "part":
             batch = next(data)
             x, inst, sem, part = batch["image"], batch["instance"], batch["semantic"], batch["part"]
             if torch.rand((), generator=gen) < 0.5:
                 x, inst, sem, part = x.flip(-1), inst.flip(-1), sem.flip(-1), part.flip(-1)
             tokens = patch_features(enc, x)  # (B, N, D)
-            neutral = None
-            if objective in ("part", "part-neutral"):  # (B, N) (instance, part) id of each patch
-                ids = part_ids(inst, part, p, MAX_OBJECTS)
-                if objective == "part-neutral":  # the same part of another instance of the class: neither
-                    neutral = part_ids(sem, part, p, len(CLASSES))
-            elif objective == "class-part":  # (B, N) (class, part) id of each patch
-                ids = part_ids(sem, part, p, len(CLASSES))
-            else:
-                ids = patch_majority(inst, p, MAX_OBJECTS + 1)  # (B, N) instance of each patch, 0 = background
+            ids = part_ids(inst, part, p, MAX_OBJECTS)  # (B, N) (instance, part) id of each patch
             cls = patch_labels(sem, p)  # (B, N) class of each patch
-            loss = instance_contrast(tokens, ids, neutral=neutral) \
+            loss = instance_contrast(tokens, ids) \
                 + F.cross_entropy(head(tokens).flatten(0, 1), cls.flatten())
-        elif objective == "dense":
-            x = next(data)["image"]
-            (v1, th1), (v2, th2) = random_views(x, gen), random_views(x, gen)
-            v1, v2 = recolour(v1, gen), recolour(v2, gen)
-            z1, z2 = head(patch_features(enc, v1), side), head(patch_features(enc, v2), side)  # (B, 128, s, s)
-            ex = cfg.contrast_exclude
-            loss = 0.5 * (dense_infonce(z1, z2, th1, th2, gen, exclude=ex)
-                          + dense_infonce(z2, z1, th2, th1, gen, exclude=ex))
         else:
             x = next(data)["image"]
             if torch.rand(()) < 0.5:
@@ -461,22 +346,11 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
             last_save = time.time()
     bar.close()
     save_atomic(enc, folder)
-    about = {"dense": "patch-level InfoNCE across two crops (colour channels permuted), "
-                      f"neighbours within {cfg.contrast_exclude} not negatives",
-             "mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}",
+    about = {"mae": f"masked-patch prediction, MAE decoder, block masks {mask_ratio}",
              "part": "WITH the world's labels (a stand-in for DINOv2's tokens that know class and part and differ "
                      "between instances): supervised contrast of the tokens within each image over (instance, part) "
                      "ids (same part of the same instance positive, τ 0.1) + per-token class cross-entropy through a "
-                     "linear head",
-             "part-neutral": "WITH the world's labels: as \"part\", but the same part of another instance of the "
-                             "same class is neither positive nor negative (instances differ only as much as their "
-                             "pixels do)",
-             "class-part": "WITH the world's labels (tokens that know class and part but not which instance): "
-                           "supervised contrast of the tokens within each image over (class, part) ids (same part of "
-                           "the same class positive, τ 0.1) + per-token class cross-entropy through a linear head",
-             "instance": "WITH the world's labels (a stand-in for DINOv2's instance-aware tokens): supervised "
-                         "contrast of the tokens within each image (same instance positive, τ 0.1) + per-token "
-                         "class cross-entropy through a linear head"}[objective]
+                     "linear head"}[objective]
     log_run(out, "encoder", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
                                      "lr": cfg.lr, "objective": about})
 
@@ -698,14 +572,9 @@ def main(argv=None) -> None:
     ap.add_argument("--max-steps", type=int, default=10 ** 9, help="step budget of the stage")
     ap.add_argument("--batch-size", type=int, default=None, help="default: 16 (vae), 32 (encoder, unet)")
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-3 (vae), 5e-4 (unet), 1e-3 (encoder)")
-    ap.add_argument("--encoder-objective", choices=["part", "part-neutral", "instance", "class-part", "dense", "mae"],
-                    default="part",
+    ap.add_argument("--encoder-objective", choices=["part", "mae"], default="part",
                     help="encoder pretraining: labelled (instance, part) contrast + class head (part, the shipped "
-                         "stand-in), the same with other instances of a class neutral (part-neutral), over "
-                         "instances only (instance) or over (class, part) (class-part), patch contrast across crops "
-                         "(dense) or masked-patch prediction (mae)")
-    ap.add_argument("--contrast-exclude", type=float, default=0.25,
-                    help="dense encoder objective: same-image negatives closer than this (scene units) are left out")
+                         "stand-in) or masked-patch prediction (mae, Tab. 6b)")
     ap.add_argument("--align-weight", type=float, default=1.0, help="UNet cross-attention alignment loss weight")
     ap.add_argument("--latent-pool", type=int, default=12000, help="training scenes cached as latents (unet)")
     ap.add_argument("--resume", action="store_true", help="continue from the weights in --out")
@@ -722,7 +591,6 @@ def main(argv=None) -> None:
         bs, lr = defaults[stage]
         cfg = TrainConfig(batch_size=args.batch_size or bs, lr=args.lr or lr, minutes=args.minutes,
                           max_steps=args.max_steps, align_weight=args.align_weight,
-                          contrast_exclude=args.contrast_exclude,
                           latent_pool=args.latent_pool if not args.tiny else 64,
                           log_every=1 if args.tiny else 50)
         print(f"== {stage}: {asdict(cfg)}", flush=True)

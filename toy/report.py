@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+import prompts as pr
 import pseudo_gt as pg
 from glass import quiet_loading
 
@@ -240,15 +241,15 @@ def probe_ceiling(sizes: ModelSizes, cfg: TrainConfig, every: int = 500, probe_i
 # ---------------------------------------------------------------------------------------------------------------
 
 def caption_share(split: str, n: int) -> dict:
-    """Share of captions whose extracted classes are exactly the scene's classes, through pseudo_gt.find_classes
+    """Share of captions whose extracted classes are exactly the scene's classes, through prompts.find_classes
     (the lexicon path, and NLTK's tagger when its data is installed), and the share that use a synonym."""
     from toy.world import SYNONYMS
-    vocab = pg.toy_vocabulary()
+    vocab = pr.toy_vocabulary()
     scenes = [make_scene(split, i) for i in range(n)]
-    out = {"lexicon": float(np.mean([set(pg.find_classes(s.caption, vocab, use_nltk=False).classes) == set(s.classes)
+    out = {"lexicon": float(np.mean([set(pr.find_classes(s.caption, vocab, use_nltk=False).classes) == set(s.classes)
                                      for s in scenes]))}
-    if pg._nltk_tagger() is not None:
-        out["nltk"] = float(np.mean([set(pg.find_classes(s.caption, vocab, use_nltk=True).classes) == set(s.classes)
+    if pr._nltk_tagger() is not None:
+        out["nltk"] = float(np.mean([set(pr.find_classes(s.caption, vocab, use_nltk=True).classes) == set(s.classes)
                                      for s in scenes]))
     out["with_synonym"] = float(np.mean([any(w in s.caption.split() for w in SYNONYMS) for s in scenes]))
     return out
@@ -362,16 +363,16 @@ def localisation(pipe, cfg: "pg.MaskConfig", n: int = 128, timesteps=(200, 400, 
                  seed: int = 0) -> dict:
     """Noise real val scenes to fixed steps, run the UNet on "caption; names" while recording, build masks, and
     score them against the scenes' ground-truth semantic masks (mIoU over the classes of each image)."""
-    vocab = pg.toy_vocabulary()
+    vocab = pr.toy_vocabulary()
     ds = ToyScenes("val", length=n)
     per_t = {}
     for t in timesteps:
         scores = []
         for s in range(0, n, batch_size):
             items = [ds[i] for i in range(s, min(n, s + batch_size))]
-            class_lists = [pg.find_classes(it["caption"], vocab, use_nltk=False).classes for it in items]
-            prompts = [pg.build_prompt(it["caption"], cl) for it, cl in zip(items, class_lists)]
-            class_ids = pg.class_id_matrix(class_lists, vocab)
+            class_lists = [pr.find_classes(it["caption"], vocab, use_nltk=False).classes for it in items]
+            prompts = [pr.build_prompt(it["caption"], cl) for it, cl in zip(items, class_lists)]
+            class_ids = pr.class_id_matrix(class_lists, vocab)
             x = torch.stack([it["image"] for it in items]) * 2 - 1
             z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
             g = torch.Generator().manual_seed(seed + s + t)
@@ -394,15 +395,15 @@ def localisation(pipe, cfg: "pg.MaskConfig", n: int = 128, timesteps=(200, 400, 
 def generation_report(pipe, preset: "pg.Preset", n: int, batch_size: int, figure: Optional[Path],
                       seed: int = 0) -> dict:
     """Generate from train captions with recording: complete-mask share, ignore share, timing against no recording."""
-    vocab = pg.toy_vocabulary()
+    vocab = pr.toy_vocabulary()
     complete, ignore, shown = [], [], []
     t_rec = t_plain = 0.0
     for s in range(0, n, batch_size):
         idx = list(range(s, min(n, s + batch_size)))
         captions = [make_scene("train", 5_000_000 + i).caption for i in idx]
-        class_lists = [pg.find_classes(c, vocab, use_nltk=False).classes for c in captions]
-        prompts = [pg.build_prompt(c, cl) for c, cl in zip(captions, class_lists)]
-        class_ids = pg.class_id_matrix(class_lists, vocab)
+        class_lists = [pr.find_classes(c, vocab, use_nltk=False).classes for c in captions]
+        prompts = [pr.build_prompt(c, cl) for c, cl in zip(captions, class_lists)]
+        class_ids = pr.class_id_matrix(class_lists, vocab)
         t0 = time.perf_counter()
         g = [torch.Generator().manual_seed(seed + i) for i in idx]
         pipe(prompts, height=preset.size, width=preset.size, num_inference_steps=preset.steps,

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import downstream  # noqa: E402
 import metrics  # noqa: E402
 from glass import load_checkpoint_model  # noqa: E402
 from toy.world import ToyScenes  # noqa: E402
@@ -34,7 +35,7 @@ with torch.no_grad():
 report = {"threads": args.threads, "images": args.images, "steps": args.steps}
 for uncond, g in (("zeros", 1.0), ("zeros", 3.0), ("empty_prompt", 3.0)):
     model.config = replace(model.config, uncond=uncond)
-    out = model.generate(cond, torch.Generator().manual_seed(0), num_steps=args.steps, guidance_scale=g)
+    out = downstream.generate(model, cond, torch.Generator().manual_seed(0), num_steps=args.steps, guidance_scale=g)
     report[f"{uncond} guidance {g:g}"] = round(float(metrics.psnr(out, images).mean()), 3)
     print(uncond, g, report[f"{uncond} guidance {g:g}"], flush=True)
 print(json.dumps(report, indent=2))
