@@ -1,7 +1,7 @@
 """The paper's experiments (GLASS §5) as configurations of the same modules, on the toy world.
 
     python experiments.py ablation                                  # loss ablation (Tab. 6a): seeds 0 1 2, 900 steps
-    python experiments.py ladder                                    # where binding is won or lost (docs/binding.md)
+    python experiments.py ladder                                    # where binding is won or lost (docs/lab_notes/binding.md)
     python experiments.py tables --budget quick --only tab2 tab3 tab4 --seeds 0 1 2   # mean ± std over seeds
     python experiments.py tables --budget full --out runs/tables    # Tab. 2–9 and GLASS†, with their baselines
 

@@ -89,7 +89,7 @@ class GLASSConfig:
 PRESETS = {
     "paper": GLASSConfig(),
     # the built-in world: 16×16 tokens of a small Dinov2Model, a 64-px SD pipeline, 6 two-part classes. One learned
-    # vector per slot + the bi-level detach, so slots bind within a CPU budget (docs/binding.md); the paper preset
+    # vector per slot + the bi-level detach, so slots bind within a CPU budget (docs/lab_notes/binding.md); the paper preset
     # keeps the authors' shared Gaussian init
     "toy": GLASSConfig(encoder=str(ROOT / "toy_models" / "encoder"), encoder_size=64, encoder_mean=(0.5, 0.5, 0.5),
                        encoder_std=(0.25, 0.25, 0.25), sd=str(ROOT / "toy_models" / "sd"), decoder_size=64,
@@ -97,7 +97,7 @@ PRESETS = {
                                              bilevel=True),
                        num_classes=6, mlp_hidden=256, match_size=64,
                        # flagged deviation (docs/fidelity.md): at DINOSAUR's 0.02 the decoder cannot route positions
-                       # to slots within the toy budget and the instance term does nothing (docs/binding.md §7)
+                       # to slots within the toy budget and the instance term does nothing (docs/lab_notes/binding.md §7)
                        decoder_pos_std=1.0),
 }
 

@@ -307,7 +307,7 @@ class Preset:
 
 
 PRESETS = {
-    # the toy UNet attends at 16×16 and 8×8 only; 16×16 cross-attention alone localised best (docs/experiments.md;
+    # the toy UNet attends at 16×16 and 8×8 only; 16×16 cross-attention alone localised best (docs/lab_notes/experiments.md;
     # today's numbers: python -m toy.report pseudo-masks)
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
                   mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),

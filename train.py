@@ -67,7 +67,7 @@ class TrainPreset:
 
 
 PRESETS = {
-    # toy lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' phase-1 rate (docs/binding.md §7)
+    # toy lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' phase-1 rate (docs/lab_notes/binding.md §7)
     "toy": TrainPreset(data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
                        lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
                        ckpt_every=300, eval_images=256, cache_frozen="yes", workers=1),

@@ -131,7 +131,7 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## What this showed
-# On the toy world (three seeds, 900 steps; the numbers are in the table above and in docs/binding.md §8):
+# On the toy world (three seeds, 900 steps; the numbers are in the table above and in docs/lab_notes/binding.md §8):
 # - The semantic term makes whole objects: with it, mIoU_i rises from 0.40 to 0.55 and part splitting (PO) falls
 #   from 0.30 to 0.05, as in the paper.
 # - On scenes where a class repeats, + semantic lets one slot cover several instances (repeated GO 0.36). Adding
@@ -139,4 +139,4 @@ plt.tight_layout(); plt.show()
 # - Unlike the paper, the instance term alone is the strongest row here (mIoU_i 0.66 against all three's 0.62).
 #   Reconstructing the toy encoder's tokens keeps instances apart by position and splits few parts (PO 0.21, where
 #   DINOSAUR on COCO has 71 %), so the semantic term's class-level targets cost more on repeated classes
-#   than their part-merging adds. docs/binding.md §9–10 test the encoder and the slot count as the cause.
+#   than their part-merging adds. docs/lab_notes/binding.md §9–10 test the encoder and the slot count as the cause.

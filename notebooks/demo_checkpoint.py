@@ -28,8 +28,8 @@ def notebook_checkpoint(phase: int = 2) -> Path:
     out = ROOT / "runs" / "notebook_fast"
     why = "GLASS_FAST=1" if fast_mode() else f"{ckpt.relative_to(ROOT)} does not exist"
     print(f"DEMO MODEL ({why}): 20 steps of phase 1 on 32 images, almost untrained. Its masks show what the code "
-          f"draws, not what GLASS learns. For the real model run `python train.py --phase 2` (about 13 minutes "
-          f"on 2 CPU cores) and rerun this notebook.")
+          f"draws, not what GLASS learns. For the real model run `python train.py --phase 2` (the README gives "
+          f"its time on 2 CPU cores) and rerun this notebook.")
     if not (out / f"phase{phase}" / "config.json").exists():
         train.run(train.options(phase=phase, out=str(out), data=str(ROOT / "data" / "notebook_fast"), num_images=32,
                                 steps1=20, steps2=10, batch_size=8, eval_images=0, workers=0, log_every=10))

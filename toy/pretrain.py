@@ -13,7 +13,7 @@ Objectives:
               differ between instances. `mae`: masked-patch prediction with block masks (Tab. 6b's other encoder).
               Objectives measured and not shipped (a label-free patch contrast across crops; contrasts over
               instance ids, over (class, part) ids, or with other instances of a class neutral) are in
-              docs/binding.md §2 and §9; their code is in git history (commit c4acab3).
+              docs/lab_notes/binding.md §2 and §9; their code is in git history (commit c4acab3).
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, docs/design.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's

@@ -4,7 +4,7 @@ GLASS stands on web-scale pretrained models. So that every part of the method is
 this project ships a small world of 64×64 scenes with exact ground truth, and trains its own small diffusion model
 and encoder on it (toy/pretrain.py).
 
-The world poses the two problems GLASS's guidance exists for (docs/binding.md §4 measures why the first world,
+The world poses the two problems GLASS's guidance exists for (docs/lab_notes/binding.md §4 measures why the first world,
 docs/history/, did not):
 - **a class is visible in every patch**, as a dog is a dog in any patch of a photo: each class has its own palette
   and texture, so a 4×4 patch tells the class;

@@ -1,4 +1,4 @@
-"""The fast harness behind docs/binding.md: the GLASS slot module and MLP decoder trained on cached encoder tokens,
+"""The fast harness behind docs/lab_notes/binding.md: the GLASS slot module and MLP decoder trained on cached encoder tokens,
 with the semantic (matched BCE) and/or instance (feature MSE) loss and NO diffusion decoder (L_recon off), so one
 run of 900 steps takes 1.5–4 minutes on 2 CPU cores instead of 8. It reuses the project's modules (slot_attention,
 matching, glass.MLPDecoder, metrics); only the loop is its own. Not a product path: train.py is.

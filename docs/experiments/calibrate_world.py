@@ -1,5 +1,5 @@
 """Issue 35, part A: calibrate a candidate toy world (docs/experiments/world_v3.py) on the binding harness before
-any stand-in is retrained. docs/binding.md §12 holds the table this writes.
+any stand-in is retrained. docs/lab_notes/binding.md §12 holds the table this writes.
 
 For one candidate it
 1. pretrains a label-trained encoder as the shipped one (toy/pretrain.py's "part" objective: within-image

@@ -1,4 +1,4 @@
-"""Can the instance term's MLP decoder learn within the quick start's phase-1 budget? (docs/binding.md §6)
+"""Can the instance term's MLP decoder learn within the quick start's phase-1 budget? (docs/lab_notes/binding.md §6)
 
     python docs/experiments/instance_term.py --steps 900 --out runs/instance_term [--only NAME ...]
 
