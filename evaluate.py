@@ -109,6 +109,22 @@ def discovery(model, split: str, n: int, device, background_segment: bool = Fals
                                                        if gt else None), split, n, background_segment, batch_size)
 
 
+@torch.no_grad()
+def decoder_mask_discovery(model, split: str, n: int, device, batch_size: int = 32, seed: int = 0) -> dict:
+    """Object discovery with the MLP decoder's alpha masks (B, K, N) instead of the slot attention: the masks
+    DINOSAUR's paper reports (its code scores the decoder's masks), for the DINOSAUR row beside its attention masks."""
+    from glass import slot_labels
+    torch.manual_seed(seed)
+    model.eval()
+
+    def predict(batch):
+        images = batch["image"].to(device)
+        enc = model.encode(images)
+        _, alpha = model.mlp_decoder(enc.slots)  # (B, K, N), softmax over slots
+        return slot_labels(alpha.reshape(enc.masks.shape), images.shape[-1])
+    return discovery_of(predict, split, n, False, batch_size)
+
+
 def log_val_curve(model, out: Path, phase: int, step: int, n: int, device) -> None:
     """--val-every: score n toy val scenes now, append a row to OUT/val_curve.csv and print it. The global RNG and
     train mode are restored after, so the run's weights are those of a run without it."""

@@ -10,7 +10,6 @@ from sklearn.metrics import adjusted_rand_score
 import evaluate
 import experiments
 import metrics
-import train
 from data import PseudoGTDataset
 from toy import world
 
@@ -93,6 +92,9 @@ def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     assert same(again) == same(json.loads((tmp_path / "ladder.json").read_text())) == same(res)  # nothing retrained
 
 
+BASELINE_INDEX = {r: i for i, r in enumerate(experiments.BASELINES)}
+
+
 def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
              "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
@@ -120,6 +122,19 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     assert lsd["args"]["data"] == str(tmp_path / "data_real")
     dino = config("DINOSAUR")["model"]
     assert (dino["use_recon"], dino["use_semantic"], dino["use_instance"]) == (False, False, True)
+    # "DINOSAUR, decoder masks" is the DINOSAUR run scored by the argmax of its MLP decoder's alpha masks
+    from glass import load_checkpoint_model, slot_labels
+    model, _ = load_checkpoint_model(tmp_path / "dinosaur" / "phase1")
+    scenes = [world.ToyScenes("val")[i] for i in range(8)]
+    images = torch.stack([s["image"] for s in scenes])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        enc = model.eval().encode(images)
+        alpha = model.mlp_decoder(enc.slots)[1].reshape(enc.masks.shape)  # (B, K, h, w)
+    by_hand = metrics.score_masks(slot_labels(alpha, 64), torch.stack([s["instance"] for s in scenes]),
+                                  torch.stack([s["semantic"] for s in scenes]))
+    decoder_row = tables["tab2"][BASELINE_INDEX["DINOSAUR, decoder masks"]]
+    assert decoder_row["mbo_i"] == pytest.approx(metrics.summarize(by_hand["mbo_i"]).mean)
     assert config("StableLSD-BBox")["model"]["slots"]["prior"] == "boxes"
     assert config("StableLSD-Dynamic")["model"]["slots"]["prior"] == "count"
     assert config("GLASS")["model"]["slots"]["prior"] == "none"
