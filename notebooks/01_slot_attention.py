@@ -56,6 +56,32 @@ init = sa.sample_init(1)                            # (1, K, D): fixed initial s
 print("features", tuple(feats.shape), "initial slots", tuple(init.shape))
 
 # %% [markdown]
+# ## Eq. 1 by hand
+# One iteration written out line by line on random inputs: keys, values and queries; the softmax **over slots** (the
+# slots compete for each token); ε and the normalisation over tokens (a weighted mean); the GRU and the residual MLP.
+# It gives what `SlotAttention.step` gives.
+
+# %%
+from slot_attention import SlotAttention       # Eq. 1 written out, checked against the module's textbook step
+rng = torch.get_rng_state()                                   # this cell leaves the notebook's random stream as is
+torch.manual_seed(0)
+B, N, K, D = 2, 10, 4, 8
+m = SlotAttention(num_slots=K, dim=D, iters=1, folded=False)
+x = m.norm_inputs(torch.randn(B, N, D))                       # (B, N, D) inputs, LayerNorm over features
+s = torch.randn(B, K, D)                                      # (B, K, D) slots
+k, v = m.to_k(x), m.to_v(x)                                   # keys and values, (B, N, D)
+q = m.to_q(m.norm_slots(s))                                   # queries, (B, K, D)
+attn = torch.softmax(q @ k.transpose(1, 2) / D ** 0.5, dim=1) # (B, K, N): softmax over SLOTS, slots compete
+w = (attn + m.eps) / (attn + m.eps).sum(dim=-1, keepdim=True) # each slot's weights sum to 1 over the N tokens
+updates = w @ v                                               # (B, K, D): the weighted mean of the values
+new = m.gru(updates.reshape(B * K, D), s.reshape(B * K, D)).reshape(B, K, D)   # GRU(updates, previous slots)
+new = new + m.mlp(m.norm_mlp(new))                            # residual MLP
+ref, ref_attn = m.step(k, v, s, None)
+print("slots agree:", torch.allclose(new, ref, atol=1e-6), "| attention agrees:", torch.allclose(attn, ref_attn),
+      "| attention sums to 1 over slots:", torch.allclose(attn.sum(dim=1), torch.ones(B, N)))
+torch.set_rng_state(rng)
+
+# %% [markdown]
 # ## The attention of every iteration
 # Rows are iterations and columns are slots. Each map is the softmax **over slots**, so the K maps of a row add up
 # to one at every token (the printed check below). In the quick start's model, one slot (the background slot)
