@@ -118,7 +118,8 @@ plt.tight_layout(); plt.show()
 # ## Thresholds and the final mask
 # At each pixel the class with the largest score wins when it reaches 0.6, the pixel is ignored (white: no loss)
 # between 0.5 and 0.6, and below 0.5 it is background (black). The band of ignored pixels keeps the uncertain
-# boundary out of the loss. Lower thresholds grow the masks into the background; higher ones shrink them.
+# boundary out of the loss. Lower thresholds grow the masks into the background; higher ones shrink them. The last
+# panel is the mask the toy preset writes into its dataset and trains with: the 16×16 layers alone, no refinement.
 
 # %%
 from matplotlib.colors import ListedColormap
@@ -126,11 +127,14 @@ from toy.world import CLASSES
 cm = ListedColormap(["#222222", "#2ca02c", "#8c564b", "#d62728", "#e377c2", "#1f77b4", "#ff7f0e", "#ffffff"])
 IGN = len(CLASSES) + 1
 def show(lab): l = lab.clone(); l[l == 255] = IGN; return l
-fig, axes = plt.subplots(1, 5, figsize=(11, 2.5))
+fig, axes = plt.subplots(1, 6, figsize=(13, 2.5))
 axes[0].imshow(out.images[0].permute(1, 2, 0)); axes[0].set_title("image")
 for a, (tau, fg, low) in zip(axes[1:], [(0, 0.6, 0.5), (4, 0.6, 0.5), (0, 0.4, 0.3), (0, 0.8, 0.7)]):
     lab = pg.label_mask(pg.refine(cross, self_attn, tau), ids, 64, fg=fg, low=low)[0]
     a.imshow(show(lab), cmap=cm, vmin=0, vmax=IGN, interpolation="nearest"); a.set_title(f"τ={tau} fg≥{fg} ign≥{low}", fontsize=8)
+trained = pg.masks_from_recorder(rec, ids, 64, pg.PRESETS["toy"].mask)["labels"][0]   # what the toy preset trains on
+axes[5].imshow(show(trained), cmap=cm, vmin=0, vmax=IGN, interpolation="nearest")
+axes[5].set_title("the toy preset's mask\n(16×16 layers, τ 0): training's", fontsize=8)
 for a in axes: a.axis("off")
 plt.suptitle("classes: green tree, brown house, red mushroom, pink flower, blue car, orange fish; white ignore")
 plt.tight_layout(); plt.show()
