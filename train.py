@@ -8,8 +8,7 @@ Phase 1 trains the slot module and the MLP decoder; the encoder, VAE and UNet st
 back-propagates through the frozen UNet into the slots. Phase 2 starts from the phase-1 checkpoint and trains the
 slot module and MLP decoder with a small learning rate and the UNet with a larger one.
 
-`run_phase` is the loop: lr → forward (the losses) → backward → clip → step → log → checkpoint, each a named
-helper below it. One log line per interval with every loss term and the rate; a CSV and a PNG of the curves; at
+`run_phase` is the loop, on one screen: lr → forward (the losses) → backward → clip → step → log → checkpoint. One log line per interval with every loss term and the rate; a CSV and a PNG of the curves; at
 the end, val metrics (mIoU_i, mBO_i, mBO_c, FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with
 slot masks and reconstructions.
 
@@ -321,13 +320,19 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     step = start
     model.train()
     for batch in loader:
-        set_lr(opt, step, args.warmup)
+        for g in opt.param_groups:  # lr: linear warm-up over --warmup steps, then constant (Stable-LSD's schedule)
+            g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(args.warmup, 1))
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         if cache is not None:
             batch = cache.fill(batch)  # + features, moments of the frozen encoder and VAE
         losses = forward(train_model, batch, gen, args.amp, device, phase, step, ckpt)
         grads = term_grad_norms(model, losses) if log.wants_grads(step) else {}  # before backward frees the graph
-        backward_and_step(opt, scaler, losses.total, params, args.clip)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(losses.total).backward()  # backward (the loss scaled under fp16 only)
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, args.clip)  # clip the global gradient norm
+        scaler.step(opt)  # AdamW step
+        scaler.update()
         step += 1
         log.step(step, losses, batch["image"].shape[0], opt.param_groups[0]["lr"], grads)
         if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
@@ -356,7 +361,7 @@ def build(args, phase: int, device, rank: int):
     groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
     opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
     for g in opt.param_groups:
-        g["base_lr"] = g["lr"]  # the rate after warm-up; set_lr scales it
+        g["base_lr"] = g["lr"]  # the rate after warm-up; the loop's warm-up scales it
     gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
     return model, opt, gen
 
@@ -397,12 +402,6 @@ def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world:
     return state["step"]
 
 
-def set_lr(opt, step: int, warmup: int) -> None:
-    """Linear warm-up over `warmup` steps, then constant (Stable-LSD's schedule)."""
-    for g in opt.param_groups:
-        g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(warmup, 1))
-
-
 def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: int, ckpt: Path):
     """The three losses of one batch (glass.GLASS.losses), under autocast with --amp. A non-finite term stops the
     run with a pointer to the last intact checkpoint."""
@@ -418,16 +417,6 @@ def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: i
                 f"with --resume and a lower --lr-*") if complete(ckpt) else "no checkpoint of this phase exists yet"
         raise SystemExit(f"[phase {phase}] non-finite values at step {step} ({e}); {last}")
     return losses
-
-
-def backward_and_step(opt, scaler, total: torch.Tensor, params: list, clip: float) -> None:
-    """zero_grad → backward (scaled under fp16) → clip the global gradient norm of `params` → AdamW step."""
-    opt.zero_grad(set_to_none=True)
-    scaler.scale(total).backward()
-    scaler.unscale_(opt)
-    torch.nn.utils.clip_grad_norm_(params, clip)
-    scaler.step(opt)
-    scaler.update()
 
 
 class PhaseLog:

@@ -62,6 +62,8 @@ def parts_ids(group: torch.Tensor, part: torch.Tensor, p: int, groups: int) -> t
 def train_encoder(cand, folder: Path, steps: int, threads: int):
     """The shipped encoder's objective and sizes on the candidate's scenes; saved to folder (safetensors)."""
     from transformers import Dinov2Model
+    if cand.world == "v2":  # today's world: the shipped encoder
+        return Dinov2Model.from_pretrained(ROOT / "toy_models" / "encoder", dtype=torch.float32).eval()
     if (folder / "config.json").exists():
         return Dinov2Model.from_pretrained(folder, dtype=torch.float32).eval()
     torch.manual_seed(0)
