@@ -18,11 +18,16 @@ For one candidate it
    GT semantic masks and GT parts scored as slots. DINOSAUR-like rows are also scored with the MLP decoder's alpha
    masks (what DINOSAUR's paper reports; its code evaluates the decoder's masks).
 
-Every run writes runs/calib/<candidate>/<row>_k<K>_s<seed>.json and is skipped when that file exists, so the
-command resumes. Commands (2 threads; the encoder about 8 min, each row about 4 min):
-    python docs/experiments/calibrate_world.py --candidate indep --rows inst --seeds 0 1
-    python docs/experiments/calibrate_world.py --candidate indep --rows floors sem both oracle --seeds 0 1
-    python docs/experiments/calibrate_world.py --table indep parts indep_few
+Candidates (world_v3.CANDIDATES): v2 (today's world and shipped encoder: the harness against the project's own
+numbers), parts (three or four large parts, one look per object), indep (parts that vary on their own),
+indep_few (+ fewer, larger objects), parts_flat and indep_few_flat (+ a flat background).
+
+Every run writes runs/calib/<candidate>/<row>_k<K>_s<seed>[_t<steps>].json and is skipped when that file exists, so
+the command resumes. Commands (2 threads; the encoder about 6 min, each 900-step row about 4 min):
+    python docs/experiments/calibrate_world.py --candidate indep --rows floors inst --seeds 0 1
+    python docs/experiments/calibrate_world.py --candidate parts --rows sem both oracle --seeds 0 1
+    python docs/experiments/calibrate_world.py --candidate v2 --rows inst --seeds 0 --k 5
+    python docs/experiments/calibrate_world.py --table v2 parts indep indep_few_flat parts_flat
 """
 from __future__ import annotations
 
@@ -207,7 +212,8 @@ def run(args) -> None:
     feats, vfeats = tokens_of(enc, train["image"]), tokens_of(enc, val["image"])
     for row in args.rows:
         for seed in ([0] if row == "floors" else args.seeds):
-            path = folder / f"{row}_k{args.k}_s{seed}.json"
+            budget = "" if args.steps == 900 or row == "floors" else f"_t{args.steps}"
+            path = folder / f"{row}_k{args.k}_s{seed}{budget}.json"
             if path.exists():
                 continue
             if row == "floors":
@@ -235,7 +241,7 @@ def table(names: list, k: int, out: Path = OUT) -> str:
         for row in ("inst", "sem", "both", "oracle"):
             for path in sorted(folder.glob(f"{row}_k{k}_s*.json")):
                 r = json.loads(path.read_text())
-                seed = path.stem.rsplit("_s", 1)[1]
+                seed = path.stem.rsplit("_s", 1)[1].replace("_t", ", steps ")
                 lines.append(f"| {name} | {row} | {seed} | " + " | ".join(f"{r[c]:.3f}" for c in COLS) + " |")
                 if row == "inst":
                     a = r["alpha"]
