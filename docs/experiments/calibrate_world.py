@@ -250,6 +250,41 @@ def table(names: list, k: int, out: Path = OUT) -> str:
     return "\n".join(lines)
 
 
+def summary(names: list, k: int, out: Path = OUT) -> str:
+    """One line per candidate and seed: the pass criterion's numbers (docs/lab_notes/binding.md §12)."""
+    def load(name, row, seed, suffix=""):
+        path = out / name / f"{row}_k{k}_s{seed}{suffix}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def cell(r, po=True, rep=False):
+        if r is None:
+            return "—"
+        extra = [f"PO {r['po']:.2f}"] if po else []
+        extra += [f"rep. GO {r['repeat_go']:.2f}"] if rep else []
+        return f"{r['miou_i']:.3f} ({', '.join(extra)})" if extra else f"{r['miou_i']:.3f}"
+    lines = ["| candidate, seed | pixel / token k-means (token PO) | DINOSAUR-like (PO; bg share) | its decoder masks | "
+             "GT semantic: semantic only | GT semantic: semantic + instance (PO; repeated GO) | semantic only: "
+             "repeated GO | passes |", "|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        fl = load(name, "floors", 0)
+        for seed in (0, 1):
+            inst, sem, both = load(name, "inst", seed), load(name, "sem", seed), load(name, "both", seed)
+            if inst is None:
+                continue
+            floors = f"{fl['pixel_kmeans']['miou_i']:.3f} / {fl['token_kmeans']['miou_i']:.3f} " \
+                     f"({fl['token_kmeans']['po']:.2f})" if fl and seed == 0 else ""
+            dino = f"{inst['miou_i']:.3f} ({inst['po']:.2f}; {inst['bg']:.2f})"
+            checks = [inst["po"] >= 0.40]
+            if sem and both:
+                checks += [both["miou_i"] - inst["miou_i"] >= 0.05, both["miou_i"] - sem["miou_i"] >= 0.02,
+                           sem["repeat_go"] - both["repeat_go"] >= 0.05]
+            verdict = ("✓" if all(checks) else "✗") + ("" if sem and both else " (screen)")
+            sem_go = "—" if sem is None else f"{sem['repeat_go']:.2f}"
+            lines.append(f"| {name}, {seed} | {floors} | {dino} | {inst['alpha']['miou_i']:.3f} | "
+                         f"{cell(sem, po=False)} | {cell(both, rep=True)} | {sem_go} | {verdict} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidate", choices=sorted(world_v3.CANDIDATES))
@@ -261,10 +296,14 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--table", nargs="+", help="print the markdown table of these candidates and stop")
+    ap.add_argument("--summary", nargs="+", help="print the pass criterion's summary of these candidates and stop")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.table:
         print(table(args.table, args.k, args.out))
+        return
+    if args.summary:
+        print(summary(args.summary, args.k, args.out))
         return
     run(args)
 
