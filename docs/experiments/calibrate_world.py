@@ -124,10 +124,12 @@ def score_model(sm, dec, feats: torch.Tensor, val: dict) -> dict:
     return r
 
 
-def train_row(row: str, feats, train: dict, vfeats, val: dict, k: int, seed: int, steps: int) -> dict:
+def train_row(row: str, feats, train: dict, vfeats, val: dict, k: int, seed: int, steps: int,
+              slot_init: str = "learned") -> dict:
     torch.manual_seed(seed)
+    learned = slot_init == "learned"  # the toy preset: a learned vector per slot + the bi-level detach
     sm = GLASSSlotModule(GLASSSlotConfig(input_dim=feats.shape[-1], num_slots=k, iters=3, dim=128, mlp_hidden=256,
-                                         out_dim=64, learned_init=True, bilevel=True))
+                                         out_dim=64, learned_init=learned, bilevel=learned))
     dec = MLPDecoder(128, feats.shape[-1], feats.shape[1], 256, 3, pos_std=1.0, factorised=True)
     opt = torch.optim.AdamW([{"params": list(sm.parameters()), "base": 4e-4},
                              {"params": list(dec.parameters()), "base": 4e-3}], lr=4e-4, weight_decay=0.01)
@@ -213,13 +215,14 @@ def run(args) -> None:
     for row in args.rows:
         for seed in ([0] if row == "floors" else args.seeds):
             budget = "" if args.steps == 900 or row == "floors" else f"_t{args.steps}"
+            budget += "" if args.slot_init == "learned" or row == "floors" else f"_{args.slot_init}"
             path = folder / f"{row}_k{args.k}_s{seed}{budget}.json"
             if path.exists():
                 continue
             if row == "floors":
                 r = {**floors(cand, enc, val, args.k), "world": world_stats(cand)}
             else:
-                r = train_row(row, feats, train, vfeats, val, args.k, seed, args.steps)
+                r = train_row(row, feats, train, vfeats, val, args.k, seed, args.steps, args.slot_init)
             path.write_text(json.dumps(r, indent=1))
             print(f"wrote {path}", flush=True)
 
@@ -241,7 +244,7 @@ def table(names: list, k: int, out: Path = OUT) -> str:
         for row in ("inst", "sem", "both", "oracle"):
             for path in sorted(folder.glob(f"{row}_k{k}_s*.json")):
                 r = json.loads(path.read_text())
-                seed = path.stem.rsplit("_s", 1)[1].replace("_t", ", steps ")
+                seed = path.stem.rsplit("_s", 1)[1].replace("_t", ", steps ").replace("_gaussian", ", Gaussian init")
                 lines.append(f"| {name} | {row} | {seed} | " + " | ".join(f"{r[c]:.3f}" for c in COLS) + " |")
                 if row == "inst":
                     a = r["alpha"]
@@ -293,6 +296,8 @@ def main(argv=None) -> None:
     ap.add_argument("--k", type=int, default=7, help="slots (the paper's 7)")
     ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--encoder-steps", type=int, default=800)
+    ap.add_argument("--slot-init", choices=["learned", "gaussian"], default="learned",
+                    help="learned: one vector per slot + bi-level detach (toy preset); gaussian: the paper preset's")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--table", nargs="+", help="print the markdown table of these candidates and stop")
