@@ -253,9 +253,11 @@ def table(names: list, k: int, out: Path = OUT) -> str:
     return "\n".join(lines)
 
 
-def summary(names: list, k: int, out: Path = OUT) -> str:
+def summary(names: list, k: int, out: Path = OUT, steps: int = 900) -> str:
     """One line per candidate and seed: the pass criterion's numbers (docs/lab_notes/binding.md §12)."""
-    def load(name, row, seed, suffix=""):
+    budget = "" if steps == 900 else f"_t{steps}"
+
+    def load(name, row, seed, suffix=budget):
         path = out / name / f"{row}_k{k}_s{seed}{suffix}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -269,7 +271,7 @@ def summary(names: list, k: int, out: Path = OUT) -> str:
              "GT semantic: semantic only | GT semantic: semantic + instance (PO; repeated GO) | semantic only: "
              "repeated GO | passes |", "|---|---|---|---|---|---|---|---|"]
     for name in names:
-        fl = load(name, "floors", 0)
+        fl = load(name, "floors", 0, "")
         for seed in (0, 1):
             inst, sem, both = load(name, "inst", seed), load(name, "sem", seed), load(name, "both", seed)
             if inst is None:
@@ -308,7 +310,7 @@ def main(argv=None) -> None:
         print(table(args.table, args.k, args.out))
         return
     if args.summary:
-        print(summary(args.summary, args.k, args.out))
+        print(summary(args.summary, args.k, args.out, args.steps))
         return
     run(args)
 
