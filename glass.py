@@ -74,9 +74,7 @@ class GLASSConfig:
     @staticmethod
     def from_dict(d: dict) -> "GLASSConfig":
         d = dict(d)
-        # checkpoints written before these fields existed used the edge grid, the small Gaussian init, zero tokens
-        d.setdefault("uncond", "zeros")
-        d["slots"] = GLASSSlotConfig(**{"grid_centres": False, "gaussian_init": "small", **d["slots"]})
+        d["slots"] = GLASSSlotConfig(**d["slots"])
         for k in ("encoder_mean", "encoder_std"):
             d[k] = tuple(d[k])
         known = {f.name for f in fields(GLASSConfig)}
