@@ -64,7 +64,7 @@ def parts_ids(group: torch.Tensor, part: torch.Tensor, p: int, groups: int) -> t
     return patch_majority(torch.where(group > 0, m * (group - 1) + part, 0), p, m * groups + 1)
 
 
-def train_encoder(cand, folder: Path, steps: int, threads: int):
+def train_encoder(cand, folder: Path, steps: int):
     """The shipped encoder's objective and sizes on the candidate's scenes; saved to folder (safetensors)."""
     from transformers import Dinov2Model
     if cand.world == "v2":  # today's world: the shipped encoder
@@ -209,7 +209,7 @@ def run(args) -> None:
     cand = world_v3.CANDIDATES[args.candidate]
     folder = args.out / cand.name
     folder.mkdir(parents=True, exist_ok=True)
-    enc = train_encoder(cand, folder / "encoder", args.encoder_steps, args.threads)
+    enc = train_encoder(cand, folder / "encoder", args.encoder_steps)
     train, val = world_v3.scenes("train", N_TRAIN, cand), world_v3.scenes("val", N_VAL, cand)
     feats, vfeats = tokens_of(enc, train["image"]), tokens_of(enc, val["image"])
     for row in args.rows:

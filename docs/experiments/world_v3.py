@@ -112,7 +112,7 @@ def part_shapes(kind: str, U: np.ndarray, V: np.ndarray, shifts: list, scales: l
         (du, dv), s = shifts[j], scales[j]
         a = ANCHORS[kind][j]
         u, v = (U - a[0] - du) / s + a[0], (V - a[1] - dv) / s + a[1]  # the part's own frame
-        out.append(SHAPES[kind](j, u, v))
+        out.append(_shape(kind, j, u, v))
     return out
 
 
@@ -153,7 +153,6 @@ def _shape(kind: str, j: int, U, V):
     raise ValueError(kind)
 
 
-SHAPES = {k: (lambda kind: (lambda j, u, v: _shape(kind, j, u, v)))(k) for k in CLASSES}
 # paint order (later parts over earlier ones): details over the large part they sit on
 ORDER = {"house": (0, 1, 2, 3), "tree": (2, 1, 0), "car": (0, 1, 2), "flower": (2, 1, 0), "fish": (2, 1, 0),
          "robot": (2, 1, 0)}
