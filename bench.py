@@ -163,7 +163,7 @@ def toy_model(phase: int, guided: bool = True) -> tuple:
     drops both guidance losses."""
     import glass
     torch.manual_seed(0)
-    model = glass.GLASS(glass.preset("toy", use_semantic=guided, use_instance=guided)).train()
+    model = glass.GLASS(glass.preset("toy", semantic=guided, instance=guided)).train()
     params = [p for g in model.param_groups(phase, 1e-4, 1e-4) for p in g["params"]]
     return model, torch.optim.AdamW(params, lr=1e-4, fused=True)
 
@@ -205,7 +205,7 @@ def bench_step(repeats: int) -> dict:
     frozen = model.frozen_outputs(images)  # what data.FrozenCache holds
     feats, moments = frozen["features"], frozen["moments"]
 
-    def step():  # as train.py runs it with the toy preset's --cache-frozen yes: frozen outputs come cached
+    def step():  # as train.py runs it with the toy preset's --cache-frozen: frozen outputs come cached
         out = timed("slot module", lambda: model.slot_module(feats))
         rec = timed("MLP decoder + instance loss", lambda: F.mse_loss(model.mlp_decoder(out.slots)[0], feats))
 
@@ -244,13 +244,14 @@ def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 
     """The quick start's stages (toy preset, batch 16) at a small size; one run each (`repeats` unused)."""
     import tempfile
     import evaluate
+    import pseudo_gt
     import train
     from glass import load_checkpoint_model
     with tempfile.TemporaryDirectory() as tmp:
         args = train.options(data=f"{tmp}/data", out=f"{tmp}/run", num_images=images, steps1=steps, steps2=steps,
                              eval_images=0, log_every=steps, ckpt_every=steps)
         t0 = time.perf_counter()
-        train.ensure_dataset(args, rank=0)
+        pseudo_gt.write_toy_dataset(args.data, images, args.model.sd)
         t_data = time.perf_counter() - t0
         device = torch.device("cpu")
         rates = {"dataset (images/s, with pipeline loading)": round(images / t_data, 2)}

@@ -4,7 +4,8 @@ A checkpoint folder (out/phase{1,2}/) holds model.safetensors (trainable weights
 phase, step, versions, arguments) and train_state.pt (optimiser, RNG; loaded with weights_only=True). It is written
 into folder.tmp and swapped in by two renames, so a crash at any point leaves either the old or the new checkpoint
 whole; `recover_checkpoint` finishes or undoes an interrupted swap. `check_ranks_in_sync` verifies that DDP
-replicas stayed identical. Checked by tests/test_reliability.py (crashes at every point of the swap, exact resume).
+replicas stayed identical. `resume_or_init` starts a phase: from its own checkpoint (--resume), from phase 1's
+weights (phase 2), or from scratch. Checked by tests/test_reliability.py (crashes at every point of the swap, exact resume).
 """
 from __future__ import annotations
 
@@ -118,3 +119,39 @@ def rank_device(device: str) -> torch.device:
     local = int(os.environ.get("LOCAL_RANK", 0))
     torch.cuda.set_device(local)
     return torch.device("cuda", local)
+
+
+def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world: int, is_main: bool) -> int:
+    """--resume with a checkpoint: weights, optimiser, RNG and step from it (refused when settings that change the
+    data order changed). Otherwise phase 2 starts from phase 1's weights (--init or OUT/phase1). Returns the step."""
+    from safetensors.torch import load_file
+    if not (args.resume and (ckpt / "config.json").exists()):
+        if phase == 2:
+            init = Path(args.init) if args.init else Path(args.out) / "phase1"
+            info = read_checkpoint_info(init)
+            if info["phase"] != 1:
+                raise SystemExit(f"--init {init} is a phase-{info['phase']} checkpoint; phase 2 starts from phase 1")
+            model.load_trainable_state(load_file(init / "model.safetensors"))
+            if is_main:
+                print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
+        return 0
+    info = read_checkpoint_info(ckpt)
+    if info["phase"] != phase:
+        raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
+    saved = {**info["args"], "world": info.get("world", 1)}
+    changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
+               ("seed", args.seed), ("world", world)) if saved.get(k) != v]
+    if changed:
+        raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
+                         f"start a new --out, or resume with the saved ones")
+    model.load_trainable_state(load_file(ckpt / "model.safetensors"))
+    # map_location: each rank's optimiser state goes to its own device (the saved tensors name cuda:0)
+    state = torch.load(ckpt / "train_state.pt", weights_only=True, map_location=device)
+    base = [g["base_lr"] for g in opt.param_groups]
+    opt.load_state_dict(state["optimizer"])
+    for g, lr in zip(opt.param_groups, base):  # this run's rates: a lower --lr-* after a NaN takes effect
+        g["base_lr"] = lr
+    set_rng_state(state["rng"], gen, device)
+    if is_main:
+        print(f"[phase {phase}] resuming at step {state['step']}", flush=True)
+    return state["step"]

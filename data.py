@@ -173,6 +173,41 @@ class PseudoGTDataset(torch.utils.data.Dataset):
                 "index": torch.tensor(rec["index"])}
 
 
+def ensure_dataset(folder, num_images: int, asked: bool, extend: bool, write=None) -> None:
+    """Use the dataset in `folder` as it is. A missing one is written by `write(folder, n)` (the toy preset's writer;
+    None: refuse), and one a crashed writer left short is finished. `asked`: `num_images` was given, and must then
+    match the dataset's size unless `extend` grows it."""
+    folder = Path(folder)
+    if (folder / "meta.json").exists():
+        done = len(read_done(folder))
+        target = json.loads((folder / "meta.json").read_text()).get("num_images", done)
+        if asked and num_images != target and not extend:
+            raise SystemExit(f"--data {folder} holds a dataset of {target} images; --num-images {num_images} "
+                             f"would change it: pass --extend-data to grow it, or choose another --data")
+        num_images = max(target, num_images if asked else 0)
+        if done >= num_images:
+            return
+    if write is None:
+        raise SystemExit(f"--data {folder} holds no complete pseudo-GT dataset; write one with pseudo_gt.py "
+                         f"--preset paper")
+    write(folder, num_images)
+
+
+def check_dataset(folder, repair=None) -> dict:
+    """What `python train.py --check-data` prints: the items, the bad ones and why, unreadable index lines. With
+    `repair` (a function of (folder, num_images), e.g. pseudo_gt.write_toy_dataset) the bad items' files are
+    removed and `repair` writes them again from their seeds (item i is always seeded by seed + i)."""
+    ds = PseudoGTDataset(folder, quiet=True)
+    report = {"items": len(ds) + len(ds.bad), "bad": ds.bad, "unreadable_lines": ds.unreadable_lines}
+    if repair is not None and ds.bad:
+        for rec in ds.bad_records:
+            for key in ("image", "mask"):
+                (ds.folder / rec[key]).unlink(missing_ok=True)
+        repair(ds.folder, ds.meta.get("num_images", report["items"]))
+        report["repaired"] = len(PseudoGTDataset(folder, quiet=True).bad) == 0
+    return report
+
+
 class FrozenCache:
     """Per-item outputs of a model's frozen parts, `compute(images) → {name: (B, ...)}`, computed the first time an
     item (by its "index") is seen, one item at a time so that no value depends on the batch it came in, and added

@@ -163,7 +163,7 @@ def _scenes(split: str, indices) -> dict:
 
 def _prior(model, batch: dict):
     """Ground-truth instance maps for the Tab. 5 baselines only; None for GLASS and the others."""
-    return batch["instance"] if model.config.slots.prior != "none" else None
+    return batch["instance"] if model.config.slot_prior != "none" else None
 
 
 def slot_decoder(model, seed: int = 0, num_steps: int = 25) -> Callable:
@@ -231,7 +231,7 @@ def match_objects(slot_ids: torch.Tensor, instance: torch.Tensor, semantic: torc
                   ) -> ObjectSlots:
     """One-to-one matching of slots to ground-truth objects per image, maximising the total mask IoU (Hungarian).
     slot_ids (B, S, S) argmax slot per pixel, instance / semantic (B, S, S), slots (B, K, D)."""
-    from glass import mask_box
+    from baselines import mask_box
     from matching import hungarian_match
     out = {k: [] for k in ObjectSlots._fields}
     k = slots.shape[1]

@@ -104,7 +104,7 @@ def discovery(model, split: str, n: int, device, background_segment: bool = Fals
     """Object discovery of a GLASS model on a toy split: `model.slot_masks` scored by `discovery_of`."""
     torch.manual_seed(seed)
     model.eval()
-    gt = model.config.slots.prior != "none"  # only the Tab. 5 baselines are told the objects' count or boxes
+    gt = model.config.slot_prior != "none"  # only the Tab. 5 baselines are told the objects' count or boxes
     return discovery_of(lambda batch: model.slot_masks(batch["image"].to(device), instance=batch["instance"].to(device)
                                                        if gt else None), split, n, background_segment, batch_size)
 
@@ -153,7 +153,7 @@ def save_val_figure(model, path: Path, device, n: int = 6, seed: int = 0) -> Non
     ds = ToyScenes("val", length=n)
     images, instance = (torch.stack([ds[i][k] for i in range(n)]).to(device) for k in ("image", "instance"))
     model.eval()
-    enc = model.encode(images, instance=instance if model.config.slots.prior != "none" else None)
+    enc = model.encode(images, instance=instance if model.config.slot_prior != "none" else None)
     pred = slot_labels(enc.masks, images.shape[-1]).cpu()
     recon = downstream.generate(model, enc.cond, torch.Generator().manual_seed(seed), num_steps=25).cpu()
     model.train()

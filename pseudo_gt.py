@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import rank_device
+from glass import quiet_loading
 from data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
                   writer_lock)
 from prompts import (Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt, class_id_matrix, coco_vocabulary,
@@ -433,6 +434,23 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
         return stats
 
 
+def write_toy_dataset(folder: Path, num_images: int, sd: str, extend: bool = False, captioner: str = "toy") -> None:
+    """The toy preset's dataset from pipeline `sd`, what train.py writes when --data is missing; captioner
+    "toy-labels" (GLASS†'s prompts, Tab. 2) names a dataset of its own. Writer errors end the process with a line."""
+    print(f"[data] writing the toy pseudo-GT dataset: {num_images} images → {folder} (python pseudo_gt.py --preset "
+          f"toy --num-images {num_images} --out {folder}{'' if captioner == 'toy' else ' --captioner ' + captioner})",
+          flush=True)
+    t0 = time.time()
+    with quiet_loading():
+        pipe = load_pipeline(sd)
+    preset = replace(PRESETS["toy"], sd=sd, name=captioner, captioner=captioner)
+    try:
+        write_dataset(Path(folder), preset, num_images, pipe=pipe, batch_size=16, extend=extend)
+    except (ValueError, RuntimeError) as e:  # other settings, or another writer on the folder
+        raise SystemExit(f"[data] {e}")
+    print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------------
@@ -480,19 +498,14 @@ def main(argv=None) -> None:
     if preset.sd.startswith(("/", ".")) and not Path(preset.sd).exists():
         ap.error(f"pipeline folder {preset.sd} does not exist")
 
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-    for lib in (diffusers_logging, transformers_logging):  # this process shows one bar: the writer's
-        lib.disable_progress_bar()
-    logging.getLogger("transformers.utils.import_utils").addFilter(  # image processors are never used here
-        lambda record: "requires torchvision" not in record.getMessage())
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
     device = rank_device(args.device)  # before anything loads: each rank on its own GPU
-    pipe = load_pipeline(preset.sd, device=device, dtype=DTYPES[args.dtype])
-    stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
-                          batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
-                          device=device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],
-                          extend=args.extend, dtype=DTYPES[args.dtype])
+    with quiet_loading():  # this process shows one bar: the writer's
+        pipe = load_pipeline(preset.sd, device=device, dtype=DTYPES[args.dtype])
+        stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
+                              batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
+                              device=device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],
+                              extend=args.extend, dtype=DTYPES[args.dtype])
     print(json.dumps(stats))
 
 

@@ -147,7 +147,8 @@ def convert(stage1: Path, out: Path, stage2: Path | None = None, preset: str = "
     state = {f"slot_module.{k}": v for k, v in slot_state.items()}
     torch.manual_seed(0)  # the decoder the authors did not release: initialised, as GLASS builds it
     decoder = glass.MLPDecoder(slot_cfg.dim, slot_cfg.input_dim, released["input_resolution"] ** 2,
-                               config.mlp_hidden, config.mlp_layers, config.decoder_pos_std, factorised=True)
+                               config.decoder_hidden, config.decoder_layers, config.decoder_pos_std,
+                               config.decoder_factorised)
     state.update({f"mlp_decoder.{k}": v.detach().contiguous() for k, v in decoder.state_dict().items()})
     phase = 1
     if stage2 is not None:

@@ -255,10 +255,13 @@ class GLASSSlotConfig:
     gaussian_init: str = "xavier"  # μ, log σ of the shared Gaussian: "xavier" (authors' code) or "small"
     grid_centres: bool = True  # positional grid at cell centres (authors' code) or at edges, linspace(0, 1, n)
     folded: bool = True  # SlotAttention's fast path (same arithmetic, another order); False: the textbook step
-    # ground truth the weakly-supervised baselines get (paper Tab. 5), never GLASS: "count" = K = objects + 1
-    # active slots (StableLSD-Dynamic); "boxes" = that, and each slot starts from its object's box through an MLP
-    # (SAVi's conditional initialisation; StableLSD-BBox)
-    prior: str = "none"
+
+    def __post_init__(self):
+        for name in ("input_dim", "num_slots", "iters", "dim", "mlp_hidden", "eps", "out_dim"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GLASSSlotConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.gaussian_init not in ("xavier", "small"):
+            raise ValueError(f"GLASSSlotConfig.gaussian_init must be 'xavier' or 'small', got {self.gaussian_init!r}")
 
 
 class GLASSSlotOutput(NamedTuple):
@@ -286,22 +289,13 @@ class GLASSSlotModule(nn.Module):
                                             bilevel=c.bilevel, gaussian_init=c.gaussian_init, folded=c.folded)
         self.out_norm = nn.LayerNorm(c.dim)
         self.out_proj = nn.Linear(c.dim, c.out_dim)
-        if c.prior not in ("none", "count", "boxes"):
-            raise ValueError(f"prior must be 'none', 'count' or 'boxes', got {c.prior!r}")
-        if c.prior == "boxes":  # (x0, y0, x1, y1) → initial slot
-            self.box_mlp = nn.Sequential(nn.Linear(4, c.dim), nn.ReLU(inplace=True), nn.Linear(c.dim, c.dim))
 
     def forward(self, features: torch.Tensor, slots: Optional[torch.Tensor] = None,
                 slot_mask: Optional[torch.Tensor] = None, grid_size: Optional[tuple[int, int]] = None,
-                iters: Optional[int] = None, boxes: Optional[torch.Tensor] = None) -> GLASSSlotOutput:
+                iters: Optional[int] = None) -> GLASSSlotOutput:
         """features: (B, N, D_enc) patch tokens in row-major order; the grid is square unless `grid_size`.
-        boxes: (B, K, 4) in [0, 1], the initial slots' boxes (prior "boxes" only; replaces `slots`)."""
+        slots: (B, K, D) initial slots instead of sampled ones; slot_mask: (B, K) bool, False switches a slot off."""
         c = self.config
-        if boxes is not None:
-            if c.prior != "boxes":
-                raise ValueError(f"boxes given, but this slot module's prior is {c.prior!r}, not 'boxes'")
-            _check_tensor("boxes", boxes, 3, "(B, K, 4)")
-            slots = self.box_mlp(boxes)  # (B, K, D)
         _check_tensor("features", features, 3, f"(B, N, {c.input_dim})")
         if features.shape[-1] != c.input_dim:
             raise ValueError(f"features must have shape (B, N, {c.input_dim}), got {tuple(features.shape)}")

@@ -8,296 +8,202 @@ Phase 1 trains the slot module and the MLP decoder; the encoder, VAE and UNet st
 back-propagates through the frozen UNet into the slots. Phase 2 starts from the phase-1 checkpoint and trains the
 slot module and MLP decoder with a small learning rate and the UNet with a larger one.
 
-`run_phase` is the loop, on one screen: lr → forward (the losses) → backward → clip → step → log → checkpoint. One log line per interval with every loss term and the rate; a CSV and a PNG of the curves; at
-the end, val metrics (mIoU_i, mBO_i, mBO_c, FG-ARI, from `discovery` below) as JSON and a PNG of val scenes with
-slot masks and reconstructions.
+Every knob is a field of a config dataclass, and its flag is the field's name: RunConfig here (data, budget,
+optimiser, logging), glass.GLASSConfig (the model and its losses) and slot_attention.GLASSSlotConfig (the slot
+module; its flags carry a `slot-` prefix unless the name already says "slot": --num-slots, --slot-dim,
+--slot-mlp-hidden). The help text of a flag is the comment on its field. A preset (`--preset toy|paper`: PRESETS
+here, glass.PRESETS for the model) fills in every field the flags leave unset. `python train.py --help` lists them.
 
-Here too: checkpoints and object discovery on the toy splits; the dataset reader and the deterministic step
-sampler live in data.py. The model's preset lives in glass.PRESETS; this file's PRESETS hold only the
-training knobs. Other modules call `run(options(...))`, never `main(argv)`.
-
-Checkpoints (out/phase{1,2}/): model.safetensors (trainable weights), config.json (model config, phase, step,
-versions, arguments), train_state.pt (optimiser, RNG and data position; loaded with weights_only=True), written to a
-temporary folder and renamed, so a crash never leaves a broken checkpoint. `--resume` continues exactly.
+`run_phase` is the loop, on one screen: lr → forward (the losses) → backward → clip → step → log → checkpoint.
+progress.py prints and plots what it logs; checkpoint.py writes checkpoints a crash cannot break (model.safetensors,
+config.json, train_state.pt in OUT/phase{1,2}/) and resumes exactly (--resume). At the end of a toy run, val
+metrics (evaluate.discovery) go to OUT/val_phase{N}.json with a figure of val scenes. Other modules call
+`run(options(...))`, never `main(argv)`.
 """
 from __future__ import annotations
 
 import argparse
-import csv
+import ast
+import inspect
 import json
 import os
 import sys
+import textwrap
 import time
+import typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Optional
 
 import torch
 
-from checkpoint import (check_ranks_in_sync, complete, read_checkpoint_info, recover_checkpoint, rng_state, save_checkpoint,
-                        set_rng_state)
-from data import FrozenCache, PseudoGTDataset, make_loader, read_done
 import evaluate
+import glass
+import pseudo_gt
+from checkpoint import (check_ranks_in_sync, complete, rank_device, read_checkpoint_info, recover_checkpoint,
+                        resume_or_init, rng_state, save_checkpoint)
+from data import FrozenCache, PseudoGTDataset, check_dataset, ensure_dataset, make_loader
+from glass import GLASSConfig
+from progress import PhaseLog, term_grad_norms
+from slot_attention import GLASSSlotConfig
 
 ROOT = Path(__file__).resolve().parent
 
-# ---------------------------------------------------------------------------------------------------------------
-# presets: they fill in whatever the flags leave unset (`options`)
-# ---------------------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TrainPreset:
-    """A preset's training knobs; every flag of the same name overrides one. The model's preset (slots, encoder,
-    decoder, λs) is glass.PRESETS[name]."""
-    data: str | None  # pseudo-GT dataset folder (pseudo_gt.py)
-    out: str  # run folder
-    batch_size: int  # images per process and step
-    steps1: int  # phase-1 optimiser steps
-    steps2: int  # phase-2 optimiser steps
-    lr_slots1: float  # phase 1: slot module and MLP decoder
-    lr_slots2: float  # phase 2: the same, small
-    lr_unet: float  # phase 2: the UNet
-    lr_decoder: float | None  # the MLP decoder, both phases (None: the slots' rate)
-    warmup: int  # linear warm-up steps, then constant
-    log_every: int
-    ckpt_every: int
-    eval_images: int  # toy val scenes scored at the end
-    cache_frozen: str  # "yes": keep each item's frozen encoder tokens and VAE moments in memory
-    workers: int  # data loader processes per training process
+# --- the run's knobs and presets (the model's: glass.GLASSConfig, glass.PRESETS) -----------------------------------
+
+@dataclass
+class RunConfig:
+    """One training run: data, budget, optimiser, logging, devices. Defaults: the paper preset."""
+    preset: str = "paper"  # toy or paper: fills in every field the flags leave unset, the model's too
+    phase: int = 2  # 1: slot module + MLP decoder; 2: also the UNet (phase 1 runs first when OUT/phase1 is short)
+    data: Optional[str] = None  # pseudo-GT dataset folder (pseudo_gt.py); the toy preset writes it when missing
+    out: str = "runs/paper"  # run folder: checkpoints, logs, figures
+    num_images: Optional[int] = None  # toy: images to write when --data does not exist (None: 512)
+    extend_data: bool = False  # toy: grow an existing --data to --num-images items
+    check_data: bool = False  # list the dataset's bad items (undecodable, wrong size) and stop
+    repair_data: bool = False  # with --check-data: rewrite the bad items from their seeds (toy)
+    batch_size: int = 32  # images per process and step; global batch = this × WORLD_SIZE, rates never rescaled
+    steps: Optional[int] = None  # optimiser steps of this phase (None: steps1 or steps2)
+    steps1: int = 200000  # phase-1 steps, also when phase 2 has to run phase 1 first
+    steps2: int = 50000  # phase-2 steps
+    # learning rates: Stable-LSD's recipe (AdamW, constant after a linear warm-up); the paper gives none of its own
+    lr_slots1: float = 2e-5  # phase 1: slot module and MLP decoder
+    lr_slots2: float = 1e-5  # phase 2: the same, small
+    lr_unet: float = 2e-5  # phase 2: the UNet
+    lr_decoder: Optional[float] = None  # the MLP decoder's own rate in both phases (None: the slots')
+    warmup: int = 2500  # linear warm-up steps, then constant
+    weight_decay: float = 0.01  # AdamW weight decay
+    clip: float = 1.0  # the global gradient norm is clipped to this
+    seed: int = 0  # initial weights, data order, diffusion noise
+    log_every: int = 100  # steps per log line
+    ckpt_every: int = 5000  # steps per checkpoint
+    eval_images: int = 0  # toy: val scenes scored at the end (0: none)
+    val_every: int = 0  # toy: also score val scenes every N steps into OUT/val_curve.csv (training unchanged)
+    init: Optional[str] = None  # phase 2: the phase-1 checkpoint folder (None: OUT/phase1)
+    resume: bool = False  # continue this phase from OUT/phase{N}
+    workers: int = 8  # data loader processes per training process
+    cache_frozen: bool = False  # keep each item's frozen encoder tokens and VAE moments in memory (toy: 140 KB each)
+    device: Optional[str] = None  # cpu or cuda (None: cuda when available)
+    amp: str = "none"  # autocast: none, bf16 (GPUs, CPUs with native bf16) or fp16
+    threads: Optional[int] = None  # CPU threads per process
+    model: Optional[GLASSConfig] = None  # options() sets it: glass.PRESETS[preset] with the model's flags
+
+    def __post_init__(self):
+        for name in ("batch_size", "steps1", "steps2", "lr_slots1", "lr_slots2", "lr_unet", "clip", "log_every",
+                     "ckpt_every", "lr_decoder", "num_images", "threads"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"RunConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("steps", "warmup", "weight_decay", "eval_images", "val_every", "workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"RunConfig.{name} must not be negative, got {getattr(self, name)}")
+        if self.phase not in (1, 2) or self.amp not in ("none", "bf16", "fp16"):
+            raise ValueError(f"RunConfig: phase must be 1 or 2 and amp none, bf16 or fp16; got {self.phase}, "
+                             f"{self.amp!r}")
 
 
 PRESETS = {
-    # toy lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' phase-1 rate (docs/lab_notes/binding.md §7)
-    "toy": TrainPreset(data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
-                       lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
-                       ckpt_every=300, eval_images=256, cache_frozen="yes", workers=1),
-    # Stable-LSD's recipe (AdamW 2e-5, constant after warm-up, batch 32): the paper gives no schedule of its own
-    "paper": TrainPreset(data=None, out="runs/paper", batch_size=32, steps1=200000, steps2=50000, lr_slots1=2e-5,
-                         lr_slots2=1e-5, lr_unet=2e-5, lr_decoder=None, warmup=2500, log_every=100,
-                         ckpt_every=5000, eval_images=0, cache_frozen="no", workers=8),
+    "paper": RunConfig(),
+    # lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' rate (docs/lab_notes/binding.md §7)
+    "toy": RunConfig(preset="toy", data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
+                     lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
+                     ckpt_every=300, eval_images=256, workers=1, cache_frozen=True),
 }
-
 TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
+
+
+# --- flags: one per field, generated from the three config dataclasses ---------------------------------------------
+
+def field_comments(cls) -> dict:
+    """Each field's comment in `cls`'s source: the one on its line, else the comment lines right above it."""
+    lines = textwrap.dedent(inspect.getsource(cls)).splitlines()
+    comments = {}
+    for node in ast.parse("\n".join(lines)).body[0].body:
+        if isinstance(node, ast.AnnAssign):
+            tail = lines[node.end_lineno - 1][node.end_col_offset:].strip()
+            above, i = [], node.lineno - 2
+            while i >= 0 and lines[i].strip().startswith("#"):
+                above.insert(0, lines[i].strip().lstrip("# "))
+                i -= 1
+            comments[node.target.id] = tail.lstrip("# ") if tail.startswith("#") else " ".join(above)
+    return comments
+
+
+def flag_fields() -> dict:
+    """flag name (as its argparse dest) → (config class, field name, type), for every scalar field a flag may set.
+    Slot fields take the prefix slot_; input_dim and out_dim follow from the loaded models, no flag sets them."""
+    out = {}
+    for cls in (RunConfig, GLASSConfig, GLASSSlotConfig):
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            kinds = [t for t in typing.get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
+            if len(kinds) != 1 or kinds[0] not in (bool, int, float, str) or f.name in ("input_dim", "out_dim"):
+                continue  # tuples, nested configs, the model
+            dest = f.name if cls is not GLASSSlotConfig or "slot" in f.name else "slot_" + f.name
+            out[dest] = (cls, f.name, kinds[0])
+    return out
+
+
+def preset_value(preset: str, cls, name: str):
+    """A preset's value of field `name` of `cls` (for the help text), paths inside the repository relative."""
+    obj = {RunConfig: PRESETS, GLASSConfig: glass.PRESETS}[cls][preset] if cls is not GLASSSlotConfig \
+        else glass.PRESETS[preset].slots
+    value = getattr(obj, name)
+    return os.path.relpath(value, ROOT) if isinstance(value, str) and value.startswith(str(ROOT)) else value
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = ap.add_argument
-    a("--phase", type=int, choices=[1, 2], default=2, help="1: slots + MLP decoder; 2: also the UNet")
-    a("--preset", choices=sorted(PRESETS), default="toy",
-      help="toy world (default) or the paper's models: training knobs here, the model's in glass.PRESETS")
-    a("--out", help="run folder (checkpoints, logs, figures)")
-    a("--data", help="pseudo-GT dataset folder written by pseudo_gt.py")
-    a("--num-images", type=int, help=f"toy: images to write when --data does not exist (default "
-      f"{TOY_DATASET_IMAGES}); an existing dataset is used as it is")
-    a("--extend-data", action="store_true", help="toy: grow an existing --data to --num-images items")
-    a("--check-data", action="store_true", help="list the dataset's bad items (undecodable, wrong size) and stop")
-    a("--repair-data", action="store_true", help="with --check-data: rewrite bad items from their seeds (toy)")
-    a("--encoder", help="Dinov2Model folder or hub ID")
-    a("--sd", help="Stable Diffusion folder or hub ID (vae/, unet/, scheduler/)")
-    a("--encoder-size", type=int, help="encoder input size (px)")
-    a("--decoder-size", type=int, help="VAE input size (px)")
-    a("--num-slots", type=int, help="K")
-    a("--iters", type=int, help="slot attention iterations T")
-    a("--slot-dim", type=int, help="slot width D")
-    a("--slot-mlp", type=int, help="slot MLP hidden width")
-    a("--mlp-hidden", type=int, help="MLP decoder hidden width")
-    a("--decoder-pos-std", type=float, help="std of the MLP decoder's position embedding at init (DINOSAUR: 0.02)")
-    a("--slot-init", choices=["gaussian", "learned"], help="initial slots: sampled from one learned Gaussian (the "
-      "authors' release, paper preset) or one learned vector per slot (toy preset)")
-    a("--gaussian-init", choices=["xavier", "small"], help="start of the shared Gaussian's μ, log σ: Xavier-uniform "
-      "(σ ≈ 1, the authors' code, default) or small (σ = D^-½)")
-    a("--grid", choices=["centres", "edges"], help="positional grid at cell centres (authors' code, default) or edges")
-    a("--bilevel", choices=["yes", "no"], help="detach the last slot iteration's input, straight-through to the init "
-      "(toy preset: yes)")
-    a("--slot-prior", choices=["none", "count", "boxes"], help="Tab. 5 baselines only: ground-truth object count "
-      "(K = objects + 1 active slots) or boxes (initial slots from them); needs a dataset with instance maps")
-    a("--match-size", type=int, help="resolution where slot masks meet pseudo masks")
-    a("--num-classes", type=int, help="classes of the pseudo masks")
-    a("--batch-size", type=int, help="images per process and step: the global batch is this × the number of "
-      "processes (torchrun's WORLD_SIZE); learning rates are never rescaled with it")
-    a("--steps", type=int, help="optimiser steps of this phase (default: the preset's steps1 / steps2)")
-    a("--steps1", type=int, help="phase-1 steps when phase 2 has to run phase 1 first")
-    a("--steps2", type=int, help="phase-2 steps")
-    a("--lr-slots1", type=float, help="phase-1 learning rate of slot module and MLP decoder")
-    a("--lr-slots2", type=float, help="phase-2 (small) learning rate of slot module and MLP decoder")
-    a("--lr-unet", type=float, help="phase-2 learning rate of the UNet")
-    a("--lr-decoder", type=float, help="the MLP decoder's own learning rate, both phases (default: the slots')")
-    a("--warmup", type=int, help="linear warm-up steps, then constant")
-    a("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    a("--clip", type=float, default=1.0, help="gradient-norm clipping")
-    a("--lambda-semantic", type=float, help="λs (paper: 0.7)")
-    a("--lambda-instance", type=float, help="λi (paper: 0.9)")
-    a("--no-recon", action="store_true", help="ablation: drop L_recon")
-    a("--no-semantic", action="store_true", help="ablation: drop L_semantic")
-    a("--no-instance", action="store_true", help="ablation: drop L_instance")
-    a("--background-segment", choices=["yes", "no"], help="background as a pseudo-mask segment (preset: yes)")
-    a("--seed", type=int, default=0)
-    a("--log-every", type=int)
-    a("--ckpt-every", type=int)
-    a("--eval-images", type=int, help="toy val scenes scored at the end (0: skip)")
-    a("--val-every", type=int, default=0, help="toy: also score the val scenes every N steps, into "
-      "OUT/val_curve.csv (training goes on exactly as without it)")
-    a("--init", help="phase 2: phase-1 checkpoint folder (default: OUT/phase1)")
-    a("--resume", action="store_true", help="continue this phase from OUT/phase{N}")
-    a("--workers", type=int, help="data loader worker processes per training process (toy preset 1: the CPU "
-      "trains; paper preset 8: decoding 768-px PNGs)")
-    a("--device", default=None, help="cpu / cuda (default: cuda when available)")
-    a("--amp", choices=["none", "bf16", "fp16"], default="none",
-      help="autocast: GPUs, or bf16 on CPUs with native bf16")
-    a("--cache-frozen", choices=["yes", "no"], help="keep each item's frozen encoder tokens and VAE moments in "
-      "memory after its first visit (toy preset: yes; about 140 KB per toy item, 3 MB per paper-preset item)")
-    a("--grad-checkpointing", action="store_true", help="UNet gradient checkpointing")
-    a("--threads", type=int, default=None, help="CPU threads per process")
+    groups = {cls: ap.add_argument_group(f"{cls.__name__} ({Path(inspect.getsourcefile(cls)).name})",
+                                         cls.__doc__.split("\n")[0]) for cls in (RunConfig, GLASSConfig, GLASSSlotConfig)}
+    comments = {cls: field_comments(cls) for cls in groups}
+    for dest, (cls, name, kind) in flag_fields().items():
+        toy, paper = preset_value("toy", cls, name), preset_value("paper", cls, name)
+        default = "" if name == "preset" else f" [toy {toy}, paper {paper}]" if toy != paper else f" [default {toy}]"
+        helptext = (comments[cls][name] + default).replace("%", "%%")
+        flag = "--" + dest.replace("_", "-")
+        if kind is bool:
+            groups[cls].add_argument(flag, action=argparse.BooleanOptionalAction, help=helptext)
+        else:
+            groups[cls].add_argument(flag, type=kind, help=helptext, metavar=kind.__name__.upper())
     return ap
 
 
-def options(argv=(), **overrides) -> argparse.Namespace:
-    """The one config path of a run, in this order: the flags (`argv`, as on the command line), then keyword
-    overrides by flag name (`options(phase=1, steps=400, no_semantic=True)`), then the preset for whatever is still
-    unset: its training knobs (PRESETS, a TrainPreset) and its model (glass.PRESETS, a GLASSConfig, with the model
-    flags that were given), which becomes `args.model`. Values are checked with clear errors. What `python
-    train.py ...` and experiments.py both use."""
-    import glass
+def options(argv=(), **overrides) -> RunConfig:
+    """The one config path of a run: the preset's values, replaced by the flags (`argv`, as on the command line),
+    then by keyword overrides named like the flags (`options(phase=1, steps=400, semantic=False)`). Values are
+    checked with clear errors. What `python train.py ...`, experiments.py and the notebooks all use."""
     ap = build_parser()
-    args = ap.parse_args(list(argv))
-    for k, v in overrides.items():
-        if not hasattr(args, k) or k == "model":
-            raise TypeError(f"train.py has no option {k!r}")
-        setattr(args, k, v)
-    preset = PRESETS[args.preset]
-    for f in fields(TrainPreset):
-        if getattr(args, f.name) is None:
-            setattr(args, f.name, getattr(preset, f.name))
+    flags = flag_fields()
+    unknown = sorted(set(overrides) - set(flags))
+    if unknown:
+        raise TypeError(f"train.py has no option {unknown[0]!r}")
+    given = {k: v for k, v in vars(ap.parse_args(list(argv))).items() if v is not None}
+    given.update(overrides)
+    name = given.pop("preset", "toy")
+    if name not in PRESETS:
+        ap.error(f"--preset must be one of {sorted(PRESETS)}, got {name!r}")
+    sets = {cls: {flags[d][1]: v for d, v in given.items() if flags[d][0] is cls}
+            for cls in (RunConfig, GLASSConfig, GLASSSlotConfig)}
+    try:
+        model = glass.preset(name, slots=sets[GLASSSlotConfig], **sets[GLASSConfig])
+        args = replace(PRESETS[name], model=model, **sets[RunConfig])
+    except ValueError as e:
+        ap.error(str(e))
     if args.data is None:
         ap.error("the paper preset needs --data: a folder written by `python pseudo_gt.py --preset paper "
                  "--images DIR --out DIR`")
-
-    def yes(flag: str | None, value: str = "yes") -> bool | None:
-        return None if flag is None else flag == value
-
-    slot_fields = {"num_slots": args.num_slots, "iters": args.iters, "dim": args.slot_dim,
-                   "mlp_hidden": args.slot_mlp, "prior": args.slot_prior, "gaussian_init": args.gaussian_init,
-                   "learned_init": yes(args.slot_init, "learned"), "bilevel": yes(args.bilevel),
-                   "grid_centres": yes(args.grid, "centres")}  # GLASSSlotConfig field ← flag
-    model_fields = {"encoder": args.encoder, "sd": args.sd, "encoder_size": args.encoder_size,
-                    "decoder_size": args.decoder_size, "mlp_hidden": args.mlp_hidden, "match_size": args.match_size,
-                    "num_classes": args.num_classes, "lambda_semantic": args.lambda_semantic,
-                    "lambda_instance": args.lambda_instance, "decoder_pos_std": args.decoder_pos_std,
-                    "background_segment": yes(args.background_segment),
-                    "gradient_checkpointing": args.grad_checkpointing or None}  # GLASSConfig field ← flag
-    args.model = glass.preset(args.preset, slots={k: v for k, v in slot_fields.items() if v is not None},
-                              use_recon=not args.no_recon, use_semantic=not args.no_semantic,
-                              use_instance=not args.no_instance,
-                              **{k: v for k, v in model_fields.items() if v is not None})
-    for name in ("encoder", "sd"):
-        path = getattr(args.model, name)
+    for key in ("encoder", "sd"):
+        path = getattr(model, key)
         if path.startswith(("/", ".")) and not Path(path).exists():
-            ap.error(f"--{name} {path} does not exist (toy models ship in toy_models/; rebuild them with "
+            ap.error(f"--{key} {path} does not exist (toy models ship in toy_models/; rebuild them with "
                      f"python -m toy.pretrain)")
     if args.init and not Path(args.init).exists():
         ap.error(f"--init {args.init} does not exist")
-    if args.no_recon and args.no_semantic and args.no_instance:
-        ap.error("all three loss terms are switched off")
-    positive = ["num_slots", "iters", "slot_dim", "slot_mlp", "mlp_hidden", "batch_size", "steps1", "steps2",
-                "log_every", "ckpt_every", "encoder_size", "decoder_size", "match_size", "num_classes", "num_images"]
-    for k in positive + ["lr_slots1", "lr_slots2", "lr_unet", "lr_decoder", "clip"]:
-        v = getattr(args, k)
-        if v is not None and not v > 0:
-            ap.error(f"--{k.replace('_', '-')} must be positive, got {v}")
-    for k in ("steps", "warmup", "eval_images", "val_every", "workers", "weight_decay", "lambda_semantic",
-              "lambda_instance"):
-        v = getattr(args, k)
-        if v is not None and v < 0:
-            ap.error(f"--{k.replace('_', '-')} must not be negative, got {v}")
     return args
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# data: the toy dataset a run needs, and its check
-# ---------------------------------------------------------------------------------------------------------------
-
-def ensure_dataset(args, rank: int) -> None:
-    """Use --data as it is. A missing toy dataset is written first (progress bar included), and one a crashed
-    writer left short is finished; growing a dataset needs --extend-data, and the writer refuses other settings."""
-    folder = Path(args.data)
-    if (folder / "meta.json").exists():
-        meta = json.loads((folder / "meta.json").read_text())
-        done = len(read_done(folder))
-        target = meta.get("num_images", done)
-        if args.num_images is not None and args.num_images != target and not args.extend_data:
-            raise SystemExit(f"--data {folder} holds a dataset of {target} images; --num-images {args.num_images} "
-                             f"would change it: pass --extend-data to grow it, or choose another --data")
-        n = max(target, args.num_images or 0)
-        if done >= n:
-            return
-    else:
-        n = args.num_images or TOY_DATASET_IMAGES
-    if args.preset != "toy":
-        raise SystemExit(f"--data {folder} holds no complete pseudo-GT dataset; write one with pseudo_gt.py "
-                         f"--preset paper")
-    if rank == 0:
-        write_toy_dataset(args, folder, n, extend=args.extend_data)
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def write_toy_dataset(args, folder: Path, n: int, extend: bool = False, captioner: str = "toy") -> None:
-    """The toy preset's writer with this run's model; "toy-labels" (GLASS†'s prompts) is a dataset of its own name."""
-    import pseudo_gt
-    from glass import quiet_loading
-    sd = args.model.sd
-    print(f"[data] writing the toy pseudo-GT dataset: {n} images → {folder} (python pseudo_gt.py --preset toy "
-          f"--num-images {n} --out {folder}{'' if captioner == 'toy' else ' --captioner ' + captioner})", flush=True)
-    t0 = time.time()
-    with quiet_loading():
-        pipe = pseudo_gt.load_pipeline(sd)
-    preset = replace(pseudo_gt.PRESETS["toy"], sd=sd, name=captioner, captioner=captioner)
-    try:
-        pseudo_gt.write_dataset(folder, preset, n, pipe=pipe, batch_size=16, extend=extend)
-    except (ValueError, RuntimeError) as e:  # other settings, or another writer on the folder
-        raise SystemExit(f"[data] {e}")
-    print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
-
-
-def check_data(args) -> dict:
-    """--check-data: the reader's validation as a report; with --repair-data the bad items' files are removed and
-    the toy writer rewrites them from their seeds (item i is always seeded by seed + i)."""
-    ds = PseudoGTDataset(args.data, quiet=True)
-    report = {"items": len(ds) + len(ds.bad), "bad": ds.bad, "unreadable_lines": ds.unreadable_lines}
-    print(json.dumps(report, indent=2))
-    if args.repair_data and ds.bad:
-        if ds.meta.get("preset") != "toy":
-            raise SystemExit(f"remove the bad items' files and rerun the pseudo_gt.py command that wrote {args.data}")
-        for rec in ds.bad_records:
-            for key in ("image", "mask"):
-                (ds.folder / rec[key]).unlink(missing_ok=True)
-        write_toy_dataset(args, ds.folder, ds.meta.get("num_images", len(ds) + len(ds.bad)))
-        report["repaired"] = len(PseudoGTDataset(args.data, quiet=True).bad) == 0
-    return report
-
-
-def plot_curves(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = list(csv.DictReader(open(csv_path)))
-    if not rows:
-        return
-    steps = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(1, 4, figsize=(14, 3))
-    for a, key in zip(ax, ("total", "recon", "semantic", "instance")):
-        a.plot(steps, [float(r[key]) for r in rows])
-        a.set_title(key)
-        a.set_xlabel("step")
-    fig.suptitle(f"{csv_path.name} (python train.py)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# one phase: the loop, then the helpers it calls in the order it calls them
-# ---------------------------------------------------------------------------------------------------------------
+# --- one phase: the loop, then the helpers it calls in the order it calls them (progress.py: PhaseLog) -------------
 
 def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -> Path:
     """Train one phase (§4) up to `num_steps`, resuming from OUT/phase{phase} with --resume. Returns that folder."""
@@ -313,7 +219,7 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     if torch.distributed.is_initialized():
         train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     loader = make_loader(PseudoGTDataset(args.data), args, start, num_steps - start, rank, world)
-    cache = FrozenCache(model.frozen_outputs) if args.cache_frozen == "yes" else None
+    cache = FrozenCache(model.frozen_outputs) if args.cache_frozen else None
     log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
     params = [p for g in opt.param_groups for p in g["params"]]  # what clipping sees, once, not every step
@@ -350,13 +256,12 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
 def build(args, phase: int, device, rank: int):
     """The model (identical initial weights on every rank), AdamW over the phase's groups (§4) and the generator
     of diffusion noise and timesteps. A checkpoint a crash left half-swapped is recovered first."""
-    from glass import GLASS
     if rank == 0:
         recover_checkpoint(Path(args.out) / f"phase{phase}")
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)
-    model = GLASS(args.model).to(device)
+    model = glass.GLASS(args.model).to(device)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
     groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
     opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
@@ -364,42 +269,6 @@ def build(args, phase: int, device, rank: int):
         g["base_lr"] = g["lr"]  # the rate after warm-up; the loop's warm-up scales it
     gen = torch.Generator().manual_seed(args.seed * 1000 + rank)
     return model, opt, gen
-
-
-def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world: int, is_main: bool) -> int:
-    """--resume with a checkpoint: weights, optimiser, RNG and step from it (refused when settings that change the
-    data order changed). Otherwise phase 2 starts from phase 1's weights (--init or OUT/phase1). Returns the step."""
-    from safetensors.torch import load_file
-    if not (args.resume and (ckpt / "config.json").exists()):
-        if phase == 2:
-            init = Path(args.init) if args.init else Path(args.out) / "phase1"
-            info = read_checkpoint_info(init)
-            if info["phase"] != 1:
-                raise SystemExit(f"--init {init} is a phase-{info['phase']} checkpoint; phase 2 starts from phase 1")
-            model.load_trainable_state(load_file(init / "model.safetensors"))
-            if is_main:
-                print(f"[phase 2] starting from {init} (phase 1, step {info['step']})", flush=True)
-        return 0
-    info = read_checkpoint_info(ckpt)
-    if info["phase"] != phase:
-        raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
-    saved = {**info["args"], "world": info.get("world", 1)}
-    changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
-               ("seed", args.seed), ("world", world)) if saved.get(k) != v]
-    if changed:
-        raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
-                         f"start a new --out, or resume with the saved ones")
-    model.load_trainable_state(load_file(ckpt / "model.safetensors"))
-    # map_location: each rank's optimiser state goes to its own device (the saved tensors name cuda:0)
-    state = torch.load(ckpt / "train_state.pt", weights_only=True, map_location=device)
-    base = [g["base_lr"] for g in opt.param_groups]
-    opt.load_state_dict(state["optimizer"])
-    for g, lr in zip(opt.param_groups, base):  # this run's rates: a lower --lr-* after a NaN takes effect
-        g["base_lr"] = lr
-    set_rng_state(state["rng"], gen, device)
-    if is_main:
-        print(f"[phase {phase}] resuming at step {state['step']}", flush=True)
-    return state["step"]
 
 
 def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: int, ckpt: Path):
@@ -419,98 +288,34 @@ def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: i
     return losses
 
 
-class PhaseLog:
-    """Progress bar, one line per `every` steps with the mean of every loss term, the gradient norm each term sends
-    into the slot module, the rate and the lr; the same as OUT/log_phase{phase}.csv, and its PNG at the end."""
+# --- entry point ---------------------------------------------------------------------------------------------------
 
-    COLUMNS = ("step,total,recon,semantic,instance,semantic_share,grad_recon,grad_semantic,grad_instance,"
-               "images_per_s,lr")
-
-    def __init__(self, out: Path, phase: int, start: int, num_steps: int, every: int, batch_size: int, world: int,
-                 is_main: bool):
-        from tqdm import tqdm
-        self.phase, self.num_steps, self.every, self.world, self.is_main = phase, num_steps, every, world, is_main
-        if is_main and world > 1:
-            print(f"[phase {phase}] global batch {batch_size * world} = --batch-size {batch_size} × {world} "
-                  f"processes; learning rates as given", flush=True)
-        self.csv_path = out / f"log_phase{phase}.csv"
-        self.png_path = out / f"loss_phase{phase}.png"
-        if is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            if start == 0 or not self.csv_path.exists():
-                self.csv_path.write_text(self.COLUMNS + "\n")
-        self.bar = tqdm(total=num_steps, initial=start, desc=f"phase {phase}", disable=not is_main, mininterval=10)
-        self.sums, self.t_last, self.n_last = None, time.time(), 0
-
-    def wants_grads(self, step: int) -> bool:
-        """Per-term gradient norms cost one extra backward each: only at log steps, only on one process."""
-        return (step + 1) % self.every == 0 and self.is_main and not torch.distributed.is_initialized()
-
-    def step(self, step: int, losses, batch_size: int, lr: float, grads: dict) -> None:
-        self.bar.update(1)
-        terms = torch.stack([losses.total, losses.recon, losses.semantic, losses.instance,
-                             losses.semantic_present.float().mean()]).detach()
-        self.sums = terms if self.sums is None else self.sums + terms
-        self.n_last += batch_size * self.world
-        if step % self.every != 0 and step != self.num_steps:
-            return
-        k = self.every if step % self.every == 0 else step % self.every
-        avg = (self.sums / k).tolist()
-        rate = self.n_last / (time.time() - self.t_last)
-        if self.is_main:
-            g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")]
-            print(f"phase {self.phase} step {step} | total {avg[0]:.4f} recon {avg[1]:.4f} semantic {avg[2]:.4f} "
-                  f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | |∇slots| recon {g[0]:.2e} "
-                  f"semantic {g[1]:.2e} instance {g[2]:.2e} | {rate:.1f} img/s | lr {lr:.2e}", flush=True)
-            with open(self.csv_path, "a") as f:
-                f.write(f"{step},{avg[0]:.6f},{avg[1]:.6f},{avg[2]:.6f},{avg[3]:.6f},{avg[4]:.4f},"
-                        f"{g[0]:.4e},{g[1]:.4e},{g[2]:.4e},{rate:.3f},{lr:.3e}\n")
-        self.sums, self.t_last, self.n_last = None, time.time(), 0
-
-    def close(self) -> None:
-        self.bar.close()
-        if self.is_main:
-            plot_curves(self.csv_path, self.png_path)
-
-
-def term_grad_norms(model, losses) -> dict:
-    """The gradient norm that each weighted loss term (λ·L) sends into the slot-attention parameters, one
-    autograd pass per term at log steps (the training step's own backward is unchanged): which term drives the
-    slots, and whether λs and λi balance them."""
-    params = [p for p in model.slot_module.parameters() if p.requires_grad]
-    c = model.config
-    weighted = {"recon": losses.recon, "semantic": c.lambda_semantic * losses.semantic,
-                "instance": c.lambda_instance * losses.instance}
-    out = {}
-    for name, term in weighted.items():
-        if term.requires_grad:
-            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-            out[name] = float(sum(float((g.float() ** 2).sum()) for g in grads if g is not None)) ** 0.5
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# entry point
-# ---------------------------------------------------------------------------------------------------------------
-
-def run(args: argparse.Namespace) -> dict:
+def run(args: RunConfig) -> dict:
     """One run as `options` describes it: data if missing, phase 1 if phase 2 needs it, the phase, val metrics."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = rank_device(args.device)  # before anything loads: under torchrun each process on cuda:LOCAL_RANK
     if "LOCAL_RANK" in os.environ and not torch.distributed.is_initialized():  # launched by torchrun
-        if args.device == "cuda":  # each process on its own GPU before anything is loaded
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        torch.distributed.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
+    write = (lambda folder, n: pseudo_gt.write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)) \
+        if args.preset == "toy" else None  # the paper preset's datasets come from `python pseudo_gt.py`
     if args.check_data:
-        return check_data(args)
-    ensure_dataset(args, rank)
+        if args.repair_data and write is None:
+            raise SystemExit("--repair-data rewrites toy datasets; remove the bad items' files and rerun the "
+                             f"pseudo_gt.py command that wrote {args.data}")
+        report = check_dataset(args.data, write if args.repair_data else None)
+        print(json.dumps(report, indent=2))
+        return report
+    if rank == 0:
+        ensure_dataset(args.data, args.num_images or TOY_DATASET_IMAGES, args.num_images is not None,
+                       args.extend_data, write)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank reads the dataset before rank 0 has written it
     if args.phase == 2 and not args.init:
         p1 = out / "phase1" / "config.json"
         p1_step = read_checkpoint_info(out / "phase1")["step"] if p1.exists() else 0

@@ -39,7 +39,7 @@ print("fast mode" if FAST else "full mode")
 # %%
 from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
 from glass import load_checkpoint_model, upsample_masks
-from train import PseudoGTDataset
+from data import PseudoGTDataset
 from matching import iou_matrix, hungarian_match, segments_from_semantic, semantic_loss
 import torch.nn.functional as F
 ckpt = notebook_checkpoint(phase=1)

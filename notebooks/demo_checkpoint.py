@@ -8,6 +8,8 @@ notebooks in) a demo model of a few dozen steps is trained into runs/notebook_fa
 notebook says so: its masks then come from an almost untrained model and show the code paths, not the method.
 """
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,13 +26,15 @@ def notebook_checkpoint(phase: int = 2) -> Path:
     if (ckpt / "config.json").exists() and not fast_mode():
         print(f"checkpoint: {ckpt.relative_to(ROOT)} (the quick start's model)")
         return ckpt
-    import train
     out = ROOT / "runs" / "notebook_fast"
     why = "GLASS_FAST=1" if fast_mode() else f"{ckpt.relative_to(ROOT)} does not exist"
     print(f"DEMO MODEL ({why}): 20 steps of phase 1 on 32 images, almost untrained. Its masks show what the code "
           f"draws, not what GLASS learns. For the real model run `python train.py --phase 2` (the README gives "
           f"its time on 2 CPU cores) and rerun this notebook.")
     if not (out / f"phase{phase}" / "config.json").exists():
-        train.run(train.options(phase=phase, out=str(out), data=str(ROOT / "data" / "notebook_fast"), num_images=32,
-                                steps1=20, steps2=10, batch_size=8, eval_images=0, workers=0, log_every=10))
+        command = [sys.executable, "train.py", "--phase", str(phase), "--out", str(out), "--data",
+                   str(ROOT / "data" / "notebook_fast"), "--num-images", "32", "--steps1", "20", "--steps2", "10",
+                   "--batch-size", "8", "--eval-images", "0", "--workers", "0", "--log-every", "10"]
+        print(" ".join(command[1:]))  # what a reader would type
+        subprocess.run(command, cwd=ROOT, check=True)
     return out / f"phase{phase}"

@@ -39,7 +39,7 @@ def tiny_glass_config(tiny_models, **kw):
     import glass
     from slot_attention import GLASSSlotConfig
     args = dict(encoder=str(tiny_models / "encoder"), sd=str(tiny_models / "sd"),
-                slots=GLASSSlotConfig(num_slots=4, iters=2, dim=16, mlp_hidden=16), mlp_hidden=32)
+                slots=GLASSSlotConfig(num_slots=4, iters=2, dim=16, mlp_hidden=16), decoder_hidden=32)
     args.update(kw)
     return glass.preset("toy", **args)
 
@@ -47,6 +47,6 @@ def tiny_glass_config(tiny_models, **kw):
 def tiny_args(tiny_models, tiny_dataset, out, *extra):
     """train.py flags of a tiny run on the tiny models and dataset."""
     return ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--data", str(tiny_dataset),
-            "--out", str(out), "--slot-dim", "16", "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4",
+            "--out", str(out), "--slot-dim", "16", "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4",
             "--batch-size", "4", "--log-every", "1", "--workers", "0", "--eval-images", "0", "--warmup", "2",
             *extra]

@@ -74,7 +74,7 @@ def test_fg_ari_multi_leaves_single_object_scenes_out():
 
 def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
-             "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
+             "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
     res = experiments.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                               only=["pixels", "ceiling", "1", "5"])
@@ -97,7 +97,7 @@ BASELINE_INDEX = {r: i for i, r in enumerate(experiments.BASELINES)}
 
 def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
-             "--slot-mlp", "16", "--mlp-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
+             "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
     tables = experiments.run_tables(tmp_path, "fast", tiny_dataset, extra)
     assert list(tables) == ["tab2", "tab3", "tab4", "tab5", "tab6a", "tab6b", "tab6c", "glass_dagger", "tab7",
@@ -118,10 +118,10 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
         return json.loads((tmp_path / experiments.slug(row) / "phase1" / "config.json").read_text())
     # each row trained the configuration its name says
     lsd = config("StableLSD")
-    assert (lsd["model"]["use_recon"], lsd["model"]["use_semantic"], lsd["model"]["use_instance"]) == (True, False, False)
+    assert (lsd["model"]["recon"], lsd["model"]["semantic"], lsd["model"]["instance"]) == (True, False, False)
     assert lsd["args"]["data"] == str(tmp_path / "data_real")
     dino = config("DINOSAUR")["model"]
-    assert (dino["use_recon"], dino["use_semantic"], dino["use_instance"]) == (False, False, True)
+    assert (dino["recon"], dino["semantic"], dino["instance"]) == (False, False, True)
     # "DINOSAUR, decoder masks" is the DINOSAUR run scored by the argmax of its MLP decoder's alpha masks
     from glass import load_checkpoint_model, slot_labels
     model, _ = load_checkpoint_model(tmp_path / "dinosaur" / "phase1")
@@ -135,13 +135,13 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
                                   torch.stack([s["semantic"] for s in scenes]))
     decoder_row = tables["tab2"][BASELINE_INDEX["DINOSAUR, decoder masks"]]
     assert decoder_row["mbo_i"] == pytest.approx(metrics.summarize(by_hand["mbo_i"]).mean)
-    assert config("StableLSD-BBox")["model"]["slots"]["prior"] == "boxes"
-    assert config("StableLSD-Dynamic")["model"]["slots"]["prior"] == "count"
-    assert config("GLASS")["model"]["slots"]["prior"] == "none"
-    assert config("+ semantic, seed 0")["model"]["use_instance"] is False
-    assert config("GLASS, MAE encoder")["args"]["encoder"] == str(tmp_path / "encoders" / "mae" / "encoder")
+    assert config("StableLSD-BBox")["model"]["slot_prior"] == "boxes"
+    assert config("StableLSD-Dynamic")["model"]["slot_prior"] == "count"
+    assert config("GLASS")["model"]["slot_prior"] == "none"
+    assert config("+ semantic, seed 0")["model"]["instance"] is False
+    assert config("GLASS, MAE encoder")["model"]["encoder"] == str(tmp_path / "encoders" / "mae" / "encoder")
     assert json.loads((tmp_path / "encoders" / "mae" / "done.json").read_text())["steps"] == 2
-    assert config("StableLSD, random encoder")["args"]["encoder"] == str(tmp_path / "encoders" / "random" / "encoder")
+    assert config("StableLSD, random encoder")["model"]["encoder"] == str(tmp_path / "encoders" / "random" / "encoder")
     assert config("GLASS, λi 0.1")["model"]["lambda_instance"] == 0.1
     assert (tmp_path / "compose_examples.png").exists()
     measures = json.loads((tmp_path / "measures.json").read_text())
@@ -150,7 +150,7 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     probe = measures["tab8: no features"]
     assert (probe["class_acc"], probe["centre_mse"]) == (probe["class_acc_floor"], probe["centre_mse_floor"])
     felz = config("GLASS, Felzenszwalb masks")
-    assert felz["model"]["use_instance"] is False and felz["model"]["lambda_semantic"] == 1.0
+    assert felz["model"]["instance"] is False and felz["model"]["lambda_semantic"] == 1.0
     # GLASS† prompts are the scenes' ground-truth class names; GLASS's are captions
     from toy.world import class_names_prompt, make_scene
     dagger = [json.loads(line) for line in (tmp_path / "data_dagger" / "items-rank0.jsonl").read_text().splitlines()]
@@ -185,7 +185,7 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
         assert seeded[row]["miou_i"] == pytest.approx((a + b) / 2)
         assert seeded[row]["miou_i_std"] == pytest.approx(abs(a - b) / 2)
     dino1 = config("DINOSAUR, seed 1")
-    assert (dino1["args"]["seed"], dino1["model"]["use_semantic"], dino1["model"]["use_instance"]) == (1, False, True)
+    assert (dino1["args"]["seed"], dino1["model"]["semantic"], dino1["model"]["instance"]) == (1, False, True)
     assert config("all three, seed 1")["args"]["seed"] == 1  # GLASS's seed 1 is Tab. 6a's "all three, seed 1"
     assert "miou_i_std" not in seeded["k-means, pixels"]
     assert seeded["k-means, pixels"]["miou_i"] == tables["tab2"][-1]["miou_i"]

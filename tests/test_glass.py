@@ -51,7 +51,7 @@ def test_one_step_trains_only_what_the_phase_trains(tiny_models, phase):
 
 def test_recon_loss_reaches_the_slots_through_the_frozen_unet(tiny_models):
     torch.manual_seed(0)
-    model = GLASS(tiny_glass_config(tiny_models, use_semantic=False, use_instance=False))
+    model = GLASS(tiny_glass_config(tiny_models, semantic=False, instance=False))
     model.param_groups(1, 1e-3, 1e-3)
     out = model.losses(batch(), torch.Generator().manual_seed(1))
     out.total.backward()
@@ -68,7 +68,7 @@ def test_semantic_term_absent_for_samples_without_classes(tiny_models):
     out = model.losses(batch(has_classes=(False, False, False)), torch.Generator().manual_seed(1))
     assert not out.semantic_present.any() and float(out.semantic) == 0.0
     # images without classes contribute nothing: the loss equals that of the first image alone
-    model.config.use_recon = model.config.use_instance = False
+    model.config.recon = model.config.instance = False
     b = batch(has_classes=(True, False, False))
     torch.manual_seed(3)
     full = model.losses(b).semantic
@@ -80,7 +80,7 @@ def test_semantic_term_absent_for_samples_without_classes(tiny_models):
 
 def test_ablation_switches_zero_their_terms(tiny_models):
     torch.manual_seed(0)
-    model = GLASS(tiny_glass_config(tiny_models, use_recon=False, use_semantic=False))
+    model = GLASS(tiny_glass_config(tiny_models, recon=False, semantic=False))
     out = model.losses(batch())
     assert float(out.recon) == 0 and float(out.semantic) == 0 and out.instance > 0
     torch.testing.assert_close(out.total, 0.9 * out.instance)
@@ -184,7 +184,7 @@ def test_unconditional_branch_is_the_empty_prompt_embedding(tiny_models):
 
 
 def test_slot_prior_by_hand():
-    from glass import slot_prior
+    from baselines import slot_prior
     inst = torch.zeros(2, 8, 8, dtype=torch.long)
     inst[0, 1:3, 2:6] = 4  # rows 1–2, columns 2–5
     inst[0, 6:, 0:1] = 2  # rows 6–7, column 0
@@ -198,29 +198,34 @@ def test_slot_prior_by_hand():
 
 
 def test_slot_priors_start_slots_from_boxes_and_switch_slots_off(tiny_models):
-    from glass import slot_prior
+    from baselines import slot_prior
     torch.manual_seed(0)
     inst = torch.zeros(2, 64, 64, dtype=torch.long)
     inst[0, 10:30, 10:30], inst[0, 40:60, 5:20], inst[1, 0:20, 30:60] = 1, 2, 1
     images = torch.rand(2, 3, 64, 64)
+    slots = {"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16}
     for prior in ("count", "boxes"):
-        model = GLASS(tiny_glass_config(tiny_models, slots={"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16,
-                                                            "prior": prior}))
+        model = GLASS(tiny_glass_config(tiny_models, slots=slots, slot_prior=prior))
         with pytest.raises(ValueError, match="instance maps"):
             model.encode(images)
         enc = model.encode(images, instance=inst)
         # inactive slots (objects + 1 .. K) win no token
         assert enc.attn[0, 3].abs().max() == 0 and enc.attn[1, 2:].abs().max() == 0
         assert torch.allclose(enc.attn.sum(1), torch.ones(2, enc.attn.shape[-1]))
-        if prior == "boxes":  # the initial slots are the MLP of the boxes
+        if prior == "boxes":  # the initial slots are the MLP of the boxes, and the box MLP trains with the slots
             feats = model.encoder(images)
             boxes, mask = slot_prior(inst, 4)
-            out = model.slot_module(feats, boxes=boxes, slot_mask=mask)
-            assert torch.allclose(out.init, model.slot_module.box_mlp(boxes))
+            out = model.slot_module(feats, slots=model.box_init(boxes), slot_mask=mask)
+            assert torch.allclose(out.init, model.box_init.mlp(boxes))
             assert torch.allclose(out.attn, enc.attn)
-    plain = GLASS(tiny_glass_config(tiny_models))
-    with pytest.raises(ValueError, match="prior"):
-        plain.slot_module(plain.encoder(images), boxes=torch.rand(2, 4, 4))
+            trained = {id(p) for g in model.param_groups(1, 1e-3, 1e-3) for p in g["params"]}
+            assert all(id(p) in trained for p in model.box_init.parameters())
+            state = model.trainable_state(1)
+            assert any(k.startswith("box_init.") for k in state)
+            with pytest.raises(ValueError, match="box_init"):  # a BBox checkpoint into a model without the prior
+                GLASS(tiny_glass_config(tiny_models, slots=slots)).load_trainable_state(state)
+    with pytest.raises(ValueError, match="slot_prior"):
+        tiny_glass_config(tiny_models, slot_prior="gt")
 
 
 def test_mlp_decoder_textbook_and_factorised_forms_agree():

@@ -9,7 +9,6 @@ from data import PseudoGTDataset
 import data
 import prompts
 import pseudo_gt as pg
-import train
 from toy import report as toy_report
 from prompts import build_prompt, find_classes, token_groups
 from pseudo_gt import MaskConfig, label_mask, refine

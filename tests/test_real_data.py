@@ -231,7 +231,6 @@ def test_voc_masks_crop_and_missing_files(tiny_voc):
 def test_evaluate_discovery_on_coco_and_voc(tiny_models, tiny_coco, tiny_voc, tmp_path):
     import argparse
     import evaluate
-    import train
     from glass import GLASS
     from tests.conftest import tiny_glass_config
     model = GLASS(tiny_glass_config(tiny_models))  # a checkpoint of the tiny model through train.py's own writer

@@ -121,13 +121,12 @@ def test_bad_items_are_named_and_left_out_and_training_runs(tiny_models, tiny_da
 
 
 def test_repair_rewrites_bad_items_from_their_seeds(tmp_path):
-    args = train.options(data=str(tmp_path / "data"), out=str(tmp_path / "run"))
-    train.write_toy_dataset(args, tmp_path / "data", 3)  # the shipped toy models, 3 images
+    pseudo_gt.write_toy_dataset(tmp_path / "data", 3, train.options().model.sd)  # the shipped toy models, 3 images
     path = tmp_path / "data" / "images" / "0000001.png"
     good = np.asarray(Image.open(path)).astype(int)
     path.write_bytes(path.read_bytes()[:50])
-    report = train.check_data(train.options(data=str(tmp_path / "data"), out=str(tmp_path / "run"), check_data=True,
-                                            repair_data=True))
+    report = train.run(train.options(data=str(tmp_path / "data"), out=str(tmp_path / "run"), check_data=True,
+                                     repair_data=True))
     assert list(report["bad"]) == [1] and report["repaired"]
     again = np.asarray(Image.open(path)).astype(int)  # generated alone now, in a batch of 3 before: ±1 at most
     assert np.abs(again - good).max() <= 2 and np.abs(again - good).mean() < 0.05

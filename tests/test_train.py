@@ -51,7 +51,7 @@ def test_run_phase_equals_a_plain_training_loop(tiny_models, tiny_dataset, tmp_p
     from glass import GLASS
     steps = 4
     args = train.options(tiny_args(tiny_models, tiny_dataset, tmp_path / "run", "--phase", "1", "--steps",
-                                   str(steps), "--cache-frozen", "no", "--lr-decoder", "3e-3"))
+                                   str(steps), "--no-cache-frozen", "--lr-decoder", "3e-3"))
     ours = load_file(train.run(args)["checkpoint"] + "/model.safetensors")
 
     torch.manual_seed(args.seed)
@@ -154,7 +154,7 @@ def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
     args = ["--preset", "paper", "--encoder", str(models / "encoder"), "--sd", str(models / "sd"),
             "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--encoder-size", "56",
             "--decoder-size", "64", "--num-classes", "4", "--batch-size", "2", "--steps", "1", "--phase", "1",
-            "--workers", "0", "--slot-dim", "32", "--slot-mlp", "32", "--mlp-hidden", "64", "--match-size", "32"]
+            "--workers", "0", "--slot-dim", "32", "--slot-mlp-hidden", "32", "--decoder-hidden", "64", "--match-size", "32"]
     train.main(args)
     from glass import load_checkpoint_model
     model, info = load_checkpoint_model(tmp_path / "run" / "phase1")
@@ -170,14 +170,44 @@ def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
 def test_model_flags_override_the_glass_preset_without_changing_it():
     import glass
     before = glass.PRESETS["toy"].to_json()
-    cfg = train.options(num_slots=3, slot_init="gaussian", lambda_instance=0.1, no_recon=True).model
+    cfg = train.options(num_slots=3, slot_learned_init=False, lambda_instance=0.1, recon=False).model
     assert (cfg.slots.num_slots, cfg.slots.learned_init, cfg.slots.bilevel) == (3, False, True)
-    assert (cfg.lambda_instance, cfg.lambda_semantic, cfg.use_recon) == (0.1, 0.7, False)
+    assert (cfg.lambda_instance, cfg.lambda_semantic, cfg.recon) == (0.1, 0.7, False)
+    flags = train.options(["--no-semantic", "--slot-mlp-hidden", "64", "--decoder-hidden", "32",
+                           "--no-slot-grid-centres", "--slot-prior", "count"]).model
+    assert (flags.semantic, flags.instance, flags.slots.mlp_hidden, flags.decoder_hidden) == (False, True, 64, 32)
+    assert (flags.slots.grid_centres, flags.slot_prior) == (False, "count")
     default = train.options().model
     assert default.to_json() == before  # no flag given: exactly the preset
     assert glass.PRESETS["toy"].to_json() == before
     with pytest.raises(TypeError, match="no option"):
         train.options(num_slot=3)
+    with pytest.raises(SystemExit):  # the configs' own checks, as command-line errors
+        train.options(["--no-recon", "--no-semantic", "--no-instance"])
+    with pytest.raises(SystemExit):
+        train.options(["--slot-gaussian-init", "wide"])
+
+
+def test_one_flag_per_field_named_after_it_with_the_fields_comment_as_help():
+    from dataclasses import fields
+    import glass
+    from slot_attention import GLASSSlotConfig
+    ap = train.build_parser()
+    by_dest = {a.dest: a for a in ap._actions if a.dest != "help"}
+    expected = {f.name for f in fields(train.RunConfig) if f.name != "model"}
+    expected |= {f.name for f in fields(glass.GLASSConfig) if f.name not in ("slots", "encoder_mean", "encoder_std")}
+    expected |= {f.name if "slot" in f.name else "slot_" + f.name for f in fields(GLASSSlotConfig)
+                 if f.name not in ("input_dim", "out_dim")}
+    assert set(by_dest) == expected
+    for dest, action in by_dest.items():
+        assert action.option_strings[0] == "--" + dest.replace("_", "-")
+        assert action.help and not action.help.startswith("["), f"--{dest} has no help of its own"
+    assert by_dest["lambda_semantic"].help.startswith("λs, the weight of L_semantic")  # the comment on the field
+    assert by_dest["sd"].help.startswith("Stable Diffusion folder")  # the comment on its line, not the one above
+    assert by_dest["slot_prior"].help.startswith("ground truth the weakly-supervised baselines")  # the lines above
+    assert "[toy 5, paper 7]" in by_dest["num_slots"].help
+    titles = [g.title for g in ap._action_groups]
+    assert titles[-3:] == ["RunConfig (train.py)", "GLASSConfig (glass.py)", "GLASSSlotConfig (slot_attention.py)"]
 
 
 def test_training_flags_override_the_train_preset_field_by_field():
