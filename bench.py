@@ -244,14 +244,14 @@ def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 
     """The quick start's stages (toy preset, batch 16) at a small size; one run each (`repeats` unused)."""
     import tempfile
     import evaluate
-    import pseudo_gt
     import train
+    from toy.dataset import write_toy_dataset
     from glass import load_checkpoint_model
     with tempfile.TemporaryDirectory() as tmp:
         args = train.options(data=f"{tmp}/data", out=f"{tmp}/run", num_images=images, steps1=steps, steps2=steps,
                              eval_images=0, log_every=steps, ckpt_every=steps)
         t0 = time.perf_counter()
-        pseudo_gt.write_toy_dataset(args.data, images, args.model.sd)
+        write_toy_dataset(args.data, images, args.model.sd)
         t_data = time.perf_counter() - t0
         device = torch.device("cpu")
         rates = {"dataset (images/s, with pipeline loading)": round(images / t_data, 2)}

@@ -5,7 +5,8 @@ phase, step, versions, arguments) and train_state.pt (optimiser, RNG; loaded wit
 into folder.tmp and swapped in by two renames, so a crash at any point leaves either the old or the new checkpoint
 whole; `recover_checkpoint` finishes or undoes an interrupted swap. `check_ranks_in_sync` verifies that DDP
 replicas stayed identical. `resume_or_init` starts a phase: from its own checkpoint (--resume), from phase 1's
-weights (phase 2), or from scratch. Checked by tests/test_reliability.py (crashes at every point of the swap, exact resume).
+weights (phase 2), or from scratch. Checked by tests/test_reliability.py (crashes at every point of the swap, exact
+resume).
 """
 from __future__ import annotations
 

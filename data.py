@@ -195,7 +195,7 @@ def ensure_dataset(folder, num_images: int, asked: bool, extend: bool, write=Non
 
 def check_dataset(folder, repair=None) -> dict:
     """What `python train.py --check-data` prints: the items, the bad ones and why, unreadable index lines. With
-    `repair` (a function of (folder, num_images), e.g. pseudo_gt.write_toy_dataset) the bad items' files are
+    `repair` (a function of (folder, num_images), e.g. toy.dataset.write_toy_dataset) the bad items' files are
     removed and `repair` writes them again from their seeds (item i is always seeded by seed + i)."""
     ds = PseudoGTDataset(folder, quiet=True)
     report = {"items": len(ds) + len(ds.bad), "bad": ds.bad, "unreadable_lines": ds.unreadable_lines}

@@ -179,7 +179,7 @@ def decoder_mse(model, split: str, n: int, batch_size: int = 32) -> dict:
     nothing about objects) and by its ground-truth instance's mean token (`instance_mean`, background one
     instance: what slots that each hold one object's average could reach), and the share of the gap between the
     two that the decoder closes (`closed`). Evaluation only: the references read the ground truth."""
-    from toy.pretrain import group_spread, patch_majority
+    from toy.tokens import group_spread, patch_majority
     ds = world.ToyScenes(split, length=n)
     model.eval()
     sums = {"decoder": 0.0, "image_mean": 0.0, "instance_mean": 0.0}

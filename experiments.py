@@ -1,13 +1,12 @@
 """The paper's experiments (GLASS §5) as configurations of the same modules, on the toy world.
 
     python experiments.py ablation                                  # loss ablation (Tab. 6a): seeds 0 1 2, 900 steps
-    python experiments.py ladder                                    # where binding is won or lost (docs/lab_notes/binding.md)
     python experiments.py tables --only tab2 tab3 tab4 --seeds 0 1 2   # the published Tab. 2–4: mean ± std over seeds
     python experiments.py tables --out runs/tables                   # Tab. 2–9 and GLASS†, with their baselines
 
-Each trained row is a phase-1 run of train.py (`train.run(train.options(...))`) scored by evaluate.py.
-The ladder scores k-means floors, the ground-truth semantic mask as if it were slot masks, and phase-1 runs on the
-quick start's data and on oracle datasets of real scenes with ground-truth semantic or instance masks.
+Each trained row is a phase-1 run of train.py (`train.run(train.options(...))`) scored by evaluate.py; the
+baselines' training data and encoders come from baseline_data.py. This project's own diagnostic, the binding
+ladder, is ladder.py.
 `tables` builds every object-discovery table of the paper (ROWS below): StableLSD and DINOSAUR (the slot module
 trained on real toy scenes with the diffusion decoder alone, or the MLP feature decoder alone), the
 weakly-supervised StableLSD-BBox / -Dynamic (Tab. 5), the loss ablation (Tab. 6a), other encoders (6b) and another
@@ -20,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -28,11 +26,12 @@ import numpy as np
 import torch
 
 import downstream
-import pseudo_gt
 import train
-from data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
-from evaluate import decoder_mask_discovery, decoder_mse, discovery, discovery_of, kmeans_floor
+from baseline_data import encoder_variant, write_oracle_dataset, write_segmenter_dataset
+from data import read_done
+from evaluate import decoder_mask_discovery, decoder_mse, discovery, kmeans_floor
 from toy import world
+from toy.dataset import write_toy_dataset
 
 ROOT = Path(__file__).resolve().parent
 
@@ -46,43 +45,9 @@ ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
 REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repeats (train.discovery_of)
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
-# the binding ladder: where object binding is won or lost
+# one trained row: a phase-1 run of train.py, scored
 # ---------------------------------------------------------------------------------------------------------------
-
-ORACLE_OFFSET = 5_000_000  # train-stream scenes of the oracle datasets (the pseudo-GT writer uses 0, 1, …)
-
-
-def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
-    """Real toy train scenes with their ground-truth masks, in the pseudo-GT dataset format (PseudoGTDataset reads
-    it): `masks` "semantic" (class id per pixel, as a perfect pseudo mask would be) or "instance" (each object
-    its own segment id 1..n, so the "semantic" guidance becomes instance guidance). Every item also carries its
-    instance map (`instance`), which only the Tab. 5 baselines read. Only the ladder's oracle rungs and the tables'
-    real-scene baselines use these; GLASS itself never sees ground truth. Resumable: finished items are kept."""
-    if masks not in ("semantic", "instance"):
-        raise ValueError(f"masks must be 'semantic' or 'instance', got {masks!r}")
-    for sub in ("images", "masks", "instances"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    classes = list(world.CLASSES) if masks == "semantic" else \
-        [f"object {i}" for i in range(1, world.SPLITS["train"].max_objects + 1)]
-    meta = {"preset": f"toy-oracle-{masks}", "classes": classes, "source": f"toy:train:{ORACLE_OFFSET}+i"}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = read_done(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`
-    jsonl = out / "items-rank0.jsonl"
-    for i in range(num_images):
-        if i in done:
-            continue
-        scene = world.make_scene("train", ORACLE_OFFSET + i)
-        mask = scene.semantic if masks == "semantic" else scene.instance
-        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png", "instance": f"instances/{i:07d}.png"}
-        for key, array in (("image", scene.image), ("mask", mask), ("instance", scene.instance)):
-            save_png_atomic(array if key == "image" else array.astype(np.uint8), out / files[key])
-        append_jsonl(jsonl, {"index": i, **files, "caption": scene.caption, "prompt": scene.caption,
-                                        "classes": scene.classes, "has_classes": True,
-                                        "source": f"toy:train:{ORACLE_OFFSET + i}"})
-    return out
-
 
 def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
     """Train (or finish, or read back) a phase-1 run in `run` with `extra` flags and `overrides`, then score its
@@ -117,77 +82,6 @@ def instance_curve(csv_path: Path, points: int = 6) -> list:
         return []
     pick = sorted({round(i * (len(rows) - 1) / max(points - 1, 1)) for i in range(points)})
     return [[int(rows[i]["step"]), float(rows[i]["instance"])] for i in pick]
-
-
-# (rung name, training data, train.options overrides): the same slot model and budget on every rung
-LADDER = [
-    ("generated + pseudo semantic masks (GLASS), all three", "pseudo", dict()),
-    ("generated images, recon + instance (no semantic guidance)", "pseudo", dict(semantic=False)),
-    ("real + GT semantic masks, all three", "semantic", dict()),
-    ("real + GT semantic masks, semantic only", "semantic", dict(recon=False, instance=False)),
-    ("real + GT instance masks, semantic only", "instance", dict(recon=False, instance=False)),
-    ("real + GT instance masks, all three", "instance", dict()),
-    ("real scenes, instance term only (DINOSAUR-like)", "semantic", dict(recon=False, semantic=False)),
-]
-LADDER_KEYS = ("miou_i", "mbo_i", "fg_ari", "fg_ari_multi", "so", "go")
-
-
-def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data: Path, extra: list,
-               only: Optional[list] = None) -> dict:
-    """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
-    them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
-    from glass import FrozenEncoder, quiet_loading
-    args = train.options(extra, phase=1)
-    results_path = out / "ladder.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    splits = {"val": eval_images, "shift": min(eval_images, len(world.ToyScenes("shift")))}
-
-    def save():
-        results_path.write_text(json.dumps(results, indent=2))
-
-    cfg = args.model
-    k = cfg.slots.num_slots
-    encoder = None
-    if only is None or "tokens" in only:
-        with quiet_loading():  # no loading bar in the middle of the ladder's output
-            encoder = FrozenEncoder(cfg.encoder, cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
-    floors = [  # (row, --only key, scorer of one split)
-        (f"k-means on encoder tokens (K = {k})", "tokens", lambda s, n: kmeans_floor("tokens", s, n, k, encoder)),
-        (f"k-means on pixel colour + position (K = {k})", "pixels", lambda s, n: kmeans_floor("pixels", s, n, k)),
-        ("ground-truth semantic mask as slots (perfect semantic guidance)", "ceiling",
-         lambda s, n: discovery_of(lambda batch: batch["semantic"], s, n)),
-    ]
-    for name, key, score in floors:
-        if name not in results and (only is None or key in only):
-            results[name] = {s: score(s, n) for s, n in splits.items()}
-            save()
-            print(f"[ladder] {name}: " + _fmt(results[name]["val"]), flush=True)
-    for r, (name, data, flags) in enumerate(LADDER):
-        if name in results or (only is not None and str(r + 1) not in only):
-            continue
-        if data == "pseudo":
-            data_dir = pseudo_data
-        else:
-            data_dir = write_oracle_dataset(out / f"data_gt_{data}", images, data)
-        results[name] = trained_row(out / f"rung{r + 1}", extra, splits, steps=steps, data=str(data_dir), **flags)
-        save()
-        print(f"[ladder] {name}: " + _fmt(results[name]["val"]) + decoder_line(results[name]["val"]), flush=True)
-    return results
-
-
-def _fmt(r: dict) -> str:
-    return " ".join(f"{k} {r[k]:.3f}" for k in LADDER_KEYS)
-
-
-def ladder_table(results: dict) -> str:
-    head = ["mIoU_i", "mBO_i", "FG-ARI all", "FG-ARI multi", "SO", "GO"]
-    lines = ["| rung | " + " | ".join(head) + " | shift mIoU_i | shift FG-ARI multi |",
-             "|---|" + "---|" * (len(head) + 2)]
-    for name, r in results.items():
-        v, s = r["val"], r["shift"]
-        lines.append(f"| {name} | " + " | ".join(f"{v[k]:.3f}" for k in LADDER_KEYS)
-                     + f" | {s['miou_i']:.3f} | {s['fg_ari_multi']:.3f} |")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,78 +152,6 @@ TABLES = {  # table → (split of the discovery metrics, or the measure of the g
     "tab8": ("probe", ("class_acc", "centre_mse"), ["GLASS", "StableLSD", "DINOSAUR", "no features"]),
     "tab9": ("val", ("miou_c", "mbo_c", "miou_i", "mbo_i"), ["GLASS", "GLASS, λi 0.1"]),
 }
-FELZENSZWALB = dict(scale=400, sigma=0.8, min_size=20)  # picked on 64 toy train scenes (seeds 7,000,000 on): its
-# five largest segments score mIoU_i 0.65 there, against 0.48–0.56 at scale 50–200
-
-
-def largest_segments(segments: np.ndarray, num_ids: int) -> np.ndarray:
-    """A class-agnostic segmentation (H, W) of arbitrary ids → a pseudo mask: the largest segment 0 (background),
-    the next `num_ids` largest 1..num_ids (largest first, ties by id), the rest 255 (ignored)."""
-    ids, area = np.unique(segments, return_counts=True)
-    order = ids[np.lexsort((ids, -area))]  # by area, descending; then by id
-    mask = np.full(segments.shape, 255, dtype=np.uint8)
-    for new, old in enumerate(order[:num_ids + 1]):
-        mask[segments == old] = new
-    return mask
-
-
-def write_segmenter_dataset(src: Path, out: Path, num_images: int) -> Path:
-    """Tab. 6c's guidance source: the images of GLASS's pseudo-GT dataset `src` with masks from an unprompted,
-    class-agnostic segmenter (Felzenszwalb's graph-based method from scikit-image, the stand-in for SAMv2) instead
-    of the diffusion model's attention, as `largest_segments` with as many ids as `src` has classes. Resumable."""
-    from PIL import Image
-    from skimage.segmentation import felzenszwalb
-    source = PseudoGTDataset(src, quiet=True)
-    c = source.num_classes
-    for sub in ("images", "masks"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    meta = {"preset": "felzenszwalb", "classes": [f"segment {i}" for i in range(1, c + 1)], "source": str(src),
-            "felzenszwalb": FELZENSZWALB, "size": source.meta.get("size"), "num_images": num_images}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = read_done(out)
-    for rec in source.records[:num_images]:
-        i = rec["index"]
-        if i in done:
-            continue
-        image = np.asarray(Image.open(Path(src) / rec["image"]).convert("RGB"))  # (H, W, 3) uint8
-        mask = largest_segments(felzenszwalb(image, **FELZENSZWALB), c)
-        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png"}
-        save_png_atomic(image, out / files["image"])
-        save_png_atomic(mask, out / files["mask"])
-        append_jsonl(out / "items-rank0.jsonl", {
-            "index": i, **files, "caption": rec.get("caption", rec["prompt"]), "prompt": rec["prompt"],
-            "classes": [f"segment {j}" for j in range(1, c + 1) if (mask == j).any()], "has_classes": True,
-            "source": f"{src}:{i}"})
-    return out
-
-
-def encoder_variant(kind: str, base: str, folder: Path, steps: int) -> Path:
-    """Tab. 6b's encoders, shaped like the Dinov2Model folder `base`: "mae" pretrained for `steps` steps by
-    toy/pretrain.py's masked-patch objective on toy train scenes, "random" left at its initialisation (seed 0).
-    Made once per folder (done.json marks a finished one). Returns the encoder's folder."""
-    from transformers import Dinov2Config, Dinov2Model
-    from toy import models, pretrain
-    out = folder / kind
-    if (out / "done.json").exists():
-        return out / "encoder"
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = Dinov2Config.from_pretrained(base)
-    if kind == "random":
-        torch.manual_seed(0)
-        models.save_atomic(Dinov2Model(cfg), out / "encoder")
-    elif kind == "mae":
-        sizes = replace(models.ModelSizes(), patch=cfg.patch_size, enc_hidden=cfg.hidden_size,
-                        enc_layers=cfg.num_hidden_layers, enc_heads=cfg.num_attention_heads)
-        print(f"[tables] MAE encoder: {steps} steps (python -m toy.pretrain --stage encoder --encoder-objective mae "
-              f"--max-steps {steps} --out {out})", flush=True)
-        pretrain.train_encoder(out, sizes, pretrain.TrainConfig(batch_size=32, lr=1e-3, max_steps=steps,
-                                                                minutes=10 ** 6), resume=False, objective="mae")
-    else:
-        raise ValueError(f"encoder kind must be 'mae' or 'random', got {kind!r}")
-    (out / "done.json").write_text(json.dumps({"kind": kind, "steps": steps if kind == "mae" else 0, "base": base}))
-    return out / "encoder"
-
-
 def slug(name: str) -> str:
     """A row's run folder: "GLASS†" → glass_dagger, "+ semantic, seed 1" → semantic_seed_1."""
     s = "".join(ch if ch.isalnum() else "_" for ch in name.lower().replace("†", "_dagger"))
@@ -387,10 +209,10 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
     elif data == "dagger":
         data_dir = out / "data_dagger"  # GLASS†: the writer with ground-truth class names as captions
         if len(read_done(data_dir)) < budget["images"]:
-            pseudo_gt.write_toy_dataset(data_dir, budget["images"], cfg.sd, captioner="toy-labels")
+            write_toy_dataset(data_dir, budget["images"], cfg.sd, captioner="toy-labels")
     elif data == "felzenszwalb":
         if not (Path(pseudo_data) / "meta.json").exists():  # GLASS's dataset first, written as GLASS's row would
-            pseudo_gt.write_toy_dataset(pseudo_data, budget["images"], cfg.sd)
+            write_toy_dataset(pseudo_data, budget["images"], cfg.sd)
         data_dir = write_segmenter_dataset(pseudo_data, out / "data_felzenszwalb", budget["images"])
     else:
         data_dir = write_oracle_dataset(out / "data_real", budget["images"], "semantic")
@@ -568,13 +390,12 @@ def run_ablation(seeds: list, steps: int, out: Path, eval_images: int, extra: li
         for seed in seeds:
             run = out / slug(seeded(name, seed))  # the folder `tables` gives the same row and seed
             scored = trained_row(run, extra, {"val": eval_images}, steps=steps, seed=seed, **flags)
-            r = {**scored["val"], "minutes": scored["minutes"]}
+            r = {**scored["val"], "minutes": scored["minutes"], "run": run.name}  # run: its folder in `out`
             results.setdefault(name, []).append(r)
             print(f"[ablation] {name} seed {seed}: " + " ".join(f"{k} {r[k]:.4f}" for k in ABLATION_KEYS
                                                                   + REPEAT_KEYS) + decoder_line(r), flush=True)
             (out / "ablation.json").write_text(json.dumps(results, indent=2))
     return results
-
 
 
 def decoder_line(r: dict) -> str:
@@ -632,14 +453,6 @@ def main(argv=None) -> None:
     a.add_argument("--out", type=Path, default=Path("runs/ablation"))
     a.add_argument("--images", type=int, default=256)
     a.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags")
-    lad = sub.add_parser("ladder", help="where binding is won or lost: k-means floors and oracle-guided rungs")
-    lad.add_argument("--steps", type=int, default=900, help="phase-1 steps of every trained rung (the published 900)")
-    lad.add_argument("--images", type=int, default=512, help="training scenes of the oracle datasets")
-    lad.add_argument("--eval-images", type=int, default=256, help="val and shift scenes scored")
-    lad.add_argument("--data", type=Path, default=Path("data/toy_pseudo"), help="the GLASS rung's pseudo-GT dataset")
-    lad.add_argument("--out", type=Path, default=Path("runs/ladder"))
-    lad.add_argument("--only", nargs="+", help="a subset: tokens, pixels, ceiling, or rung numbers 1..7")
-    lad.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more train.py flags (every rung)")
     tab = sub.add_parser("tables", help="the paper's tables as configurations of the same modules "
                                         "(Tab. 2–9, compose and GLASS†)")
     tab.add_argument("--budget", choices=sorted(BUDGETS), default="quick",
@@ -660,22 +473,13 @@ def main(argv=None) -> None:
             ap.error(str(e))
         print((args.out / "tables.md").read_text())
         return
-    if args.cmd == "ladder":
-        args.out.mkdir(parents=True, exist_ok=True)
-        extra = [f for f in args.train_flags if f != "--"]
-        results = run_ladder(args.out, args.steps, args.images, args.eval_images, args.data, extra, args.only)
-        table = ladder_table(results)
-        (args.out / "ladder.md").write_text(table + "\n")
-        print(table)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        extra = [f for f in args.train_flags if f != "--"]
-        results = run_ablation(args.seeds, args.steps, args.out, args.images, extra)
-        table = ablation_table(results)
-        (args.out / "ablation.md").write_text(table + "\n")
-        plot_ablation(results, args.out / "ablation.png")
-        print(table)
-
+    args.out.mkdir(parents=True, exist_ok=True)
+    extra = [f for f in args.train_flags if f != "--"]
+    results = run_ablation(args.seeds, args.steps, args.out, args.images, extra)
+    table = ablation_table(results)
+    (args.out / "ablation.md").write_text(table + "\n")
+    plot_ablation(results, args.out / "ablation.png")
+    print(table)
 
 
 if __name__ == "__main__":

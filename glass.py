@@ -288,7 +288,9 @@ class GLASS(nn.Module):
         if phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.unet.requires_grad_(phase == 2)
-        slots = list(self.slot_module.parameters()) + (list(self.box_init.parameters()) if self.box_init is not None else [])
+        slots = list(self.slot_module.parameters())
+        if self.box_init is not None:  # Tab. 5's BBox row: the box MLP trains with the slots
+            slots += list(self.box_init.parameters())
         if lr_decoder is None:
             groups = [{"params": slots + list(self.mlp_decoder.parameters()), "lr": lr_slots, "name": "slots"}]
         else:
@@ -317,7 +319,7 @@ class GLASS(nn.Module):
         if self.config.slot_prior != "none":  # Tab. 5's baselines: K = objects + 1 slots, maybe started from boxes
             if instance is None:
                 raise ValueError(f"slot prior {self.config.slot_prior!r} needs ground-truth instance maps (a dataset "
-                                 f"with 'instance' items, e.g. experiments.write_oracle_dataset)")
+                                 f"with 'instance' items, e.g. baseline_data.write_oracle_dataset)")
             prior = slot_prior(instance, self.config.slots.num_slots)
             slot_mask = prior.active  # (B, K)
             if self.box_init is not None:

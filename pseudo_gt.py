@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -432,23 +431,6 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
             bar.update(len(idx))
         bar.close()
         return stats
-
-
-def write_toy_dataset(folder: Path, num_images: int, sd: str, extend: bool = False, captioner: str = "toy") -> None:
-    """The toy preset's dataset from pipeline `sd`, what train.py writes when --data is missing; captioner
-    "toy-labels" (GLASS†'s prompts, Tab. 2) names a dataset of its own. Writer errors end the process with a line."""
-    print(f"[data] writing the toy pseudo-GT dataset: {num_images} images → {folder} (python pseudo_gt.py --preset "
-          f"toy --num-images {num_images} --out {folder}{'' if captioner == 'toy' else ' --captioner ' + captioner})",
-          flush=True)
-    t0 = time.time()
-    with quiet_loading():
-        pipe = load_pipeline(sd)
-    preset = replace(PRESETS["toy"], sd=sd, name=captioner, captioner=captioner)
-    try:
-        write_dataset(Path(folder), preset, num_images, pipe=pipe, batch_size=16, extend=extend)
-    except (ValueError, RuntimeError) as e:  # other settings, or another writer on the folder
-        raise SystemExit(f"[data] {e}")
-    print(f"[data] done in {time.time() - t0:.0f}s", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

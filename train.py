@@ -39,13 +39,13 @@ import torch
 
 import evaluate
 import glass
-import pseudo_gt
 from checkpoint import (check_ranks_in_sync, complete, rank_device, read_checkpoint_info, recover_checkpoint,
                         resume_or_init, rng_state, save_checkpoint)
 from data import FrozenCache, PseudoGTDataset, check_dataset, ensure_dataset, make_loader
 from glass import GLASSConfig
 from progress import PhaseLog, term_grad_norms
 from slot_attention import GLASSSlotConfig
+from toy.dataset import write_toy_dataset
 
 ROOT = Path(__file__).resolve().parent
 
@@ -110,6 +110,7 @@ PRESETS = {
                      ckpt_every=300, eval_images=256, workers=1, cache_frozen=True),
 }
 TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
+CONFIGS = (RunConfig, GLASSConfig, GLASSSlotConfig)  # the dataclasses whose fields are the flags, in --help's order
 
 
 # --- flags: one per field, generated from the three config dataclasses ---------------------------------------------
@@ -133,7 +134,7 @@ def flag_fields() -> dict:
     """flag name (as its argparse dest) → (config class, field name, type), for every scalar field a flag may set.
     Slot fields take the prefix slot_; input_dim and out_dim follow from the loaded models, no flag sets them."""
     out = {}
-    for cls in (RunConfig, GLASSConfig, GLASSSlotConfig):
+    for cls in CONFIGS:
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             kinds = [t for t in typing.get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
@@ -155,7 +156,7 @@ def preset_value(preset: str, cls, name: str):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     groups = {cls: ap.add_argument_group(f"{cls.__name__} ({Path(inspect.getsourcefile(cls)).name})",
-                                         cls.__doc__.split("\n")[0]) for cls in (RunConfig, GLASSConfig, GLASSSlotConfig)}
+                                         cls.__doc__.split("\n")[0]) for cls in CONFIGS}
     comments = {cls: field_comments(cls) for cls in groups}
     for dest, (cls, name, kind) in flag_fields().items():
         toy, paper = preset_value("toy", cls, name), preset_value("paper", cls, name)
@@ -183,8 +184,7 @@ def options(argv=(), **overrides) -> RunConfig:
     name = given.pop("preset", "toy")
     if name not in PRESETS:
         ap.error(f"--preset must be one of {sorted(PRESETS)}, got {name!r}")
-    sets = {cls: {flags[d][1]: v for d, v in given.items() if flags[d][0] is cls}
-            for cls in (RunConfig, GLASSConfig, GLASSSlotConfig)}
+    sets = {cls: {flags[d][1]: v for d, v in given.items() if flags[d][0] is cls} for cls in CONFIGS}
     try:
         model = glass.preset(name, slots=sets[GLASSSlotConfig], **sets[GLASSConfig])
         args = replace(PRESETS[name], model=model, **sets[RunConfig])
@@ -302,7 +302,7 @@ def run(args: RunConfig) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
-    write = (lambda folder, n: pseudo_gt.write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)) \
+    write = (lambda folder, n: write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)) \
         if args.preset == "toy" else None  # the paper preset's datasets come from `python pseudo_gt.py`
     if args.check_data:
         if args.repair_data and write is None:

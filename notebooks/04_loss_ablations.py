@@ -39,23 +39,22 @@ FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a
 print("fast mode" if FAST else "full mode")
 
 # %%
-import json, csv
+import json, csv, subprocess
 from pathlib import Path
-import experiments                                  # the ablation command's table and runner
 root = Path("..").resolve()
 abl = root / "runs" / "ablation"
 if FAST or not (abl / "ablation.json").exists():
     print("no runs/ablation (python experiments.py ablation --seeds 0 1 2 --steps 900, about 60 minutes on 2 cores): "
           "a 5-step DEMO ablation, whose numbers mean nothing")
     abl = root / "runs" / "notebook_fast_ablation"
-    if not (abl / "ablation.json").exists():
+    if not (abl / "ablation.md").exists():  # the command writes ablation.md last
         from demo_checkpoint import notebook_checkpoint
         notebook_checkpoint(phase=1)  # the demo model's run writes the small dataset too
-        results = experiments.run_ablation([0], 5, abl, 16, ["--data", str(root / "data" / "notebook_fast"),
-                                        "--batch-size", "8", "--workers", "0", "--log-every", "1"])
-        (abl / "ablation.json").write_text(json.dumps(results))
-results = json.loads((abl / "ablation.json").read_text())
-print(experiments.ablation_table(results))
+        subprocess.run([sys.executable, "experiments.py", "ablation", "--seeds", "0", "--steps", "5", "--images", "16",
+                        "--out", str(abl), "--", "--data", str(root / "data" / "notebook_fast"), "--batch-size", "8",
+                        "--workers", "0", "--log-every", "1"], cwd=root, check=True, capture_output=True)
+results = json.loads((abl / "ablation.json").read_text())  # {loss set: [metrics of each seed, with its run folder]}
+print((abl / "ablation.md").read_text())                   # the table the command printed
 
 # %% [markdown]
 # ## Reading the table
@@ -79,7 +78,7 @@ for key in ("miou_i", "fg_ari_multi", "repeat_fg_ari_multi", "repeat_go"):
 # gets within the budget, alone and together.
 
 # %%
-runs = {name: abl / experiments.slug(name) for name in experiments.ABLATIONS}
+runs = {name: abl / seeds[0]["run"] for name, seeds in results.items()}  # seed 0's run of each loss set
 fig, axes = plt.subplots(1, 3, figsize=(13, 3))
 for name, run in runs.items():
     rows = list(csv.DictReader(open(run / "log_phase1.csv")))

@@ -67,8 +67,8 @@ def main(argv=None) -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29561"]
     models, data, run = work / "models", work / "data", work / "run"
     tiny = ["--encoder", str(models / "encoder"), "--sd", str(models / "sd"), "--data", str(data), "--out", str(run),
-            "--slot-dim", "16", "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4", "--batch-size", "2",
-            "--log-every", "1", "--workers", "0", "--eval-images", "0", "--warmup", "1", "--device", device,
+            "--slot-dim", "16", "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4",
+            "--batch-size", "2", "--log-every", "1", "--workers", "0", "--eval-images", "0", "--warmup", "1", "--device", device,
             "--amp", "bf16" if gpu else "none"]
     coco, images = write_tiny_coco(work / "coco")
     steps = [

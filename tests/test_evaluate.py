@@ -1,5 +1,6 @@
-"""Tests of experiments.py's binding ladder: oracle datasets hold the ground truth, the k-means floor against
-scikit-learn on a hand-made case, FG-ARI on multi-object scenes, and one small ladder run end to end."""
+"""Tests of the experiments (experiments.py, ladder.py, baseline_data.py): oracle datasets hold the ground truth,
+the k-means floor against scikit-learn on a hand-made case, FG-ARI on multi-object scenes, one small ladder run end
+to end, and every table of the fast budget."""
 import json
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
+import baseline_data
 import evaluate
 import experiments
+import ladder
 import metrics
 from data import PseudoGTDataset
 from toy import world
@@ -16,26 +19,26 @@ from toy import world
 
 @pytest.mark.parametrize("kind", ["semantic", "instance"])
 def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
-    out = experiments.write_oracle_dataset(tmp_path / kind, 6, kind)
+    out = baseline_data.write_oracle_dataset(tmp_path / kind, 6, kind)
     ds = PseudoGTDataset(out)
     # semantic: one id per class; instance: one id per object slot of a scene ("object 1" … "object 4")
     assert len(ds) == 6 and ds.num_classes == (len(world.CLASSES) if kind == "semantic" else 4)
     for i in range(6):
-        scene = world.make_scene("train", experiments.ORACLE_OFFSET + i)
+        scene = world.make_scene("train", baseline_data.ORACLE_OFFSET + i)
         truth = scene.semantic if kind == "semantic" else scene.instance
         item = ds[i]
         assert torch.equal(item["mask"], torch.from_numpy(truth.astype(np.int64))), i
         assert torch.equal((item["image"] * 255).round().to(torch.uint8).permute(1, 2, 0),
                            torch.from_numpy(scene.image)), i
     # resumable: a second call keeps the items and writes nothing twice
-    experiments.write_oracle_dataset(out, 8, kind)
+    baseline_data.write_oracle_dataset(out, 8, kind)
     lines = (out / "items-rank0.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["index"] for line in lines) == list(range(8))
 
 
 def test_oracle_dataset_rejects_unknown_masks(tmp_path):
     with pytest.raises(ValueError, match="semantic"):
-        experiments.write_oracle_dataset(tmp_path, 2, "panoptic")
+        baseline_data.write_oracle_dataset(tmp_path, 2, "panoptic")
 
 
 def test_kmeans_recovers_separated_regions():
@@ -76,17 +79,17 @@ def test_ladder_runs_and_resumes(tiny_models, tiny_dataset, tmp_path):
     extra = ["--encoder", str(tiny_models / "encoder"), "--sd", str(tiny_models / "sd"), "--slot-dim", "16",
              "--slot-mlp-hidden", "16", "--decoder-hidden", "32", "--num-slots", "4", "--batch-size", "4", "--workers", "0",
              "--log-every", "1", "--warmup", "1"]
-    res = experiments.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+    res = ladder.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                               only=["pixels", "ceiling", "1", "5"])
-    assert set(res) == {"k-means on pixel colour + position (K = 4)", experiments.LADDER[0][0], experiments.LADDER[4][0],
+    assert set(res) == {"k-means on pixel colour + position (K = 4)", ladder.LADDER[0][0], ladder.LADDER[4][0],
                         "ground-truth semantic mask as slots (perfect semantic guidance)"}
     for r in res.values():
         assert r["val"]["images"] == 4 and r["shift"]["images"] == 4
         assert 0.0 <= r["val"]["mbo_i"] <= 1.0
     ceiling = res["ground-truth semantic mask as slots (perfect semantic guidance)"]["val"]
     assert ceiling["miou_c"] == ceiling["mbo_c"] == 1.0  # the semantic mask scored against itself
-    assert "| rung |" in experiments.ladder_table(res)
-    again = experiments.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
+    assert "| rung |" in ladder.ladder_table(res)
+    again = ladder.run_ladder(tmp_path, steps=2, images=8, eval_images=4, pseudo_data=tiny_dataset, extra=extra,
                                 only=["pixels", "ceiling", "1", "5"])
     same = lambda a: json.dumps(a, sort_keys=True)  # NaN-safe: JSON writes every NaN alike
     assert same(again) == same(json.loads((tmp_path / "ladder.json").read_text())) == same(res)  # nothing retrained
@@ -163,7 +166,7 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     for i in (0, 5):
         assert torch.equal(segmented[i]["image"], source[i]["image"])
         image = (source[i]["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        expected = experiments.largest_segments(felzenszwalb(image, **experiments.FELZENSZWALB), source.num_classes)
+        expected = baseline_data.largest_segments(felzenszwalb(image, **baseline_data.FELZENSZWALB), source.num_classes)
         assert torch.equal(segmented[i]["mask"], torch.from_numpy(expected).long())
     rows = (tmp_path / "rows.json").read_text()
     same = lambda a: json.dumps(a, sort_keys=True)  # NaN-safe: JSON writes every NaN alike
@@ -201,7 +204,7 @@ def test_largest_segments_by_hand():
     seg = np.array([[7, 7, 7, 2],
                     [7, 7, 3, 2],
                     [9, 9, 3, 5]])  # areas: 7 → 5, 2 → 2, 3 → 2, 9 → 2, 5 → 1
-    mask = experiments.largest_segments(seg, 2)
+    mask = baseline_data.largest_segments(seg, 2)
     assert mask.tolist() == [[0, 0, 0, 1],
                              [0, 0, 2, 1],
                              [255, 255, 2, 255]]  # ties by id: 2 before 3 before 9; 9 and 5 left out

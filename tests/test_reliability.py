@@ -17,6 +17,7 @@ import data
 from data import PseudoGTDataset
 import pseudo_gt
 import train
+from toy.dataset import write_toy_dataset
 from conftest import tiny_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +122,7 @@ def test_bad_items_are_named_and_left_out_and_training_runs(tiny_models, tiny_da
 
 
 def test_repair_rewrites_bad_items_from_their_seeds(tmp_path):
-    pseudo_gt.write_toy_dataset(tmp_path / "data", 3, train.options().model.sd)  # the shipped toy models, 3 images
+    write_toy_dataset(tmp_path / "data", 3, train.options().model.sd)  # the shipped toy models, 3 images
     path = tmp_path / "data" / "images" / "0000001.png"
     good = np.asarray(Image.open(path)).astype(int)
     path.write_bytes(path.read_bytes()[:50])

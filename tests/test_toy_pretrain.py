@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from toy import models, pretrain, report, world
+from toy import models, pretrain, report, tokens, world
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "toy_models"
@@ -77,7 +77,7 @@ def test_each_model_loads_alone_in_float32_without_a_dtype_argument(folder, tiny
 
 def test_patchify_order_matches_vit_tokens():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
-    p = pretrain.patchify(x, 4)
+    p = tokens.patchify(x, 4)
     assert p.shape == (2, 4, 48)
     assert torch.equal(p[0, 1].reshape(3, 4, 4), x[0, :, 0:4, 4:8])  # token 1 = row 0, column 1
     assert torch.equal(p[1, 2].reshape(3, 4, 4), x[1, :, 4:8, 0:4])
@@ -93,12 +93,12 @@ def test_class_token_positions():
 
 def test_instance_contrast_against_a_loop():
     g = torch.Generator().manual_seed(0)
-    tokens = torch.randn(2, 6, 3, generator=g)
+    x = torch.randn(2, 6, 3, generator=g)
     ids = torch.tensor([[0, 0, 1, 1, 1, 2], [0, 1, 0, 1, 0, 3]])  # id 2 / 3: a single-token instance, no positives
     tau = 0.5
     per_token = []
     for b in range(2):
-        z = torch.nn.functional.normalize(tokens[b], dim=-1)
+        z = torch.nn.functional.normalize(x[b], dim=-1)
         for i in range(6):
             others = [j for j in range(6) if j != i]
             pos = [j for j in others if ids[b, j] == ids[b, i]]
@@ -107,11 +107,11 @@ def test_instance_contrast_against_a_loop():
             denom = torch.logsumexp(torch.stack([z[i] @ z[j] / tau for j in others]), 0)
             per_token.append(-sum(z[i] @ z[j] / tau - denom for j in pos) / len(pos))
     expected = torch.stack(per_token).mean()
-    got = pretrain.instance_contrast(tokens, ids, tau=tau)
+    got = tokens.instance_contrast(x, ids, tau=tau)
     assert torch.allclose(got, expected, atol=1e-6)
     # tokens that are exactly their instance's code beat shuffled ones
     codes = torch.eye(4)[ids] * 5  # (2, 6, 4)
-    assert pretrain.instance_contrast(codes, ids) < pretrain.instance_contrast(codes.flip(1), ids)
+    assert tokens.instance_contrast(codes, ids) < tokens.instance_contrast(codes.flip(1), ids)
 
 
 def test_patch_majority_by_hand():
@@ -119,7 +119,7 @@ def test_patch_majority_by_hand():
     labels[0, :2, :2] = 2  # top-left patch all 2
     labels[0, 2:, 2:] = 1
     labels[0, 3, 3] = 0  # bottom-right: three 1s, one 0
-    assert pretrain.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
+    assert tokens.patch_majority(labels, 2, 3).tolist() == [[2, 0, 0, 1]]
 
 
 def test_labelled_objective_trains(tmp_path):
@@ -171,13 +171,13 @@ class _LookupEncoder:
 
     def __call__(self, pixel_values):
         images = pixel_values * 0.25 + 0.5  # undo patch_features' normalisation
-        tokens = []
+        rows = []
         for img in images:
             sem = self.table[self.key(img)]
-            labels = pretrain.patch_labels(sem[None], 4)[0]  # (N,)
+            labels = tokens.patch_labels(sem[None], 4)[0]  # (N,)
             onehot = torch.nn.functional.one_hot(labels, len(models.CLASSES) + 1).float()
-            tokens.append(onehot if self.oracle else torch.ones_like(onehot))
-        out = torch.stack(tokens)
+            rows.append(onehot if self.oracle else torch.ones_like(onehot))
+        out = torch.stack(rows)
         return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
 
 
@@ -185,7 +185,7 @@ def test_linear_probe_against_an_oracle_and_a_blind_encoder():
     n = 24
     scenes = [world.ToyScenes("train", length=n, offset=8_000_000)[i] for i in range(n)]
     scenes += [world.ToyScenes("val", length=n)[i] for i in range(n)]
-    assert report.linear_probe(_LookupEncoder(scenes, oracle=True), n_train=n, n_val=n, steps=200) == 1.0
+    assert tokens.linear_probe(_LookupEncoder(scenes, oracle=True), n_train=n, n_val=n, steps=200) == 1.0
     # blind: the probe can only answer the majority class; count each patch's majority label by brute force
     background = total = 0
     for it in scenes[n:]:
@@ -195,7 +195,7 @@ def test_linear_probe_against_an_oracle_and_a_blind_encoder():
                 counts = torch.bincount(sem[y:y + 4, x0:x0 + 4].flatten(), minlength=len(models.CLASSES) + 1)
                 background += int(counts.argmax() == 0)
                 total += 1
-    blind = report.linear_probe(_LookupEncoder(scenes, oracle=False), n_train=n, n_val=n, steps=200)
+    blind = tokens.linear_probe(_LookupEncoder(scenes, oracle=False), n_train=n, n_val=n, steps=200)
     assert blind == pytest.approx(background / total, abs=1e-6)
 
 
@@ -224,14 +224,14 @@ class _PartEncoder(_LookupEncoder):
         self.table = {self.key(it["image"]): (it["instance"], it["part"]) for it in scenes}
 
     def __call__(self, pixel_values):
-        tokens = []
+        rows = []
         for img in pixel_values * 0.25 + 0.5:
             inst, part = self.table[self.key(img)]
-            i = pretrain.patch_majority(inst[None], 4, world.MAX_OBJECTS + 1)[0].float()
+            i = tokens.patch_majority(inst[None], 4, world.MAX_OBJECTS + 1)[0].float()
             both = torch.where(inst > 0, 2 * (inst - 1) + part, 0)
-            p = pretrain.patch_majority(both[None], 4, 2 * world.MAX_OBJECTS + 1)[0]
-            tokens.append(torch.stack([i, 10.0 * ((p + 1) % 2 + 1) * (p > 0), torch.ones_like(i)], -1))
-        out = torch.stack(tokens)
+            p = tokens.patch_majority(both[None], 4, 2 * world.MAX_OBJECTS + 1)[0]
+            rows.append(torch.stack([i, 10.0 * ((p + 1) % 2 + 1) * (p > 0), torch.ones_like(i)], -1))
+        out = torch.stack(rows)
         return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
 
 
@@ -239,7 +239,7 @@ def test_token_variance_against_a_loop():
     n = 6
     scenes = [world.ToyScenes("val", length=n)[i] for i in range(n)]
     enc = _PartEncoder(scenes)
-    got = pretrain.token_variance(enc, n)
+    got = tokens.token_variance(enc, n)
     sums = {"image": 0.0, "instance": 0.0, "part": 0.0, "class_part": 0.0}
     for it in scenes:  # brute force: majority labels by counting, spreads by explicit means
         x = enc(((it["image"][None] - 0.5) / 0.25)).last_hidden_state[0, 1:]  # (N, 3)

@@ -11,9 +11,8 @@ Objectives:
               per-token class cross-entropy through a linear head. It uses the world's instance, part and class
               labels, as a stand-in for what DINOv2 gives GLASS: tokens that know their class and their part and
               differ between instances. `mae`: masked-patch prediction with block masks (Tab. 6b's other encoder).
-              Objectives measured and not shipped (a label-free patch contrast across crops; contrasts over
-              instance ids, over (class, part) ids, or with other instances of a class neutral) are in
-              docs/lab_notes/binding.md §2 and §9; their code is in git history (commit c4acab3).
+              Objectives measured and not shipped: docs/lab_notes/binding.md §2 and §9 (code at commit c4acab3).
+              The objectives' token-level pieces are in toy/tokens.py.
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, docs/design.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
@@ -46,13 +45,13 @@ from tqdm import tqdm
 from toy.models import (DEFAULT_OUT, EvalClassifier, ModelSizes, build_encoder, build_scheduler, build_text_encoder,
                         build_tokenizer, build_unet, build_vae, encoder_pixels, load_vae, patch_features, save_atomic,
                         write_pipeline_index)
+from toy.tokens import MAEDecoder, block_mask, instance_contrast, part_ids, patch_labels, patchify
 from toy.world import CLASSES, MAX_OBJECTS, ToyScenes
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # config and logs
 # ---------------------------------------------------------------------------------------------------------------
-
 
 @dataclass
 class TrainConfig:
@@ -181,109 +180,8 @@ def _finish_vae(vae, out: Path, sizes: ModelSizes, step: int, seconds: float, re
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# stage: encoder (SimMIM on Dinov2Model)
+# stage: encoder (its objectives' pieces: toy/tokens.py)
 # ---------------------------------------------------------------------------------------------------------------
-
-def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
-    """(B, 3, H, W) → (B, N, 3·p·p) patches in row-major order, the order of ViT tokens."""
-    b, c, h, w = x.shape
-    x = x.reshape(b, c, h // p, p, w // p, p)  # (B, 3, h, p, w, p)
-    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // p) * (w // p), c * p * p)  # (B, N, 3·p·p)
-
-
-def block_mask(b: int, side: int, ratio: float, gen: torch.Generator) -> torch.Tensor:
-    """Block-wise masking (BEiT/iBOT style): random rectangles of 2–6 patches until ≥ ratio of the side×side grid
-    is hidden. Returns (B, side²) bool. Large holes make the model reason about whole shapes, not neighbours."""
-    masks = torch.zeros(b, side, side, dtype=torch.bool)
-    for i in range(b):
-        while masks[i].float().mean() < ratio:
-            h, w = torch.randint(2, 7, (2,), generator=gen).tolist()
-            y, x = torch.randint(0, side - h + 1, (1,), generator=gen).item(), \
-                torch.randint(0, side - w + 1, (1,), generator=gen).item()
-            masks[i, y:y + h, x:x + w] = True
-    return masks.flatten(1)
-
-
-class MAEDecoder(nn.Module):
-    """A light transformer that inpaints hidden patches from the encoder's *visible* tokens only: the encoder's
-    outputs at hidden positions are replaced by one learned embedding, so everything the decoder knows about a hole
-    must have been packed into the visible tokens by the encoder (the MAE idea)."""
-
-    def __init__(self, dim: int, num_tokens: int, out_dim: int, layers: int = 2, heads: int = 4):
-        super().__init__()
-        self.mask_embed = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos = nn.Parameter(torch.randn(1, num_tokens, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, layers)
-        self.head = nn.Linear(dim, out_dim)
-
-    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        x = torch.where(masked[..., None], self.mask_embed.expand_as(tokens), tokens) + self.pos  # (B, N, D)
-        return self.head(self.blocks(x))  # (B, N, 3p²)
-
-
-def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
-    """Majority id of each p×p patch of an integer map (B, H, W) with ids 0..num_ids−1 → (B, N)."""
-    onehot = F.one_hot(labels, num_ids).permute(0, 3, 1, 2).float()  # (B, I, H, W)
-    return F.avg_pool2d(onehot, p).argmax(dim=1).flatten(1)  # (B, N)
-
-
-def part_ids(group: torch.Tensor, part: torch.Tensor, p: int, groups: int) -> torch.Tensor:
-    """Majority (group, part) id of each p×p patch: 2·(group − 1) + part ∈ 1..2·groups, 0 = background. group is an
-    instance map (B, H, W) for (instance, part) ids or a semantic map for (class, part) ids → (B, N)."""
-    return patch_majority(torch.where(group > 0, 2 * (group - 1) + part, 0), p, 2 * groups + 1)
-
-
-def group_spread(x: torch.Tensor, ids: torch.Tensor) -> float:
-    """Σ ||x − mean of its group||² over all tokens: x (B, N, D), ids (B, N) group of each token within its image.
-    Divided by B·N·D, it is the MSE of predicting every token by its group's mean token."""
-    onehot = F.one_hot(ids, int(ids.max()) + 1).to(x.dtype)  # (B, N, G)
-    means = torch.einsum("bng,bnd->bgd", onehot, x) / onehot.sum(1).clamp(min=1)[..., None]  # (B, G, D)
-    return float((x - torch.einsum("bng,bgd->bnd", onehot, means)).pow(2).sum())
-
-
-@torch.no_grad()
-def token_variance(enc, n: int = 256) -> dict:
-    """How encoder tokens spread, summed over the D dimensions and averaged over val tokens: around their image's
-    mean token, around their instance's mean (background one group), around their (instance, part) mean, and
-    around their image's (class, part) mean. Small within-part and within-instance spread against a large
-    within-image spread: tokens group by part and object, which is what k-means and the instance term can use. A
-    (class, part) spread well above the part spread: two instances of one class differ in their tokens."""
-    p = enc.config.patch_size
-    ds = ToyScenes("val", length=n)
-    sums = {"image": 0.0, "instance": 0.0, "part": 0.0, "class_part": 0.0}
-    count = 0
-    for s in range(0, n, 64):
-        items = [ds[i] for i in range(s, min(n, s + 64))]
-        x = patch_features(enc, torch.stack([it["image"] for it in items]))  # (B, N, D)
-        inst = torch.stack([it["instance"] for it in items])
-        part = torch.stack([it["part"] for it in items])
-        sem = torch.stack([it["semantic"] for it in items])
-        groups = {"image": torch.zeros(x.shape[:2], dtype=torch.long),
-                  "instance": patch_majority(inst, p, MAX_OBJECTS + 1),
-                  "part": part_ids(inst, part, p, MAX_OBJECTS),
-                  "class_part": part_ids(sem, part, p, len(CLASSES))}
-        for key, ids in groups.items():  # (B, N) group of each token
-            sums[key] += group_spread(x, ids)
-        count += x.shape[0] * x.shape[1]
-    return {k: v / count for k, v in sums.items()}
-
-
-def instance_contrast(tokens: torch.Tensor, ids: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
-    """Supervised contrast of the tokens of one image (SupCon, Khosla et al. 2020, within each image): a token's
-    positives are the other tokens of its own instance (background is one group), its negatives every token of
-    another instance or of the background in the same image. tokens (B, N, D), ids (B, N) → scalar loss."""
-    z = F.normalize(tokens, dim=-1)
-    logits = torch.einsum("bnd,bmd->bnm", z, z) / tau  # (B, N, N) cosine similarities / τ
-    n = z.shape[1]
-    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)[None]  # (1, N, N)
-    logits = logits.masked_fill(self_mask, float("-inf"))  # a token is not its own candidate
-    log_prob = logits.log_softmax(dim=-1)  # (B, N, N): over all other tokens of the image
-    pos = (ids[:, :, None] == ids[:, None, :]) & ~self_mask  # (B, N, N) same instance
-    n_pos = pos.sum(-1)  # (B, N)
-    per_token = -(log_prob.masked_fill(~pos, 0.0)).sum(-1) / n_pos.clamp(min=1)  # mean over positives
-    return per_token[n_pos > 0].mean()
-
 
 def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, objective: str = "part",
                   mask_ratio: float = 0.6) -> None:
@@ -353,11 +251,6 @@ def train_encoder(out: Path, sizes: ModelSizes, cfg: TrainConfig, resume: bool, 
                      "linear head"}[objective]
     log_run(out, "encoder", resume, {"started": started, "steps": step, "seconds": round(time.time() - t0),
                                      "lr": cfg.lr, "objective": about})
-
-
-def patch_labels(semantic: torch.Tensor, p: int) -> torch.Tensor:
-    """Majority class (0 = background) of each p×p patch: (B, H, W) → (B, N)."""
-    return patch_majority(semantic, p, len(CLASSES) + 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ from glass import quiet_loading
 
 from toy.models import (DEFAULT_OUT, ModelSizes, build_encoder, folder_size_mb, load_classifier,
                         load_vae, patch_features, sizes_of)
-from toy.pretrain import TrainConfig, patch_labels, scene_batches, token_variance
+from toy.pretrain import TrainConfig, scene_batches
+from toy.tokens import linear_probe, patch_labels
+from toy.world_report import world_report, world_table
 from toy.world import CLASSES, ToyScenes, make_scene
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,39 +54,6 @@ def check_vae(out: Path, n: int) -> float:
         mse = (r - x).pow(2).flatten(1).mean(1)
         psnrs.append(10 * torch.log10(1.0 / mse))
     return float(torch.cat(psnrs).mean())
-
-
-def linear_probe(enc, n_train: int = 512, n_val: int = 512, steps: int = 300, foreground: bool = False) -> float:
-    """Per-patch semantic class accuracy of a linear probe on frozen patch tokens: over all val tokens (background
-    a class of its own), or with `foreground` over the tokens whose patch is mostly object."""
-    p = enc.config.patch_size
-    tr = ToyScenes("train", length=n_train, offset=8_000_000)
-    va = ToyScenes("val", length=n_val)
-
-    @torch.no_grad()
-    def feats(ds):
-        xs, ys = [], []
-        for s in range(0, len(ds), 64):
-            items = [ds[i] for i in range(s, min(len(ds), s + 64))]
-            xs.append(patch_features(enc, torch.stack([it["image"] for it in items])).flatten(0, 1))
-            ys.append(patch_labels(torch.stack([it["semantic"] for it in items]), p).flatten())
-        return torch.cat(xs), torch.cat(ys)
-
-    xtr, ytr = feats(tr)
-    xva, yva = feats(va)
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    xtr, xva = (xtr - mu) / sd, (xva - mu) / sd
-    torch.manual_seed(0)
-    probe = nn.Linear(xtr.shape[1], len(CLASSES) + 1)
-    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
-    for _ in range(steps):
-        loss = F.cross_entropy(probe(xtr), ytr)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        right = probe(xva).argmax(1) == yva
-        return float(right[yva > 0].float().mean() if foreground else right.float().mean())
 
 
 def class_set_counts(pred: torch.Tensor, items: list) -> torch.Tensor:
@@ -234,110 +203,6 @@ def probe_ceiling(sizes: ModelSizes, cfg: TrainConfig, every: int = 500, probe_i
     return points
 
 
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the world's properties (issue: a world that poses the problem GLASS solves)
-# ---------------------------------------------------------------------------------------------------------------
-
-def caption_share(split: str, n: int) -> dict:
-    """Share of captions whose extracted classes are exactly the scene's classes, through prompts.find_classes
-    (the lexicon path, and NLTK's tagger when its data is installed), and the share that use a synonym."""
-    from toy.world import SYNONYMS
-    vocab = pr.toy_vocabulary()
-    scenes = [make_scene(split, i) for i in range(n)]
-    out = {"lexicon": float(np.mean([set(pr.find_classes(s.caption, vocab, use_nltk=False).classes) == set(s.classes)
-                                     for s in scenes]))}
-    if pr._nltk_tagger() is not None:
-        out["nltk"] = float(np.mean([set(pr.find_classes(s.caption, vocab, use_nltk=True).classes) == set(s.classes)
-                                     for s in scenes]))
-    out["with_synonym"] = float(np.mean([any(w in s.caption.split() for w in SYNONYMS) for s in scenes]))
-    return out
-
-
-def scene_statistics(split: str, n: int) -> dict:
-    """Objects per scene, the share of multi-object scenes that repeat a class, and how instances vary."""
-    from toy.world import repeats_a_class
-    scenes = [make_scene(split, i) for i in range(n)]
-    multi = [s for s in scenes if len(s.classes) > 1]
-    extents = [float(max(b[2] - b[0], b[3] - b[1])) / 2 for s in scenes for b in s.boxes]
-    return {"scenes": n, "objects_mean": float(np.mean([len(s.classes) for s in scenes])),
-            "objects_max": max(len(s.classes) for s in scenes),
-            "repeat_share_multi": float(np.mean([repeats_a_class(s.classes) for s in multi])),
-            "visible_half_extent_px": [round(float(np.percentile(extents, q)), 1) for q in (5, 50, 95)],
-            "shade_std": float(np.std([c for s in scenes for sh in s.shades for c in sh])),
-            "backgrounds": sorted({s.background for s in scenes}),
-            "parts_per_object": float(np.mean([len(np.unique(s.part[s.instance == k + 1]))
-                                               for s in scenes for k in range(len(s.classes))]))}
-
-
-def world_report(out: Path, n: int) -> dict:
-    """The properties the world must have, each measured: class visible locally (probe on foreground tokens), parts
-    (pixel k-means splits them, far below the ceiling of class guidance), instances (repeat share, variation),
-    captions (noun extraction finds the classes), ground truth and splits, and the encoder's token statistics with
-    the k-means floors. Returns the report; `rows` holds (property, measured, bound, passed)."""
-    from transformers import Dinov2Model
-    import evaluate
-    import glass
-    from evaluate import discovery_of
-    with quiet_loading():
-        enc = Dinov2Model.from_pretrained(out / "encoder", dtype=torch.float32).eval()
-    k = glass.PRESETS["toy"].slots.num_slots
-    report = {"probe_all": linear_probe(enc, n_val=n), "probe_foreground": linear_probe(enc, n_val=n, foreground=True)}
-    report["variance"] = token_variance(enc, n)
-    report["pixel_kmeans"] = evaluate.kmeans_floor("pixels", "val", n, k)
-    cfg = glass.PRESETS["toy"]
-    with quiet_loading():
-        frozen = glass.FrozenEncoder(str(out / "encoder"), cfg.encoder_size, cfg.encoder_mean, cfg.encoder_std)
-    report["token_kmeans"] = evaluate.kmeans_floor("tokens", "val", n, k, frozen)
-    report["gt_semantic_as_slots"] = discovery_of(lambda batch: batch["semantic"], "val", n)
-    report["stats"] = {split: scene_statistics(split, n) for split in ("train", "val", "shift")}
-    report["captions"] = caption_share("val", n)
-    px, ceiling = report["pixel_kmeans"], report["gt_semantic_as_slots"]
-    repeat = report["stats"]["val"]["repeat_share_multi"]
-    shift, val = report["stats"]["shift"], report["stats"]["val"]
-    unseen = not set(shift["backgrounds"]) & set(val["backgrounds"])
-    rows = [
-        ("class visible locally: linear probe on foreground tokens", report["probe_foreground"], "≥ 0.95",
-         report["probe_foreground"] >= 0.95),
-        ("parts: objects with two visible parts (mean parts per object)", val["parts_per_object"], "≥ 1.9",
-         val["parts_per_object"] >= 1.9),
-        ("parts: pixel k-means PO (slots binding part of an object)", px["po"], "reported", True),
-        ("parts: GT-semantic ceiling − pixel k-means, mIoU_i", ceiling["miou_i"] - px["miou_i"], "≥ 0.15",
-         ceiling["miou_i"] - px["miou_i"] >= 0.15),
-        ("instances: multi-object val scenes repeating a class", repeat, "0.35–0.65", 0.35 <= repeat <= 0.65),
-        ("captions: noun extraction finds exactly the classes (lexicon)", report["captions"]["lexicon"], "= 1.0",
-         report["captions"]["lexicon"] == 1.0),
-        ("shift split: more objects (mean per scene, val → shift)", shift["objects_mean"] - val["objects_mean"],
-         "> 0.5", shift["objects_mean"] - val["objects_mean"] > 0.5),
-        ("shift split: unseen backgrounds, wider shades (shade std)", shift["shade_std"], "> val's",
-         unseen and shift["shade_std"] > val["shade_std"]),
-    ]
-    if "nltk" in report["captions"]:
-        rows.insert(6, ("captions: noun extraction finds exactly the classes (NLTK)", report["captions"]["nltk"],
-                        "≥ 0.95", report["captions"]["nltk"] >= 0.95))
-    report["rows"] = [{"property": r[0], "measured": round(float(r[1]), 4), "bound": r[2], "passed": bool(r[3])}
-                      for r in rows]
-    return report
-
-
-def world_table(report: dict) -> str:
-    """The report as a Markdown table: the bounds first, then the floors and the encoder's token statistics."""
-    lines = ["| property | measured | bound | |", "|---|---|---|---|"]
-    lines += [f"| {r['property']} | {r['measured']:.3f} | {r['bound']} | {'✓' if r['passed'] else '✗'} |"
-              for r in report["rows"]]
-    lines += ["", "| val, K = slots | mIoU_i | mBO_i | FG-ARI multi | SO | PO | GO |", "|---|---|---|---|---|---|---|"]
-    for name, key in (("pixel k-means", "pixel_kmeans"), ("k-means on encoder tokens", "token_kmeans"),
-                      ("GT semantic mask as slots", "gt_semantic_as_slots")):
-        r = report[key]
-        lines.append(f"| {name} | {r['miou_i']:.3f} | {r['mbo_i']:.3f} | {r['fg_ari_multi']:.3f} | {r['so']:.2f} | "
-                     f"{r['po']:.2f} | {r['go']:.2f} |")
-    v = report["variance"]
-    lines += ["", f"encoder tokens: class probe {report['probe_all']:.3f} on all tokens, "
-                  f"{report['probe_foreground']:.3f} on foreground; squared spread around the image / instance / "
-                  f"(instance, part) mean: {v['image']:.2f} / {v['instance']:.2f} / {v['part']:.2f} "
-                  f"(shares of the image's: 1 / {v['instance'] / v['image']:.3f} / {v['part'] / v['image']:.3f})"]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------

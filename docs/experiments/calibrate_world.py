@@ -51,7 +51,7 @@ from glass import MLPDecoder, slot_labels, upsample_masks  # noqa: E402
 from matching import segments_from_semantic, semantic_loss_batched  # noqa: E402
 from slot_attention import GLASSSlotConfig, GLASSSlotModule  # noqa: E402
 from toy.models import ModelSizes, build_encoder, patch_features  # noqa: E402
-from toy.pretrain import instance_contrast, patch_labels, patch_majority  # noqa: E402
+from toy.tokens import instance_contrast, patch_labels, patch_majority  # noqa: E402
 
 OUT = ROOT / "runs" / "calib"
 N_TRAIN, N_VAL, N_POOL = 2048, 256, 8192

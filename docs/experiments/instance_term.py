@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
+import baseline_data  # noqa: E402
 import experiments  # noqa: E402
 
 VARIANTS = {  # name → train.py flags
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    data = experiments.write_oracle_dataset(args.out / "data_gt_semantic", args.images, "semantic")
+    data = baseline_data.write_oracle_dataset(args.out / "data_gt_semantic", args.images, "semantic")
     path = args.out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for i, (name, flags) in enumerate(VARIANTS.items(), start=1):
