@@ -228,6 +228,21 @@ def test_slot_priors_start_slots_from_boxes_and_switch_slots_off(tiny_models):
         tiny_glass_config(tiny_models, slot_prior="gt")
 
 
+def test_the_textbook_forms_are_config_fields_with_the_same_losses(tiny_models):
+    """GLASSConfig.decoder_factorised and GLASSSlotConfig.folded switch the model to the textbook forms; the same
+    weights then give the same loss terms (the forms differ only in float summation order)."""
+    torch.manual_seed(0)
+    slots = {"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16}  # the toy preset's learned init: no sampling
+    fast = GLASS(tiny_glass_config(tiny_models, slots=slots))
+    plain = GLASS(tiny_glass_config(tiny_models, decoder_factorised=False, slots={**slots, "folded": False}))
+    assert not plain.mlp_decoder.factorised and not plain.slot_module.slot_attention.folded
+    plain.load_trainable_state(fast.trainable_state(1))
+    a = fast.losses(batch(), torch.Generator().manual_seed(1))
+    b = plain.losses(batch(), torch.Generator().manual_seed(1))
+    for term in ("recon", "semantic", "instance"):
+        assert torch.allclose(getattr(a, term), getattr(b, term), atol=1e-5), term
+
+
 def test_mlp_decoder_textbook_and_factorised_forms_agree():
     """The factorised first layer GLASS trains with gives the textbook decoder's outputs and gradients (1e-5), and
     the textbook form is the DINOSAUR formula written out by hand here: MLP of slot + position, alpha softmaxed

@@ -11,8 +11,7 @@ Objectives:
               per-token class cross-entropy through a linear head. It uses the world's instance, part and class
               labels, as a stand-in for what DINOv2 gives GLASS: tokens that know their class and their part and
               differ between instances. `mae`: masked-patch prediction with block masks (Tab. 6b's other encoder).
-              Objectives measured and not shipped: docs/lab_notes/binding.md §2 and §9 (code at commit c4acab3).
-              The objectives' token-level pieces are in toy/tokens.py.
+              Unshipped objectives: docs/lab_notes/binding.md §2, §9 (code at c4acab3). Token pieces: toy/tokens.py.
     UNet      ε-prediction denoising with 10 % empty prompts (classifier-free guidance), EMA weights, plus an
               auxiliary *alignment loss* (`--align-weight`, docs/design.md §7): at t < 800 the head-averaged
               cross-attention of each class-name token is pulled (MSE) towards that class's region at the layer's
