@@ -87,7 +87,7 @@ torch.set_rng_state(rng)
 # to one at every token (the printed check below). In the quick start's model, one slot (the background slot)
 # wins most tokens in the first iteration, and the other slots start from claims on objects: the fish's body is
 # slot 2's from the start. The house's wall moves to a slot of its own in the second iteration, the car only in
-# the third, and the house's roof stays with the background slot. This model (val mIoU_i 0.64 after phase 1)
+# the third, and the house's roof stays with the background slot. This model (val mIoU_i 0.63 after phase 1)
 # binds most of each object, not all of it.
 
 # %%
@@ -127,9 +127,9 @@ plt.title("competition between slots over iterations"); plt.show()
 # for any K. The toy preset's learned per-slot queries can only be dropped, so here K is at most the trained number.
 # With two slots, the fish keeps one and everything else goes to the other. With three, the car gets the third
 # and the house stays with the background. With a single iteration the car has no slot yet. With eight
-# iterations, more than trained, the house's slot grows towards its roof, and the fish's slot spreads over the
-# background around it. The trained T is a budget, not convergence: more iterations let weak slots win tokens,
-# for better and for worse.
+# iterations, more than trained, the house's slot grows towards its roof, the background passes to another slot
+# (its colour changes) and the car loses its slot to it. The trained T is a budget, not convergence: more
+# iterations move tokens between slots, for better and for worse.
 
 # %%
 from matplotlib.colors import ListedColormap

@@ -98,10 +98,12 @@ plt.colorbar(im); plt.title("IoU(slot argmax mask, segment)"); plt.show()
 # The loss pulls each matched slot's soft mask toward its whole segment. Where a class appears twice, its segment
 # covers both instances, so the slot matched to it is pulled to cover both. That is the *semantic drift* the paper
 # names: class-level guidance merges instances. In this image the generator did not draw the prompt's count
-# (two houses and one oak came out as one house and two trees), so the tree segment holds two crowns. Slot 0,
-# on the left crown, is matched to the whole segment (IoU 0.69); slot 1, which holds part of the other crown (IoU
-# 0.23), is left unmatched and gets no target. The loss pulls slot 0 over both trees. The per-slot BCE below is
-# the mean over the segment's valid pixels (ignored pixels, 255 in the mask, are left out).
+# (two houses and one oak came out as one house and two trees), so the tree segment holds two crowns. Slot 1
+# already covers both (IoU 0.71 with the tree segment): after 900 steps of class-level targets, one slot holds two
+# instances. The house has no slot of its own: slot 4 holds a faint part of it (IoU 0.07), and the assignment
+# still gives it the house segment, so the loss pulls slot 4 over the whole house. Slot 0 sits on the flower the
+# generator added, a class the prompt does not name; it is left unmatched and gets no target. The per-slot BCE
+# below is the mean over the segment's valid pixels (ignored pixels, 255 in the mask, are left out).
 
 # %%
 out = semantic_loss(soft, seg.masks, seg.present, seg.valid)

@@ -118,24 +118,24 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # What to look at, row by row (the committed run):
-# - **recon only**: the slots follow colour and position. Both flowers of val 10 and of val 18 share one slot, and
-#   the mushrooms of val 4 are lost in the background slot.
+# - **recon only**: the slots follow colour and position. Both flowers of val 18 share one slot; the left flower
+#   of val 10 and the right mushroom of val 4 are almost lost in the background slot.
 # - **+ semantic**: clean outlines of whole objects, but two instances of a class share one slot: both mushrooms
 #   of val 4, both fish of val 7 and val 14, both flowers of val 10 and val 18. This is semantic drift.
 # - **+ instance**: every instance gets a slot of its own, but outlines are rough and parts split off (the tree and
 #   the mushrooms of val 3, the right flower of val 18).
 # - **all three**: outlines as clean as + semantic. Some repeated instances come apart (the two fish of val 7, the
-#   two flowers of val 10), others do not (the mushrooms of val 4, the fish of val 14, the flowers of val 18). On
-#   average the table's repeated GO falls from 0.36 to 0.20.
+#   two flowers of val 10), others do not (the mushrooms of val 4, the fish of val 14) or only in part (the
+#   flowers of val 18). On average the table's repeated GO falls from 0.36 to 0.20.
 
 # %% [markdown]
 # ## What this showed
 # On the toy world (three seeds, 900 steps; the numbers are in the table above and in docs/lab_notes/binding.md §8):
-# - The semantic term makes whole objects: with it, mIoU_i rises from 0.40 to 0.55 and part splitting (PO) falls
-#   from 0.30 to 0.05, as in the paper.
+# - The semantic term makes whole objects: with it, mIoU_i rises from 0.41 to 0.56 and part splitting (PO) falls
+#   from 0.26 to 0.06, as in the paper.
 # - On scenes where a class repeats, + semantic lets one slot cover several instances (repeated GO 0.36). Adding
 #   the instance term brings that down to 0.20: the instance term breaks semantic drift, as Fig. 4 says.
-# - Unlike the paper, the instance term alone is the strongest row here (mIoU_i 0.66 against all three's 0.62).
-#   Reconstructing the toy encoder's tokens keeps instances apart by position and splits few parts (PO 0.21, where
+# - Unlike the paper, the instance term alone is the strongest row here (mIoU_i 0.65 against all three's 0.62).
+#   Reconstructing the toy encoder's tokens keeps instances apart by position and splits few parts (PO 0.25, where
 #   DINOSAUR on COCO has 71 %), so the semantic term's class-level targets cost more on repeated classes
 #   than their part-merging adds. docs/lab_notes/binding.md §9–10 test the encoder and the slot count as the cause.

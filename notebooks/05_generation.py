@@ -91,9 +91,10 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## The edits, measured
-# In the three scenes above, dropping the slot changes little, while an added slot draws its object in two of
-# three (a mushroom, trees). `downstream.compositional_edits` repeats both edits over many val scenes. The toy eval classifier judges them; it
-# was trained with the world's labels, which GLASS never sees.
+# In the three scenes above, dropping the slot erases the flower of the first (the fish its decoding had lost
+# comes back as an orange blob) and changes little in the other two; an added slot draws its object in two of
+# three (a mushroom, trees). `downstream.compositional_edits` repeats both edits over many val scenes. The toy eval
+# classifier judges them; it was trained with the world's labels, which GLASS never sees.
 # - A removal succeeds when the object's class was visible in the decoding from all slots and is gone after its
 #   slot (matched by mask IoU) is dropped.
 # - An addition succeeds when a class the scene lacks appears after another scene's object slot is appended.
