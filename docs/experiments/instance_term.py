@@ -18,13 +18,14 @@ sys.path.insert(0, str(ROOT))
 
 import baseline_data  # noqa: E402
 import experiments  # noqa: E402
+import ladder  # noqa: E402
 
 VARIANTS = {  # name → train.py flags
     "DINOSAUR recipe (pos std 0.02, decoder lr = slots lr)": [],
     "decoder lr 4e-3": ["--lr-decoder", "4e-3"],
     "position embedding std 1": ["--decoder-pos-std", "1.0"],
     "position embedding std 1, decoder lr 4e-3": ["--decoder-pos-std", "1.0", "--lr-decoder", "4e-3"],
-    "position embedding std 1, decoder width 1024": ["--decoder-pos-std", "1.0", "--mlp-hidden", "1024"],
+    "position embedding std 1, decoder width 1024": ["--decoder-pos-std", "1.0", "--decoder-hidden", "1024"],
 }
 
 
@@ -45,11 +46,11 @@ def main() -> None:
         if name in results or (args.only and str(i) not in args.only):
             continue
         row = experiments.trained_row(args.out / f"variant{i}", flags + ["--threads", str(args.threads)],
-                                   {"val": args.eval_images}, steps=args.steps, data=str(data), no_recon=True,
-                                   no_semantic=True)
+                                   {"val": args.eval_images}, steps=args.steps, data=str(data), recon=False,
+                                   semantic=False)
         results[name] = row["val"]
         path.write_text(json.dumps(results, indent=2))
-        print(f"[instance term] {name}: " + experiments._fmt(row["val"]) + experiments.decoder_line(row["val"]), flush=True)
+        print(f"[instance term] {name}: " + ladder._fmt(row["val"]) + experiments.decoder_line(row["val"]), flush=True)
     lines = ["| variant | mIoU_i | FG-ARI multi | SO | GO | decoder MSE | image-mean ref | instance-mean ref | closed |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
