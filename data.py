@@ -173,24 +173,25 @@ class PseudoGTDataset(torch.utils.data.Dataset):
                 "index": torch.tensor(rec["index"])}
 
 
-def ensure_dataset(folder, num_images: int, asked: bool, extend: bool, write=None) -> None:
+def ensure_dataset(folder, num_images: int | None, extend: bool, write=None, default: int = 512) -> None:
     """Use the dataset in `folder` as it is. A missing one is written by `write(folder, n)` (the toy preset's writer;
-    None: refuse), and one a crashed writer left short is finished. `asked`: `num_images` was given, and must then
-    match the dataset's size unless `extend` grows it."""
+    None: refuse) with `num_images` items (None: `default`), and one a crashed writer left short is finished. A
+    given `num_images` must match an existing dataset's size unless `extend` grows it."""
     folder = Path(folder)
+    n = default if num_images is None else num_images
     if (folder / "meta.json").exists():
         done = len(read_done(folder))
         target = json.loads((folder / "meta.json").read_text()).get("num_images", done)
-        if asked and num_images != target and not extend:
+        if num_images is not None and num_images != target and not extend:
             raise SystemExit(f"--data {folder} holds a dataset of {target} images; --num-images {num_images} "
                              f"would change it: pass --extend-data to grow it, or choose another --data")
-        num_images = max(target, num_images if asked else 0)
-        if done >= num_images:
+        n = max(target, num_images or 0)
+        if done >= n:
             return
     if write is None:
         raise SystemExit(f"--data {folder} holds no complete pseudo-GT dataset; write one with pseudo_gt.py "
                          f"--preset paper")
-    write(folder, num_images)
+    write(folder, n)
 
 
 def check_dataset(folder, repair=None) -> dict:

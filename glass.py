@@ -411,30 +411,33 @@ class GLASS(nn.Module):
         return self.losses(batch, generator)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
-    def trainable_state(self, phase: int) -> dict:
-        """Weights a checkpoint of `phase` holds: slot module and MLP decoder, plus the UNet after phase 2."""
-        state = {f"slot_module.{k}": v for k, v in self.slot_module.state_dict().items()}
-        state.update({f"mlp_decoder.{k}": v for k, v in self.mlp_decoder.state_dict().items()})
+    def trainable_parts(self, phase: int) -> dict:
+        """name → module of what trains in `phase` (§4): slot module, MLP decoder (and Tab. 5's box MLP), plus the
+        UNet in phase 2. A checkpoint of that phase holds exactly these."""
+        parts = {"slot_module": self.slot_module, "mlp_decoder": self.mlp_decoder}
         if self.box_init is not None:
-            state.update({f"box_init.{k}": v for k, v in self.box_init.state_dict().items()})
+            parts["box_init"] = self.box_init
         if phase == 2:
-            state.update({f"unet.{k}": v for k, v in self.unet.state_dict().items()})
-        return {k: v.detach().contiguous() for k, v in state.items()}
+            parts["unet"] = self.unet
+        return parts
+
+    def trainable_state(self, phase: int) -> dict:
+        """Weights a checkpoint of `phase` holds, keyed "part.parameter"."""
+        return {f"{name}.{k}": v.detach().contiguous() for name, module in self.trainable_parts(phase).items()
+                for k, v in module.state_dict().items()}
 
     def load_trainable_state(self, state: dict) -> None:
-        parts = {"slot_module.": self.slot_module, "mlp_decoder.": self.mlp_decoder, "unet.": self.unet}
-        if self.box_init is not None:
-            parts["box_init."] = self.box_init
-        stray = sorted({k.split(".")[0] + "." for k in state} - set(parts))
+        """Weights of a phase-1 or phase-2 checkpoint (the UNet only when the state holds it)."""
+        parts = self.trainable_parts(2)
+        stray = sorted({k.split(".")[0] for k in state} - set(parts))
         if stray:
             raise ValueError(f"checkpoint holds weights this model has no place for: {stray}")
-        for prefix, module in parts.items():
-            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        for name, module in parts.items():
+            part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
             if part:
                 module.load_state_dict(part, strict=True)
-            elif prefix != "unet.":
-                raise ValueError(f"checkpoint holds no {prefix[:-1]} weights")
-
+            elif name != "unet":
+                raise ValueError(f"checkpoint holds no {name} weights")
 
 def load_checkpoint_model(folder, device="cpu") -> tuple[GLASS, dict]:
     """Rebuild a GLASS model from a checkpoint folder alone (config.json + model.safetensors)."""

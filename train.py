@@ -147,8 +147,8 @@ def flag_fields() -> dict:
 
 def preset_value(preset: str, cls, name: str):
     """A preset's value of field `name` of `cls` (for the help text), paths inside the repository relative."""
-    obj = {RunConfig: PRESETS, GLASSConfig: glass.PRESETS}[cls][preset] if cls is not GLASSSlotConfig \
-        else glass.PRESETS[preset].slots
+    model = glass.PRESETS[preset]
+    obj = {RunConfig: PRESETS[preset], GLASSConfig: model, GLASSSlotConfig: model.slots}[cls]
     value = getattr(obj, name)
     return os.path.relpath(value, ROOT) if isinstance(value, str) and value.startswith(str(ROOT)) else value
 
@@ -312,8 +312,7 @@ def run(args: RunConfig) -> dict:
         print(json.dumps(report, indent=2))
         return report
     if rank == 0:
-        ensure_dataset(args.data, args.num_images or TOY_DATASET_IMAGES, args.num_images is not None,
-                       args.extend_data, write)
+        ensure_dataset(args.data, args.num_images, args.extend_data, write, default=TOY_DATASET_IMAGES)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the dataset before rank 0 has written it
     if args.phase == 2 and not args.init:
