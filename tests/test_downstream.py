@@ -92,7 +92,8 @@ def test_match_objects_by_hand():
 
 def test_generation_quality_of_the_scenes_themselves_and_of_unrelated_ones():
     same = downstream.generation_quality(lambda batch, b: batch["image"], "val", 8, batch_size=4)
-    assert same["ssim"] == pytest.approx(1.0, abs=1e-4) and same["fd"] == pytest.approx(0.0, abs=1e-3) and same["psnr"] > 100
+    # SSIM's variances are E[x²] − E[x]² in float32: over the world's flat backgrounds they cancel to ~1e-4, not 0
+    assert same["ssim"] == pytest.approx(1.0, abs=1e-3) and same["fd"] == pytest.approx(0.0, abs=1e-3) and same["psnr"] > 100
     other = downstream.generation_quality(downstream.unrelated_scenes("val", offset=8), "val", 8, batch_size=4)
     assert other["psnr"] < 30 and other["ssim"] < 0.9 and other["fd"] > 0
 

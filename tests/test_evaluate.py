@@ -21,8 +21,8 @@ from toy import world
 def test_oracle_dataset_holds_the_ground_truth(tmp_path, kind):
     out = baseline_data.write_oracle_dataset(tmp_path / kind, 6, kind)
     ds = PseudoGTDataset(out)
-    # semantic: one id per class; instance: one id per object slot of a scene ("object 1" … "object 4")
-    assert len(ds) == 6 and ds.num_classes == (len(world.CLASSES) if kind == "semantic" else 4)
+    # semantic: one id per class; instance: one id per object slot of a scene ("object 1" … "object 3")
+    assert len(ds) == 6 and ds.num_classes == (len(world.CLASSES) if kind == "semantic" else world.SPLITS["train"].max_objects)
     for i in range(6):
         scene = world.make_scene("train", baseline_data.ORACLE_OFFSET + i)
         truth = scene.semantic if kind == "semantic" else scene.instance

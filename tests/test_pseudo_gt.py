@@ -20,10 +20,10 @@ TOY_CFG = MaskConfig(cross_res=(16, 8), self_res=16, tau=4, refine=True)
 
 def test_find_classes_toy_synonyms_plurals_compounds():
     v = prompts.toy_vocabulary()
-    m = find_classes("a picture of two goldfish, a small red toadstool and three cottages on a striped floor", v,
+    m = find_classes("a picture of two goldfish, a small teal android and three cottages on a plain floor", v,
                      use_nltk=False)
-    assert m.classes == ["fish", "mushroom", "house"] and m.has_classes and m.tagger == "lexicon"
-    assert m.words == ["goldfish", "toadstool", "cottages"]
+    assert m.classes == ["fish", "robot", "house"] and m.has_classes and m.tagger == "lexicon"
+    assert m.words == ["goldfish", "android", "cottages"]
     assert find_classes("there are daisies in this image", v, use_nltk=False).classes == ["flower"]
 
 
@@ -235,9 +235,11 @@ def test_localisation_report_of_another_pipeline_leaves_the_readme_figure_alone(
 def test_localisation_scores_an_oracle_mask_exactly(tiny_pipe, monkeypatch):
     """Masks with a known answer: image 1's predicted tree is its true tree (IoU 1), image 2's lies beside it
     (IoU 0), so localisation is 0.5."""
-    left = torch.zeros(64, 64, dtype=torch.long)
-    left[:, :32] = 1  # class id 1: tree
-    items = [{"caption": "a green tree", "image": torch.rand(3, 64, 64), "semantic": m} for m in (left, 1 - left)]
+    from toy.world import CLASSES
+    tree = CLASSES.index("tree") + 1  # the tree's class id
+    left, right = torch.zeros(64, 64, dtype=torch.long), torch.zeros(64, 64, dtype=torch.long)
+    left[:, :32], right[:, 32:] = tree, tree
+    items = [{"caption": "a green tree", "image": torch.rand(3, 64, 64), "semantic": m} for m in (left, right)]
 
     class Scenes:
         def __init__(self, split, length):

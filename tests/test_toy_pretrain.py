@@ -85,10 +85,10 @@ def test_patchify_order_matches_vit_tokens():
 
 def test_class_token_positions():
     tok = models.build_tokenizer(40)
-    prompt, prefix = pretrain.make_prompt("full", "a red toadstool and a cottage", "house mushroom")
+    prompt, prefix = pretrain.make_prompt("full", "a teal android and a cottage", "house robot")
     ids = tok(prompt).input_ids
-    pos = pretrain.class_token_positions(tok, prefix, ["house", "mushroom"])
-    assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["house</w>", "mushroom</w>"]
+    pos = pretrain.class_token_positions(tok, prefix, ["house", "robot"])
+    assert [tok.convert_ids_to_tokens(ids[p[0]]) for p in pos] == ["house</w>", "robot</w>"]
 
 
 def test_instance_contrast_against_a_loop():
@@ -228,8 +228,8 @@ class _PartEncoder(_LookupEncoder):
         for img in pixel_values * 0.25 + 0.5:
             inst, part = self.table[self.key(img)]
             i = tokens.patch_majority(inst[None], 4, world.MAX_OBJECTS + 1)[0].float()
-            both = torch.where(inst > 0, 2 * (inst - 1) + part, 0)
-            p = tokens.patch_majority(both[None], 4, 2 * world.MAX_OBJECTS + 1)[0]
+            both = torch.where(inst > 0, world.MAX_PARTS * (inst - 1) + part, 0)
+            p = tokens.patch_majority(both[None], 4, world.MAX_PARTS * world.MAX_OBJECTS + 1)[0]
             rows.append(torch.stack([i, 10.0 * ((p + 1) % 2 + 1) * (p > 0), torch.ones_like(i)], -1))
         out = torch.stack(rows)
         return type("Out", (), {"last_hidden_state": torch.cat([out[:, :1], out], 1)})()
@@ -247,10 +247,11 @@ def test_token_variance_against_a_loop():
         for y in range(0, 64, 4):
             for x0 in range(0, 64, 4):
                 i_cnt = torch.bincount(it["instance"][y:y + 4, x0:x0 + 4].flatten(), minlength=6)
-                both = torch.where(it["instance"] > 0, 2 * (it["instance"] - 1) + it["part"], 0)
-                p_cnt = torch.bincount(both[y:y + 4, x0:x0 + 4].flatten(), minlength=11)
-                cp = torch.where(it["semantic"] > 0, 2 * (it["semantic"] - 1) + it["part"], 0)
-                cp_cnt = torch.bincount(cp[y:y + 4, x0:x0 + 4].flatten(), minlength=2 * len(world.CLASSES) + 1)
+                four = world.MAX_PARTS  # (instance, part) and (class, part) ids: four parts per group at most
+                both = torch.where(it["instance"] > 0, four * (it["instance"] - 1) + it["part"], 0)
+                p_cnt = torch.bincount(both[y:y + 4, x0:x0 + 4].flatten(), minlength=four * world.MAX_OBJECTS + 1)
+                cp = torch.where(it["semantic"] > 0, four * (it["semantic"] - 1) + it["part"], 0)
+                cp_cnt = torch.bincount(cp[y:y + 4, x0:x0 + 4].flatten(), minlength=four * len(world.CLASSES) + 1)
                 inst.append(int(i_cnt.argmax()))
                 part.append(int(p_cnt.argmax()))
                 class_part.append(int(cp_cnt.argmax()))

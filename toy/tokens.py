@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toy.models import patch_features
-from toy.world import CLASSES, MAX_OBJECTS, ToyScenes
+from toy.world import CLASSES, MAX_OBJECTS, MAX_PARTS, ToyScenes
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -65,9 +65,9 @@ def patch_majority(labels: torch.Tensor, p: int, num_ids: int) -> torch.Tensor:
 
 
 def part_ids(group: torch.Tensor, part: torch.Tensor, p: int, groups: int) -> torch.Tensor:
-    """Majority (group, part) id of each p×p patch: 2·(group − 1) + part ∈ 1..2·groups, 0 = background. group is an
+    """Majority (group, part) id of each p×p patch: MAX_PARTS·(group − 1) + part ∈ 1..MAX_PARTS·groups, 0 = background. group is an
     instance map (B, H, W) for (instance, part) ids or a semantic map for (class, part) ids → (B, N)."""
-    return patch_majority(torch.where(group > 0, 2 * (group - 1) + part, 0), p, 2 * groups + 1)
+    return patch_majority(torch.where(group > 0, MAX_PARTS * (group - 1) + part, 0), p, MAX_PARTS * groups + 1)
 
 
 def group_spread(x: torch.Tensor, ids: torch.Tensor) -> float:

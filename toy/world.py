@@ -4,37 +4,40 @@ GLASS stands on web-scale pretrained models. So that every part of the method is
 this project ships a small world of 64×64 scenes with exact ground truth, and trains its own small diffusion model
 and encoder on it (toy/pretrain.py).
 
-The world poses the two problems GLASS's guidance exists for (docs/lab_notes/binding.md §4 measures why the first world,
-docs/history/, did not):
-- **a class is visible in every patch**, as a dog is a dog in any patch of a photo: each class has its own palette
-  and texture, so a 4×4 patch tells the class;
-- **objects are made of parts** of different appearance (a tree is a green crown on a brown trunk): grouping by
-  appearance splits objects into parts, the part-whole ambiguity of DINOSAUR's slots;
+The world poses the problems GLASS's guidance exists for (docs/lab_notes/binding.md §12 calibrated it; the earlier
+worlds are in docs/history/):
+- **a class is visible in every patch**, as a dog is a dog in any patch of a photo: each part of a class has a
+  palette and texture of its own class's family, so a 4×4 patch tells the class;
+- **objects are made of three or four parts that vary on their own**, as the parts of a photographed object do:
+  each part draws its own palette (of two per part), its own shade, its own size and a small offset within the
+  object, so one part says little about its siblings and reconstructing features can split parts (DINOSAUR's
+  part-whole problem, paper Tab. 3);
+- **few, large objects on a flat background** (1–3 objects): with the paper's K = 7 slots there are spare slots,
+  and a background that one slot codes cheaply leaves them nowhere to go but objects;
 - **several instances of one class** in about half of the multi-object scenes: class-level masks merge them (the
-  paper's semantic drift), and instances differ in size, aspect, rotation, mirroring and shade.
+  paper's semantic drift), and instances differ in size, aspect, rotation, mirroring and look.
 
-A scene: a textured background (stripes, checker, blobs or gradient) and 1–4 objects of 6 two-part classes,
-half-extent 10–17 px, rotation ±20°, placed with partial occlusion (every object keeps half its area visible and
-every part a third of its own). Ground truth: instance mask (0 = background, 1..n in paint order), semantic mask
-(0 = background, class index + 1), part mask (0 = background, 1 = first part, 2 = second part of the object seen
-there), class names, boxes (x0, y0, x1, y1) of the visible part.
+A scene: one muted flat colour and 1–3 objects of 6 classes, half-extent 14–21 px, rotation ±20°, placed with partial
+occlusion (every object keeps half its area visible and every part a third of its own). Ground truth: instance mask
+(0 = background, 1..n in paint order), semantic mask (0 = background, class index + 1), part mask (0 = background,
+j + 1 = part j of the object seen there), class names, boxes (x0, y0, x1, y1) of the visible part.
 
-    class      part 1                          part 2
-    tree       green crown, leaf speckles      brown trunk, bark lines
-    house      tan wall, brick lines           red roof, tile lines
-    mushroom   red cap, white dots             cream stem
-    flower     yellow centre, orange checks    magenta petals, pink rays
-    car        blue body, light windows        dark wheels, grey hubs
-    fish       orange body, scales             purple tail, stripes
+    class    parts (each with two palettes of its class's family)
+    house    wall, roof, door, window
+    tree     crown, trunk, mound
+    car      body, cabin, wheels
+    flower   centre, petals, stem with leaves
+    fish     head, body, tail
+    robot    head, torso, tread
 
-The caption generator plays the captioner's role: varied phrasing, counts, synonyms ("cottage", "toadstool",
-"automobile"), attributes (size, shade, colour) and words that are not classes ("floor", "picture").
+The caption generator plays the captioner's role: varied phrasing, counts, synonyms ("cottage", "automobile",
+"android"), attributes (size, shade, colour) and words that are not classes ("floor", "picture").
 
 Splits (scene i of a split is always the same image, seeded by (split, i)):
     train  an endless stream by index
     val    512 fixed scenes from the same distribution
-    shift  a zero-shot split: 3–5 objects, shades further from the palette (std 30 against 18), and a background
-           kind ("rings") never seen
+    shift  a zero-shot split: 3 objects (smaller, half-extent 11–17 px), shades further from the palette (std 30
+           against 18), and a background kind (a two-colour gradient) never seen
 
 Shape legend: H = W = 64 pixels, n objects. Checked by tests/test_toy_world.py; `python -m toy.report world`
 measures the properties above.
@@ -48,33 +51,50 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-CLASSES = ("tree", "house", "mushroom", "flower", "car", "fish")
-PARTS = {"tree": ("crown", "trunk"), "house": ("wall", "roof"), "mushroom": ("cap", "stem"),
-         "flower": ("centre", "petals"), "car": ("body", "wheels"), "fish": ("body", "tail")}
-PLURALS = {"tree": "trees", "house": "houses", "mushroom": "mushrooms", "flower": "flowers", "car": "cars",
-           "fish": "fish"}
+CLASSES = ("house", "tree", "car", "flower", "fish", "robot")
+PARTS = {"house": ("wall", "roof", "door", "window"), "tree": ("crown", "trunk", "mound"),
+         "car": ("body", "cabin", "wheels"), "flower": ("centre", "petals", "stem"),
+         "fish": ("head", "body", "tail"), "robot": ("head", "torso", "tread")}
+MAX_PARTS = 4
+PLURALS = {"house": "houses", "tree": "trees", "car": "cars", "flower": "flowers", "fish": "fish", "robot": "robots"}
 # synonyms the captioner may use; each maps to its class name
-SYNONYMS = {"oak": "tree", "cottage": "house", "home": "house", "toadstool": "mushroom", "blossom": "flower",
-            "daisy": "flower", "automobile": "car", "goldfish": "fish"}
-SYNONYM_PLURALS = {"oak": "oaks", "cottage": "cottages", "home": "homes", "toadstool": "toadstools",
-                   "blossom": "blossoms", "daisy": "daisies", "automobile": "automobiles", "goldfish": "goldfish"}
-COLOUR_WORDS = {"tree": "green", "house": "beige", "mushroom": "red", "flower": "pink", "car": "blue",
-                "fish": "orange"}
+SYNONYMS = {"cottage": "house", "home": "house", "oak": "tree", "automobile": "car", "blossom": "flower",
+            "daisy": "flower", "goldfish": "fish", "android": "robot"}
+SYNONYM_PLURALS = {"cottage": "cottages", "home": "homes", "oak": "oaks", "automobile": "automobiles",
+                   "blossom": "blossoms", "daisy": "daisies", "goldfish": "goldfish", "android": "androids"}
+# per part: palette options (first colour, second colour, texture), 0–255; the texture decides where the second
+# colour goes. The options of a part stay within its class's hue family, so a patch still tells its class.
+PALETTES = {
+    "house": ([((215, 185, 130), (150, 120, 80), "bricks"), ((235, 225, 200), (170, 160, 140), "bricks")],
+              [((185, 60, 45), (120, 35, 30), "tiles"), ((120, 40, 40), (70, 25, 25), "tiles")],
+              [((110, 70, 40), (70, 45, 25), "vstripes"), ((60, 110, 60), (35, 70, 35), "vstripes")],
+              [((150, 200, 240), (250, 250, 250), "cross"), ((240, 230, 140), (250, 250, 250), "cross")]),
+    "tree": ([((50, 150, 55), (25, 95, 35), "speckle"), ((150, 175, 40), (95, 120, 25), "speckle")],
+             [((115, 70, 35), (80, 45, 20), "vstripes"), ((150, 130, 110), (100, 85, 70), "vstripes")],
+             [((95, 65, 40), (60, 130, 50), "grass"), ((140, 120, 80), (60, 130, 50), "grass")]),
+    "car": ([((40, 85, 205), (20, 45, 130), "hstripes"), ((205, 40, 60), (130, 20, 35), "hstripes")],
+            [((150, 200, 240), (60, 60, 70), "window"), ((200, 230, 200), (60, 60, 70), "window")],
+            [((35, 35, 40), (130, 130, 135), "hub"), ((70, 55, 45), (180, 170, 150), "hub")]),
+    "flower": ([((245, 205, 30), (215, 130, 20), "checker"), ((120, 60, 30), (70, 35, 15), "checker")],
+               [((205, 60, 175), (235, 140, 215), "rays"), ((240, 240, 250), (200, 200, 230), "rays")],
+               [((60, 170, 70), (30, 110, 40), "hstripes"), ((110, 190, 90), (60, 130, 50), "hstripes")]),
+    "fish": ([((245, 135, 25), (60, 30, 10), "eye"), ((240, 200, 60), (60, 30, 10), "eye")],
+             [((245, 135, 25), (200, 90, 15), "scales"), ((90, 170, 210), (50, 110, 160), "scales")],
+             [((125, 55, 175), (80, 30, 120), "hstripes"), ((60, 180, 170), (30, 120, 110), "hstripes")]),
+    "robot": ([((170, 175, 185), (230, 60, 40), "eyes"), ((200, 170, 80), (230, 60, 40), "eyes")],
+              [((90, 100, 120), (180, 190, 200), "panel"), ((60, 140, 130), (180, 190, 200), "panel")],
+              [((45, 45, 50), (110, 110, 115), "vstripes"), ((90, 70, 45), (150, 130, 100), "vstripes")]),
+}
+# the part whose look the caption's colour word names, and the word for each of its two palettes
+MAIN_PART = {"house": 0, "tree": 0, "car": 0, "flower": 1, "fish": 1, "robot": 1}
+COLOUR_WORDS = {"house": ("beige", "cream"), "tree": ("green", "olive"), "car": ("blue", "red"),
+                "flower": ("pink", "white"), "fish": ("orange", "turquoise"), "robot": ("grey", "teal")}
 SIZE_WORDS = ("small", "big")
 SHADE_WORDS = ("dark", "light")
-# (first colour, second colour, texture) of each part, 0–255; the texture decides where the second colour goes
-PALETTE = {
-    "tree": (((50, 150, 55), (25, 95, 35), "speckle"), ((115, 70, 35), (80, 45, 20), "vstripes")),
-    "house": (((215, 185, 130), (150, 120, 80), "bricks"), ((185, 60, 45), (120, 35, 30), "tiles")),
-    "mushroom": (((215, 35, 40), (250, 250, 250), "dots"), ((245, 238, 215), (245, 238, 215), "plain")),
-    "flower": (((245, 205, 30), (215, 130, 20), "checker"), ((205, 60, 175), (235, 140, 215), "rays")),
-    "car": (((40, 85, 205), (150, 200, 240), "window"), ((35, 35, 40), (130, 130, 135), "hub")),
-    "fish": (((245, 135, 25), (200, 90, 15), "scales"), ((125, 55, 175), (80, 30, 120), "hstripes")),
-}
-BACKGROUNDS_TRAIN = ("stripes", "checker", "blobs", "gradient")
-BACKGROUNDS_SHIFT = ("rings",)
-BACKGROUND_WORDS = {"stripes": "striped", "checker": "checkered", "blobs": "spotted", "gradient": "shaded",
-                    "rings": "ringed"}
+BACKGROUNDS_TRAIN = ("flat",)
+BACKGROUNDS_SHIFT = ("gradient",)
+BACKGROUND_WORDS = {"flat": "plain", "stripes": "striped", "checker": "checkered", "blobs": "spotted",
+                    "gradient": "shaded", "rings": "ringed"}
 NUMBER_WORDS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five"}
 SPLIT_IDS = {"train": 0, "val": 1, "shift": 2}
 SIZE = 64
@@ -85,27 +105,30 @@ class WorldConfig:
     """What scenes look like. The defaults are the world the shipped models were trained on."""
     size: int = SIZE
     min_objects: int = 1
-    max_objects: int = 4
-    object_weights: tuple = (0.25, 0.35, 0.25, 0.15)  # P(1), P(2), P(3), P(4) objects
-    min_extent: float = 10.0  # half-extent in pixels: objects span 5–9 latent cells of the 16×16 latent grid
-    max_extent: float = 17.0
+    max_objects: int = 3
+    object_weights: tuple = (0.3, 0.4, 0.3)  # P(1), P(2), P(3) objects
+    min_extent: float = 14.0  # half-extent in pixels: objects span 7–10 latent cells of the 16×16 latent grid
+    max_extent: float = 21.0
     max_aspect: float = 0.15  # each axis scaled by exp(U(−a, a))
     max_rotation: float = 20.0  # degrees
     min_visible: float = 0.5  # every object keeps at least this share of its area visible ...
     min_part_visible: float = 0.34  # ... and every part this share of its own
     repeat_prob: float = 0.3  # chance that a scene of ≥ 2 distinct classes is made to repeat one
     backgrounds: tuple = BACKGROUNDS_TRAIN
-    shade_std: float = 18.0  # std of each instance's shade offset (0–255 scale, per channel)
+    shade_std: float = 18.0  # std of each part's shade offset (0–255 scale, per channel)
+    articulation: float = 0.12  # each part moves by U(−a, a)² in object units (the object fills [−1, 1]²) ...
+    part_scale: float = 0.15  # ... and is scaled about its anchor by exp(U(−s, s))
 
 
 SPLITS = {
     "train": WorldConfig(),
     "val": WorldConfig(),
-    "shift": WorldConfig(min_objects=3, max_objects=5, object_weights=(0.4, 0.4, 0.2), backgrounds=BACKGROUNDS_SHIFT,
-                         shade_std=30.0),
+    "shift": WorldConfig(min_objects=3, max_objects=3, object_weights=(1.0,), min_extent=11.0, max_extent=17.0,
+                         backgrounds=BACKGROUNDS_SHIFT, shade_std=30.0),
 }
 VAL_SIZE = 512
 SHIFT_SIZE = 256
+SEED = 20261206  # the world's own seed, mixed into every scene's random stream
 
 
 @dataclass
@@ -113,18 +136,23 @@ class Scene:
     image: np.ndarray  # (H, W, 3) uint8
     instance: np.ndarray  # (H, W) uint8, 0 = background, 1..n
     semantic: np.ndarray  # (H, W) uint8, 0 = background, class index + 1
-    part: np.ndarray  # (H, W) uint8, 0 = background, 1 or 2 = first or second part of the instance seen there
+    part: np.ndarray  # (H, W) uint8, 0 = background, j + 1 = part j of the instance seen there
     classes: list  # n class names, in instance order
     attributes: list  # n lists of caption words (size, shade, colour) that describe each instance
-    shades: list  # n (r, g, b) offsets added to the object's palette
+    looks: list  # n lists, one (palette option, (r, g, b) shade offset) per part
     boxes: np.ndarray  # (n, 4) float32 (x0, y0, x1, y1) of the visible part, pixels, x1/y1 exclusive
     background: str
     caption: str = ""
     extra: dict = field(default_factory=dict)
 
+    @property
+    def shades(self) -> list:
+        """Every part's shade offset, n lists of (r, g, b)."""
+        return [[shade for _, shade in parts] for parts in self.looks]
+
 
 # ---------------------------------------------------------------------------------------------------------------
-# objects: two parts each, drawn in the object's own frame
+# objects: three or four parts each, drawn in the object's own frame
 # ---------------------------------------------------------------------------------------------------------------
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,45 +185,83 @@ def object_frame(pose: Pose, size: int = SIZE) -> tuple:
     return u / (pose.r * pose.sx), v / (pose.r * pose.sy), u, v
 
 
-def part_masks(kind: str, pose: Pose, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean (H, W) masks of an object's first and second part; they never overlap."""
-    U, V, _, _ = object_frame(pose, size)
+def _ellipse(U, V, cu, cv, ru, rv):
+    return ((U - cu) / ru) ** 2 + ((V - cv) / rv) ** 2 <= 1
+
+
+def _box(U, V, u0, u1, v0, v1):
+    return (U >= u0) & (U <= u1) & (V >= v0) & (V <= v1)
+
+
+# each part's anchor (u, v) in the object frame: a part is scaled about it
+ANCHORS = {"house": ((0, 0.45), (0, -0.55), (0.35, 0.65), (-0.35, 0.3)), "tree": ((0, -0.35), (0, 0.45), (0, 0.85)),
+           "car": ((0, 0.1), (0, -0.55), (0, 0.55)), "flower": ((0, -0.4), (0, -0.4), (0, 0.55)),
+           "fish": ((-0.6, 0), (0, 0), (0.72, 0)), "robot": ((0, -0.72), (0, 0.0), (0, 0.75))}
+# paint order (later parts over earlier ones): details over the large part they sit on
+ORDER = {"house": (0, 1, 2, 3), "tree": (2, 1, 0), "car": (0, 1, 2), "flower": (2, 1, 0), "fish": (2, 1, 0),
+         "robot": (2, 1, 0)}
+
+
+def part_shape(kind: str, j: int, U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Boolean (H, W): part j of a `kind` in its own frame, before occlusion by its siblings."""
+    if kind == "house":
+        return [_box(U, V, -0.8, 0.8, -0.1, 1.0),  # wall
+                (V >= -1.0) & (V <= -0.1) & (np.abs(U) <= (V + 1.0) / 0.95),  # roof, apex at the top
+                _box(U, V, 0.12, 0.58, 0.3, 1.0),  # door
+                _box(U, V, -0.62, -0.08, 0.05, 0.55)][j]  # window
     if kind == "tree":
-        first = (U / 0.85) ** 2 + ((V + 0.3) / 0.65) ** 2 <= 1  # crown
-        second = (np.abs(U) <= 0.2) & (V >= 0.2) & (V <= 1.0)  # trunk
-    elif kind == "house":
-        first = (np.abs(U) <= 0.78) & (V > -0.1) & (V <= 1.0)  # wall
-        second = (V >= -1.0) & (V <= -0.1) & (np.abs(U) <= (V + 1.0) / 0.9)  # roof, apex at the top
-    elif kind == "mushroom":
-        first = (U ** 2 + ((V - 0.1) / 0.95) ** 2 <= 1) & (V <= 0.1)  # cap: upper half-ellipse
-        second = (np.abs(U) <= 0.3) & (V > 0.1) & (V <= 1.0)  # stem
-    elif kind == "flower":
-        rho, theta = np.sqrt(U ** 2 + V ** 2), np.arctan2(V, U)
-        first = rho <= 0.33  # centre
-        second = rho <= 0.5 + 0.5 * np.abs(np.cos(2.5 * theta))  # five petals
-    elif kind == "car":
-        first = ((np.abs(U) <= 1.0) & (V >= -0.35) & (V <= 0.5)) | ((np.abs(U) <= 0.55) & (V >= -0.85) & (V < -0.35))
-        second = ((U - 0.55) ** 2 + (V - 0.5) ** 2 <= 0.09) | ((U + 0.55) ** 2 + (V - 0.5) ** 2 <= 0.09)  # wheels
-    elif kind == "fish":
-        first = ((U + 0.2) / 0.8) ** 2 + (V / 0.55) ** 2 <= 1  # body
-        second = (U >= 0.45) & (U <= 1.0) & (np.abs(V) <= (U - 0.45) / 0.55 * 0.65)  # tail
-    else:
+        return [_ellipse(U, V, 0, -0.35, 0.85, 0.62),  # crown
+                _box(U, V, -0.22, 0.22, 0.1, 0.8),  # trunk
+                _ellipse(U, V, 0, 1.0, 0.95, 0.32) & (V <= 1.0)][j]  # mound
+    if kind == "car":
+        return [_box(U, V, -1.0, 1.0, -0.3, 0.45),  # body
+                _box(U, V, -0.55, 0.55, -0.85, -0.3),  # cabin
+                _ellipse(U, V, 0.55, 0.55, 0.33, 0.33) | _ellipse(U, V, -0.55, 0.55, 0.33, 0.33)][j]  # wheels
+    if kind == "flower":
+        rho, theta = np.sqrt(U ** 2 + (V + 0.4) ** 2), np.arctan2(V + 0.4, U)
+        return [rho <= 0.25,  # centre
+                rho <= 0.35 + 0.3 * np.abs(np.cos(2.5 * theta)),  # five petals
+                _box(U, V, -0.12, 0.12, 0.0, 1.0) | _ellipse(U, V, 0.32, 0.55, 0.3, 0.13)
+                | _ellipse(U, V, -0.32, 0.75, 0.3, 0.13)][j]  # stem with leaves
+    if kind == "fish":
+        body = _ellipse(U, V, -0.15, 0, 0.85, 0.6)
+        return [body & (U < -0.45),  # head
+                body & (U >= -0.45),  # body
+                (U >= 0.45) & (U <= 1.0) & (np.abs(V) <= (U - 0.45) / 0.55 * 0.7)][j]  # tail
+    if kind == "robot":
+        return [_box(U, V, -0.38, 0.38, -1.0, -0.45),  # head
+                _box(U, V, -0.62, 0.62, -0.42, 0.45),  # torso
+                _box(U, V, -0.8, 0.8, 0.5, 1.0)][j]  # tread
+    raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
+
+
+def part_masks(kind: str, pose: Pose, shifts: list | None = None, scales: list | None = None,
+               size: int = SIZE) -> list:
+    """Boolean (H, W) masks of an object's parts; part j is moved by shifts[j] = (du, dv) and scaled by scales[j]
+    about its anchor (both in object units; default: none). They never overlap: the part painted last (ORDER) owns
+    its pixels."""
+    if kind not in PARTS:
         raise ValueError(f"unknown class {kind!r}; expected one of {CLASSES}")
-    if kind in ("car",):
-        first = first & ~second  # wheels are drawn over the body
-    else:
-        second = second & ~first
-    return first, second
+    m = len(PARTS[kind])
+    shifts = [(0.0, 0.0)] * m if shifts is None else shifts
+    scales = [1.0] * m if scales is None else scales
+    U, V, _, _ = object_frame(pose, size)
+    raw = []
+    for j in range(m):
+        (du, dv), s, (au, av) = shifts[j], scales[j], ANCHORS[kind][j]
+        raw.append(part_shape(kind, j, (U - au - du) / s + au, (V - av - dv) / s + av))  # the part's own frame
+    masks, covered = [None] * m, np.zeros((size, size), bool)
+    for j in reversed(ORDER[kind]):
+        masks[j] = raw[j] & ~covered
+        covered |= raw[j]
+    return masks
 
 
-def texture(name: str, kind: str, pose: Pose, size: int = SIZE) -> np.ndarray:
-    """Boolean (H, W): where a part shows its second colour."""
-    U, V, u, v = object_frame(pose, size)
-    if name == "plain":
-        return np.zeros((size, size), bool)
+def texture(name: str, U: np.ndarray, V: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean (H, W): where a part shows its second colour, from the object frame (U, V normalised, u, v pixels)."""
     if name == "speckle":  # leaves
         return np.sin(u * 1.9) + np.sin(v * 2.3 + u * 0.7) > 1.0
-    if name == "vstripes":  # bark
+    if name == "vstripes":  # bark, a door's planks, a tread
         return np.floor(u) % 3 == 0
     if name == "hstripes":
         return np.floor(v) % 3 == 0
@@ -204,26 +270,36 @@ def texture(name: str, kind: str, pose: Pose, size: int = SIZE) -> np.ndarray:
         return (np.floor(v) % 4 == 0) | (np.floor(u + 3 * (row % 2)) % 6 == 0)
     if name == "tiles":  # diagonal lines
         return (u + v) % 4 < 1.2
-    if name == "dots":  # white dots on a 6-px grid
-        return (u % 6 - 3) ** 2 + (v % 6 - 3) ** 2 < 2.3
     if name == "checker":
         return (np.floor(u / 2) + np.floor(v / 2)) % 2 == 0
     if name == "rays":
-        return np.cos(12 * np.arctan2(V, U)) > 0.6
-    if name == "window":  # the cabin's glass
-        return (np.abs(U) <= 0.42) & (V >= -0.75) & (V <= -0.42)
-    if name == "hub":
-        return ((np.abs(U) - 0.55) ** 2 + (V - 0.5) ** 2) <= 0.012
+        return np.cos(12 * np.arctan2(V + 0.4, U)) > 0.6
     if name == "scales":
         return np.sin(u * 1.6) * np.sin(v * 1.6) > 0.3
-    raise ValueError(f"unknown texture {name!r} (class {kind})")
+    if name == "cross":  # window bars
+        return (np.abs(u - np.round(u / 5) * 5) < 0.6) | (np.abs(v - np.round(v / 5) * 5) < 0.6)
+    if name == "grass":
+        return np.sin(u * 2.5) * 0.5 + 0.5 > (V - 0.7) * 3
+    if name == "window":  # the cabin's middle pillar
+        return _box(U, V, -0.05, 0.05, -0.85, -0.3)
+    if name == "hub":
+        return ((np.abs(U) - 0.55) ** 2 + (V - 0.55) ** 2) <= 0.015
+    if name == "eye":
+        return _ellipse(U, V, -0.72, -0.12, 0.08, 0.08)
+    if name == "eyes":
+        return _ellipse(U, V, -0.15, -0.75, 0.08, 0.08) | _ellipse(U, V, 0.15, -0.75, 0.08, 0.08)
+    if name == "panel":
+        return _box(U, V, -0.3, 0.3, -0.2, 0.2) & ((np.floor(v) % 3) == 0)
+    raise ValueError(f"unknown texture {name!r}")
 
 
-def paint_object(image: np.ndarray, kind: str, pose: Pose, shade: np.ndarray, where: list) -> None:
-    """Paint an object's parts into image (H, W, 3) float, only at the pixels `where[j]` (H, W) of part j."""
-    size = image.shape[0]
-    for (first, second, tex), mask in zip(PALETTE[kind], where):
-        second_here = texture(tex, kind, pose, size)
+def paint_object(image: np.ndarray, kind: str, pose: Pose, looks: list, where: list) -> None:
+    """Paint an object's parts into image (H, W, 3) float, only at the pixels `where[j]` (H, W) of part j, each part
+    with its own look (palette option, (r, g, b) shade)."""
+    U, V, u, v = object_frame(pose, image.shape[0])
+    for j, ((option, shade), mask) in enumerate(zip(looks, where)):
+        first, second, tex = PALETTES[kind][j][option]
+        second_here = texture(tex, U, V, u, v)
         colour = np.where(second_here[..., None], np.float32(second), np.float32(first)) + shade  # (H, W, 3)
         image[mask] = np.clip(colour[mask], 0, 255)
 
@@ -233,9 +309,12 @@ def paint_object(image: np.ndarray, kind: str, pose: Pose, shade: np.ndarray, wh
 # ---------------------------------------------------------------------------------------------------------------
 
 def background(kind: str, rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
-    """A muted textured background (H, W, 3) float32 in 0..255, kept less saturated than the objects."""
+    """A muted background (H, W, 3) float in 0..255, kept less saturated than the objects: one flat colour (the
+    world's own) or two colours in a pattern (the shift split's gradient; the earlier worlds' kinds)."""
     xs, ys = _grid(size)
     base = rng.uniform(70, 160, size=3)
+    if kind == "flat":
+        return np.broadcast_to(0.5 * base + 0.5 * base.mean(), (size, size, 3)).astype(np.float64).copy()
     other = np.clip(base + rng.uniform(-45, 45, size=3), 40, 190)
     if kind == "stripes":
         period, a = rng.uniform(6, 14), rng.uniform(0, math.pi)
@@ -274,9 +353,10 @@ def _noun(cls: str, count: int, rng: np.random.Generator) -> str:
     return PLURALS.get(word) or SYNONYM_PLURALS[word]
 
 
-def describe(cls: str, extent: float, shade: np.ndarray, cfg: WorldConfig) -> list:
+def describe(cls: str, extent: float, looks: list, cfg: WorldConfig) -> list:
     """The attribute words that fit one instance: its size (from the half-extent), its shade (from the mean shade
-    offset) and its class colour, in caption order."""
+    offset over its parts) and the colour of its main part's palette, in caption order."""
+    shade = np.mean([s for _, s in looks], axis=0)
     words = []
     third = (cfg.max_extent - cfg.min_extent) / 3
     if extent < cfg.min_extent + third:
@@ -287,7 +367,7 @@ def describe(cls: str, extent: float, shade: np.ndarray, cfg: WorldConfig) -> li
         words.append("dark")
     elif shade.mean() > 12:
         words.append("light")
-    return words + [COLOUR_WORDS[cls]]
+    return words + [COLOUR_WORDS[cls][looks[MAIN_PART[cls]][0]]]
 
 
 def make_caption(classes: list, attributes: list, bg: str, rng: np.random.Generator) -> str:
@@ -323,9 +403,11 @@ def make_caption(classes: list, attributes: list, bg: str, rng: np.random.Genera
 
 
 def caption_words() -> list:
-    """Every word the world's captions and prompts use (the toy tokenizer gives each one whole-word token)."""
+    """Every word the world's captions and prompts use, and every part name (the toy tokenizer gives each one whole-word
+    token)."""
     words = set(CLASSES) | set(PLURALS.values()) | set(SYNONYMS) | set(SYNONYM_PLURALS.values())
-    words |= set(COLOUR_WORDS.values()) | set(SIZE_WORDS) | set(SHADE_WORDS)
+    words |= {p for parts in PARTS.values() for p in parts}
+    words |= {w for pair in COLOUR_WORDS.values() for w in pair} | set(SIZE_WORDS) | set(SHADE_WORDS)
     words |= set(BACKGROUND_WORDS.values()) | set(NUMBER_WORDS.values())
     words |= set("a an and of on in with there is this image scene shows picture photo lying background wall "
                  "floor front pattern".split())
@@ -342,7 +424,7 @@ def _scene_rng(split: str, index: int) -> np.random.Generator:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_IDS)}")
     if index < 0:
         raise ValueError(f"scene index must be ≥ 0, got {index}")
-    return np.random.default_rng([SPLIT_IDS[split], index, 20261202])
+    return np.random.default_rng([SPLIT_IDS[split], index, SEED])
 
 
 def _random_pose(rng: np.random.Generator, cfg: WorldConfig) -> Pose:
@@ -351,6 +433,12 @@ def _random_pose(rng: np.random.Generator, cfg: WorldConfig) -> Pose:
     sx, sy = np.exp(rng.uniform(-cfg.max_aspect, cfg.max_aspect, size=2))
     angle = math.radians(rng.uniform(-cfg.max_rotation, cfg.max_rotation))
     return Pose(float(cx), float(cy), float(r), float(sx), float(sy), angle, bool(rng.random() < 0.5))
+
+
+def _random_looks(kind: str, rng: np.random.Generator, cfg: WorldConfig) -> list:
+    """One (palette option, (r, g, b) shade) per part: each part looks its own way."""
+    return [(int(rng.integers(len(PALETTES[kind][j]))), rng.normal(0.0, cfg.shade_std, 3))
+            for j in range(len(PARTS[kind]))]
 
 
 def make_scene(split: str, index: int, config: WorldConfig | None = None) -> Scene:
@@ -366,36 +454,37 @@ def make_scene(split: str, index: int, config: WorldConfig | None = None) -> Sce
     bg_kind = cfg.backgrounds[rng.integers(len(cfg.backgrounds))]
     image = background(bg_kind, rng, size)
     owner = np.zeros((size, size), np.int32)  # which object is seen at each pixel, 0 = none
-    which = np.zeros((size, size), np.uint8)  # which of its parts, 1 or 2
-    placed: list = []  # (pose, first, second) of placed objects, full (unoccluded) part masks
+    which = np.zeros((size, size), np.uint8)  # which of its parts, 1..4
+    placed: list = []  # (pose, full part masks before occlusion by other objects, looks) of placed objects
     for k in range(n):
+        m_parts = len(PARTS[classes[k]])
         for _attempt in range(50):
             pose = _random_pose(rng, cfg)
-            first, second = part_masks(classes[k], pose, size)
-            m = first | second
-            if m.sum() < 60 or (m[:, 0].any() + m[:, -1].any() + m[0].any() + m[-1].any()) > 1:
+            shifts = [tuple(rng.uniform(-cfg.articulation, cfg.articulation, size=2)) for _ in range(m_parts)]
+            scales = list(np.exp(rng.uniform(-cfg.part_scale, cfg.part_scale, size=m_parts)))
+            masks = part_masks(classes[k], pose, shifts, scales, size)
+            whole = np.any(masks, axis=0)
+            if whole.sum() < 60 or (whole[:, 0].any() + whole[:, -1].any() + whole[0].any() + whole[-1].any()) > 1:
                 continue  # keep most of the object inside the image
-            trial = np.where(m, k + 1, owner)
-            ok = all((trial == j + 1).sum() >= cfg.min_visible * (a | b).sum()
-                     and ((trial == j + 1) & a).sum() >= cfg.min_part_visible * a.sum()
-                     and ((trial == j + 1) & b).sum() >= cfg.min_part_visible * b.sum()
-                     for j, (_, a, b) in enumerate(placed + [(pose, first, second)]))
+            trial = np.where(whole, k + 1, owner)
+            ok = all((trial == i + 1).sum() >= cfg.min_visible * sum(pm.sum() for pm in ms)
+                     and all(((trial == i + 1) & pm).sum() >= cfg.min_part_visible * pm.sum() for pm in ms)
+                     for i, (_, ms, _) in enumerate(placed + [(pose, masks, None)]))
             if ok:
                 owner = trial
-                which = np.where(first, 1, np.where(second, 2, which)).astype(np.uint8)
-                placed.append((pose, first, second))
+                for j in range(m_parts):
+                    which = np.where(masks[j], j + 1, which).astype(np.uint8)
+                placed.append((pose, masks, _random_looks(classes[k], rng, cfg)))
                 break
         else:
             break  # no room for another object: keep the scene with fewer
     n = len(placed)
     classes = classes[:n]
-    shades, attributes = [], []
-    for k, (pose, first, second) in enumerate(placed):
-        shade = rng.normal(0.0, cfg.shade_std, size=3).astype(np.float32)
+    attributes = []
+    for k, (pose, masks, looks) in enumerate(placed):
         visible = owner == k + 1
-        paint_object(image, classes[k], pose, shade, [visible & first, visible & second])
-        shades.append(tuple(float(c) for c in shade))
-        attributes.append(describe(classes[k], pose.r, shade, cfg))
+        paint_object(image, classes[k], pose, looks, [visible & m for m in masks])
+        attributes.append(describe(classes[k], pose.r, looks, cfg))
     image = np.clip(np.round(image), 0, 255).astype(np.uint8)
     instance = owner.astype(np.uint8)
     part = np.where(instance > 0, which, 0).astype(np.uint8)
@@ -407,8 +496,9 @@ def make_scene(split: str, index: int, config: WorldConfig | None = None) -> Sce
         ys, xs = np.nonzero(m)
         boxes[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     caption = make_caption(classes, attributes, bg_kind, rng)
+    looks = [[(opt, tuple(float(c) for c in shade)) for opt, shade in lk] for _, _, lk in placed]
     return Scene(image=image, instance=instance, semantic=semantic, part=part, classes=classes,
-                 attributes=attributes, shades=shades, boxes=boxes, background=bg_kind, caption=caption)
+                 attributes=attributes, looks=looks, boxes=boxes, background=bg_kind, caption=caption)
 
 
 def class_names_prompt(classes: list) -> str:
