@@ -79,6 +79,25 @@ def rng_state(gen: torch.Generator, device: torch.device = torch.device("cpu")) 
     return state
 
 
+def rng_states(gen: torch.Generator, device: torch.device = torch.device("cpu")) -> dict:
+    """Every rank's `rng_state`, gathered (a collective under torchrun: every rank calls it): {"ranks": [...]}, so
+    that a resumed multi-process run continues each rank's own streams."""
+    state = rng_state(gen, device)
+    if not torch.distributed.is_initialized():
+        return {"ranks": [state]}
+    gathered = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, state)
+    return {"ranks": gathered}
+
+
+def rank_rng_state(saved: dict, rank: int, world: int) -> dict:
+    """This rank's streams from a checkpoint's {"ranks": [...]}."""
+    ranks = saved["ranks"]
+    if len(ranks) != world:
+        raise SystemExit(f"the checkpoint holds the random streams of {len(ranks)} processes, this run has {world}")
+    return ranks[rank]
+
+
 def set_rng_state(state: dict, gen: torch.Generator, device: torch.device = torch.device("cpu")) -> None:
     torch.set_rng_state(state["torch"].cpu())
     gen.set_state(state["gen"].cpu())
@@ -112,6 +131,35 @@ def check_ranks_in_sync(model, phase: int) -> None:
         raise SystemExit("DDP ranks diverged")
 
 
+def check_shared_out(out: Path) -> None:
+    """Under torchrun, before any training: every rank must see the run folder rank 0 writes, since only rank 0
+    saves checkpoints and every rank reads them (phase 2's start, --resume). Rank 0 writes a random token into
+    OUT; every rank reads it back; if any rank does not see it (nodes with their own local disks), every rank stops
+    with the same message instead of dying after phase 1 or hanging in a resume at the wrong step."""
+    import uuid
+    import torch.distributed as dist
+    rank = dist.get_rank()
+    token_file = Path(out) / ".shared-out-check"
+    token = [uuid.uuid4().hex if rank == 0 else None]
+    if rank == 0:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token[0])
+    dist.broadcast_object_list(token, src=0)
+    dist.barrier()
+    try:
+        seen = token_file.read_text() == token[0]
+    except OSError:
+        seen = False
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    missing = torch.tensor([0.0 if seen else 1.0], device=device)
+    dist.all_reduce(missing)  # how many ranks do not see it
+    if missing.item() > 0:
+        raise SystemExit(f"--out {out}: {int(missing.item())} of {dist.get_world_size()} processes do not see the "
+                         f"folder that rank 0 writes (run folders on node-local disks?). Only rank 0 saves "
+                         f"checkpoints and every rank reads them: give --out a folder on a filesystem all nodes "
+                         f"share")
+
+
 def rank_device(device: str) -> torch.device:
     """The device of this process: "cuda" becomes cuda:LOCAL_RANK (torchrun sets it; 0 otherwise) and is made the
     current CUDA device, so sharded writers never all load their models onto GPU 0."""
@@ -141,7 +189,8 @@ def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world:
         raise SystemExit(f"{ckpt} is a phase-{info['phase']} checkpoint, not phase {phase}")
     saved = {**info["args"], "world": info.get("world", 1)}
     changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in (("batch_size", args.batch_size), ("data", args.data),
-               ("seed", args.seed), ("world", world)) if saved.get(k) != v]
+               ("seed", args.seed), ("world", world), ("global_batch", args.global_batch), ("hflip", args.hflip))
+               if saved.get(k) != v]
     if changed:
         raise SystemExit(f"--resume cannot continue {ckpt} exactly with changed settings ({'; '.join(changed)}); "
                          f"start a new --out, or resume with the saved ones")
@@ -152,7 +201,8 @@ def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world:
     opt.load_state_dict(state["optimizer"])
     for g, lr in zip(opt.param_groups, base):  # this run's rates: a lower --lr-* after a NaN takes effect
         g["base_lr"] = lr
-    set_rng_state(state["rng"], gen, device)
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    set_rng_state(rank_rng_state(state["rng"], rank, world), gen, device)
     if is_main:
         print(f"[phase {phase}] resuming at step {state['step']}", flush=True)
     return state["step"]

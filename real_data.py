@@ -13,9 +13,12 @@ Two protocols, both exact (docs/metrics.md says which paper numbers use which):
            over an earlier one; overlaps are therefore kept, not ignored); crowds and `ignore` dropped; background
            IS a GT segment; FG-ARI over foreground pixels; images with no object are scored (FG-ARI 1 by the
            zero-denominator rule, mIoU / mBO from the background segment); per-image means.
-    oclf   the DINOSAUR / SPOT convention (the object-centric-learning framework): the same resize-then-crop to 320²
-           masks; pixels covered by two or more instances ignored (255) in both masks; background NOT a segment;
-           images with no object left out of mIoU / mBO and counted apart; per-image means.
+    oclf   the DINOSAUR / SPOT convention (the object-centric-learning framework, ocl/preprocessing.py, read for its
+           facts): resize-then-crop to 320² masks with torch's nearest-exact and the long side truncated (its
+           ResizeNearestExact on torchvision's sizes); pixels covered by two or more instances ignored (255) in the
+           instance mask and given the higher class id in the semantic mask (its
+           AddSegmentationMaskFromInstanceMask); background NOT a segment; images with no object left out of
+           mIoU / mBO and counted apart; per-image means.
 
 Under both, the model's own input is prepared the same way: the shorter side resized to the encoder's input size
 (448 for DINOv2 ViT-B/14) bilinearly without antialiasing (OpenCV's INTER_LINEAR, rounded to 8 bits as OpenCV
@@ -52,11 +55,18 @@ class Protocol:
     background_segment: bool  # background is a GT segment in mIoU / mBO
     ignore_overlaps: bool  # pixels of two or more instances count nowhere (else: the later annotation's)
     score_empty: bool  # images without any object are scored (else: counted and left out)
+    # how masks shrink: "opencv" (INTER_NEAREST, the long side rounded: the authors') or "nearest-exact" (torch's
+    # half-pixel nearest, the long side truncated: the framework's ResizeNearestExact on torchvision's sizes)
+    mask_resize: str = "opencv"
+    # a semantic pixel of two instances: "ignore" (255) or "higher" (the higher class id: the framework's
+    # AddSegmentationMaskFromInstanceMask); only where overlaps are ignored in the instance mask
+    semantic_overlap: str = "ignore"
 
 
 PROTOCOLS = {
     "glass": Protocol("glass", 256, background_segment=True, ignore_overlaps=False, score_empty=True),
-    "oclf": Protocol("oclf", 320, background_segment=False, ignore_overlaps=True, score_empty=False),
+    "oclf": Protocol("oclf", 320, background_segment=False, ignore_overlaps=True, score_empty=False,
+                     mask_resize="nearest-exact", semantic_overlap="higher"),
 }
 
 
@@ -84,8 +94,11 @@ class Problems:
 # resize the shorter side, then cut the centred square (the authors' order)
 # ---------------------------------------------------------------------------------------------------------------
 
-def resized_shape(h: int, w: int, size: int) -> tuple[int, int]:
-    """(h', w') with the shorter side at `size` and the other side rounded (Python's round, as the authors')."""
+def resized_shape(h: int, w: int, size: int, truncate: bool = False) -> tuple[int, int]:
+    """(h', w') with the shorter side at `size` and the other side rounded (Python's round, as the authors') or
+    truncated (`truncate`: int(size · long / short), as torchvision's resize)."""
+    if truncate:
+        return (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
     factor = max(size / h, size / w)
     return int(round(h * factor)), int(round(w * factor))
 
@@ -97,6 +110,13 @@ def nearest_indices(src: int, dst: int) -> np.ndarray:
     return np.minimum(np.floor(np.arange(dst) * step).astype(np.int64), src - 1)
 
 
+def nearest_exact_indices(src: int, dst: int) -> np.ndarray:
+    """Source index of each of dst output pixels under torch's 'nearest-exact': floor((x + 0.5) · src / dst) in
+    single precision, clipped to src − 1 (pixel centres, unlike OpenCV's nearest)."""
+    scale = np.float32(src) / np.float32(dst)
+    return np.minimum(np.floor((np.arange(dst, dtype=np.float32) + np.float32(0.5)) * scale).astype(np.int64), src - 1)
+
+
 def centre_crop(a, size: int):
     """The centred size×size square of an array whose last two axes are (h, w), one of them equal to size."""
     h, w = a.shape[-2:]
@@ -104,10 +124,15 @@ def centre_crop(a, size: int):
     return a[..., top:top + size, left:left + size]
 
 
-def prepare_mask(mask: np.ndarray, size: int) -> torch.Tensor:
-    """A label map (H, W) → (size, size) long: shorter side to size by OpenCV-nearest, then the centred square."""
-    h2, w2 = resized_shape(*mask.shape, size)
-    resized = mask[np.ix_(nearest_indices(mask.shape[0], h2), nearest_indices(mask.shape[1], w2))]
+def prepare_mask(mask: np.ndarray, size: int, resize: str = "opencv") -> torch.Tensor:
+    """A label map (H, W) → (size, size) long: shorter side to size by OpenCV's nearest (the long side rounded) or
+    by torch's nearest-exact (`resize="nearest-exact"`, the long side truncated), then the centred square."""
+    if resize not in ("opencv", "nearest-exact"):
+        raise ValueError(f"mask resize must be 'opencv' or 'nearest-exact', got {resize!r}")
+    exact = resize == "nearest-exact"
+    h2, w2 = resized_shape(*mask.shape, size, truncate=exact)
+    index = nearest_exact_indices if exact else nearest_indices
+    resized = mask[np.ix_(index(mask.shape[0], h2), index(mask.shape[1], w2))]
     return torch.from_numpy(np.ascontiguousarray(centre_crop(resized, size)).astype(np.int64))
 
 
@@ -121,10 +146,11 @@ def prepare_image(image: np.ndarray, size: int) -> torch.Tensor:
     return centre_crop(x, size).float().contiguous()
 
 
-def prepare(image: np.ndarray, instance: np.ndarray, semantic: np.ndarray, size: int, encoder_size: int) -> dict:
+def prepare(image: np.ndarray, instance: np.ndarray, semantic: np.ndarray, size: int, encoder_size: int,
+            mask_resize: str = "opencv") -> dict:
     """image (H, W, 3) uint8, masks (H, W) ints → image (3, S, S) in [0, 1], instance and semantic (size, size)."""
-    return {"image": prepare_image(image, encoder_size), "instance": prepare_mask(instance, size),
-            "semantic": prepare_mask(semantic, size)}
+    return {"image": prepare_image(image, encoder_size), "instance": prepare_mask(instance, size, mask_resize),
+            "semantic": prepare_mask(semantic, size, mask_resize)}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -179,10 +205,16 @@ class CocoScenes(torch.utils.data.Dataset):
                     self.problems.bad_annotations[key] = f"unknown category {ann.get('category_id')}"
                     continue
                 try:
-                    pixels = int(self.coco.annToMask(ann).sum())
+                    decoded = self.coco.annToMask(ann)  # (h, w) at the size the RLE states, not the image's
                 except Exception as e:  # what pycocotools cannot decode is dropped, by name
                     self.problems.bad_annotations[key] = f"pycocotools cannot decode it ({type(e).__name__}: {e})"
                     continue
+                image_hw = (self.coco.imgs[i].get("height"), self.coco.imgs[i].get("width"))
+                if decoded.shape != image_hw:
+                    self.problems.bad_annotations[key] = f"its mask is {decoded.shape[1]}×{decoded.shape[0]}, the " \
+                                                         f"image {image_hw[1]}×{image_hw[0]}"
+                    continue
+                pixels = int(decoded.sum())
                 if pixels == 0:
                     self.problems.bad_annotations[key] = "empty segmentation (decodes to no pixel)"
                     continue
@@ -214,15 +246,19 @@ class CocoScenes(torch.utils.data.Dataset):
         instance = np.zeros((h, w), np.int64)
         semantic = np.zeros((h, w), np.int64)
         cover = np.zeros((h, w), np.int64)  # objects on each pixel
+        highest = np.zeros((h, w), np.int64)  # the highest class id on each pixel
         for j, ann in enumerate(objects):
             m = self.coco.annToMask(ann) > 0
             instance[m] = j + 1  # dense painting: a later annotation paints over an earlier one
             semantic[m] = self.category_index[ann["category_id"]]
+            highest[m] = np.maximum(highest[m], self.category_index[ann["category_id"]])
             cover += m
-        if self.protocol.ignore_overlaps:  # oclf: overlaps count nowhere
+        if self.protocol.ignore_overlaps:  # oclf: overlapping instances count nowhere ...
             instance[cover > 1] = IGNORE
-            semantic[cover > 1] = IGNORE
-        return {**prepare(image, instance, semantic, self.size, self.encoder_size), "file": name}
+            # ... and in the semantic mask the higher class id wins (the framework's), or they count nowhere
+            semantic[cover > 1] = highest[cover > 1] if self.protocol.semantic_overlap == "higher" else IGNORE
+        return {**prepare(image, instance, semantic, self.size, self.encoder_size, self.protocol.mask_resize),
+                "file": name}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,7 +303,8 @@ class VocScenes(torch.utils.data.Dataset):
         if instance.shape != image.shape[:2] or semantic.shape != image.shape[:2]:
             self.problems.bad_images[name] = f"masks {instance.shape} / {semantic.shape} ≠ image {image.shape[:2]}"
             return None
-        return {**prepare(image, instance, semantic, self.size, self.encoder_size), "file": name}
+        return {**prepare(image, instance, semantic, self.size, self.encoder_size, self.protocol.mask_resize),
+                "file": name}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import inspect
 import json
 import os
@@ -39,9 +40,9 @@ import torch
 
 import evaluate
 import glass
-from checkpoint import (check_ranks_in_sync, complete, rank_device, read_checkpoint_info, recover_checkpoint,
-                        resume_or_init, rng_state, save_checkpoint)
-from data import FrozenCache, PseudoGTDataset, check_dataset, ensure_dataset, make_loader
+from checkpoint import (check_ranks_in_sync, check_shared_out, complete, rank_device, read_checkpoint_info,
+                        recover_checkpoint, resume_or_init, rng_states, save_checkpoint)
+from data import FrozenCache, PseudoGTDataset, batch_to_device, check_dataset, ensure_dataset, make_loader
 from glass import GLASSConfig
 from progress import PhaseLog, term_grad_norms
 from slot_attention import GLASSSlotConfig
@@ -63,18 +64,22 @@ class RunConfig:
     extend_data: bool = False  # toy: grow an existing --data to --num-images items
     check_data: bool = False  # list the dataset's bad items (undecodable, wrong size) and stop
     repair_data: bool = False  # with --check-data: rewrite the bad items from their seeds (toy)
-    batch_size: int = 32  # images per process and step; global batch = this × WORLD_SIZE, rates never rescaled
+    batch_size: int = 32  # images per process and forward pass (a micro-batch when --global-batch asks for more)
+    # images per optimiser step over all processes, whatever their number: accumulation = this / (batch_size ×
+    # WORLD_SIZE) forward passes per step (None: batch_size × WORLD_SIZE); the rates are the preset's for this batch
+    global_batch: Optional[int] = None
     steps: Optional[int] = None  # optimiser steps of this phase (None: steps1 or steps2)
     steps1: int = 200000  # phase-1 steps, also when phase 2 has to run phase 1 first
     steps2: int = 50000  # phase-2 steps
-    # learning rates: Stable-LSD's recipe (AdamW, constant after a linear warm-up); the paper gives none of its own
+    # learning rates: Stable-LSD's recipe (AdamW at a constant rate, docs/fidelity.md); the paper gives none of its own
     lr_slots1: float = 2e-5  # phase 1: slot module and MLP decoder
     lr_slots2: float = 1e-5  # phase 2: the same, small
     lr_unet: float = 2e-5  # phase 2: the UNet
     lr_decoder: Optional[float] = None  # the MLP decoder's own rate in both phases (None: the slots')
-    warmup: int = 2500  # linear warm-up steps, then constant
+    warmup: int = 0  # linear warm-up steps, then constant (Stable-LSD: none)
     weight_decay: float = 0.01  # AdamW weight decay
     clip: float = 1.0  # the global gradient norm is clipped to this
+    hflip: bool = False  # flip half of the images (and their masks) left-right, a coin per (seed, step, item)
     seed: int = 0  # initial weights, data order, diffusion noise
     log_every: int = 100  # steps per log line
     ckpt_every: int = 5000  # steps per checkpoint
@@ -90,8 +95,8 @@ class RunConfig:
     model: Optional[GLASSConfig] = None  # options() sets it: glass.PRESETS[preset] with the model's flags
 
     def __post_init__(self):
-        for name in ("batch_size", "steps1", "steps2", "lr_slots1", "lr_slots2", "lr_unet", "clip", "log_every",
-                     "ckpt_every", "lr_decoder", "num_images", "threads"):
+        for name in ("batch_size", "global_batch", "steps1", "steps2", "lr_slots1", "lr_slots2", "lr_unet", "clip",
+                     "log_every", "ckpt_every", "lr_decoder", "num_images", "threads"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"RunConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("steps", "warmup", "weight_decay", "eval_images", "val_every", "workers"):
@@ -103,7 +108,8 @@ class RunConfig:
 
 
 PRESETS = {
-    "paper": RunConfig(),
+    # Stable-LSD's COCO recipe (configs/coco/train.sh): 4 processes × 32 images, a constant 2e-5, horizontal flips
+    "paper": RunConfig(global_batch=128, hflip=True),
     # lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' rate (docs/lab_notes/binding.md §7)
     "toy": RunConfig(preset="toy", data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
                      lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
@@ -190,6 +196,12 @@ def options(argv=(), **overrides) -> RunConfig:
         args = replace(PRESETS[name], model=model, **sets[RunConfig])
     except ValueError as e:
         ap.error(str(e))
+    if args.cache_frozen and name == "paper":
+        ap.error("--cache-frozen keeps every item's DINOv2 tokens and VAE moments in memory: about 3.4 MB an item "
+                 "under the paper preset (1,024 tokens × 768 floats + 2 × 4 × 96² latents), 400 GB for 118k COCO "
+                 "images; it is for the toy world (140 KB an item)")
+    if args.cache_frozen and args.hflip:
+        ap.error("--cache-frozen caches each item once, unflipped: it cannot be used with --hflip")
     if args.data is None:
         ap.error("the paper preset needs --data: a folder written by `python pseudo_gt.py --preset paper "
                  "--images DIR --out DIR`")
@@ -217,40 +229,79 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
         return ckpt
     train_model = model  # under torchrun (even with one process) DDP averages the gradients
     if torch.distributed.is_initialized():
-        train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    loader = make_loader(PseudoGTDataset(args.data), args, start, num_steps - start, rank, world)
+        # a parameter no loss reaches (the MLP decoder without L_instance, ...) must be declared; with all three
+        # terms on, every trained parameter gets a gradient and DDP skips the per-step search for unused ones
+        unused = not (args.model.recon and args.model.semantic and args.model.instance) or args.model.slot_prior != "none"
+        train_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
+    accumulate = accumulation(args, world)
+    pin = device.type == "cuda"  # page-locked host batches: the copy overlaps the step (non_blocking)
+    dataset = PseudoGTDataset(args.data, raw=True)  # rank 0 validated it in `run`: here the manifest is read
+    if world > 1:
+        print(f"[data] rank {rank}: {len(dataset)} items, {dataset.decoded} files decoded by this rank", flush=True)
+    loader = iter(make_loader(dataset, args, start, num_steps - start, rank, world, accumulate, pin_memory=pin))
     cache = FrozenCache(model.frozen_outputs) if args.cache_frozen else None
-    log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main)
+    log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main, accumulate)
     scaler = torch.amp.GradScaler(enabled=args.amp == "fp16")
     params = [p for g in opt.param_groups for p in g["params"]]  # what clipping sees, once, not every step
     step = start
     model.train()
-    for batch in loader:
+    while step < num_steps:
         for g in opt.param_groups:  # lr: linear warm-up over --warmup steps, then constant (Stable-LSD's schedule)
             g["lr"] = g["base_lr"] * min(1.0, (step + 1) / max(args.warmup, 1))
-        batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        if cache is not None:
-            batch = cache.fill(batch)  # + features, moments of the frozen encoder and VAE
-        losses = forward(train_model, batch, gen, args.amp, device, phase, step, ckpt)
-        grads = term_grad_norms(model, losses) if log.wants_grads(step) else {}  # before backward frees the graph
         opt.zero_grad(set_to_none=True)
-        scaler.scale(losses.total).backward()  # backward (the loss scaled under fp16 only)
+        for micro in range(accumulate):  # forward → backward per micro-batch; DDP averages on the last one
+            batch = batch_to_device(next(loader), device, non_blocking=pin)
+            if args.hflip:
+                batch = flip_half(batch, args.seed, step)
+            if cache is not None:
+                batch = cache.fill(batch)  # + features, moments of the frozen encoder and VAE
+            sync = contextlib.nullcontext() if micro == accumulate - 1 or train_model is model else train_model.no_sync()
+            with sync:
+                losses = forward(train_model, batch, gen, args.amp, device, phase, step, ckpt)
+                if micro == 0:  # per-term gradient norms, before backward frees the graph
+                    grads = term_grad_norms(model, losses) if log.wants_grads(step) else {}
+                scaler.scale(losses.total / accumulate).backward()  # the loss scaled under fp16 only
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, args.clip)  # clip the global gradient norm
         scaler.step(opt)  # AdamW step
         scaler.update()
         step += 1
-        log.step(step, losses, batch["image"].shape[0], opt.param_groups[0]["lr"], grads)
-        if (step % args.ckpt_every == 0 or step == num_steps) and is_main:
-            save_checkpoint(ckpt, model, opt, phase, step, args, rng_state(gen, device))
+        log.step(step, losses, batch["image"].shape[0] * accumulate, opt.param_groups[0]["lr"], grads)
+        if step % args.ckpt_every == 0 or step == num_steps:
+            rng = rng_states(gen, device)  # every rank's streams (a collective: all ranks take part)
+            if is_main:
+                save_checkpoint(ckpt, model, opt, phase, step, args, rng)
         if args.val_every and step % args.val_every == 0 and is_main and args.preset == "toy":
             evaluate.log_val_curve(model, out, phase, step, args.eval_images or 256, device)
-        if step >= num_steps:
-            break
     log.close()
     if torch.distributed.is_initialized():
         check_ranks_in_sync(model, phase)
     return ckpt
+
+
+def accumulation(args, world: int) -> int:
+    """Forward passes per optimiser step: --global-batch / (--batch-size × processes), which must divide."""
+    if args.global_batch is None:
+        return 1
+    per_pass = args.batch_size * world
+    if args.global_batch % per_pass:
+        raise SystemExit(f"--global-batch {args.global_batch} is not a multiple of --batch-size {args.batch_size} × "
+                         f"{world} processes; choose a --batch-size that divides {args.global_batch // world}")
+    return args.global_batch // per_pass
+
+
+def flip_half(batch: dict, seed: int, step: int) -> dict:
+    """Flip each image and its masks left-right on a coin of (seed, step, item index): the same items flip whatever
+    the number of ranks, and a resumed run flips as the uninterrupted one (Stable-LSD's horizontal flips)."""
+    index = batch["index"].to(torch.int64)
+    coin = ((seed * 1_000_003 + step * 7_919 + index * 104_729) * 2_654_435_761) % 4_294_967_296 >= 2 ** 31  # (B,)
+    coin = coin.to(batch["image"].device)
+    out = dict(batch)
+    for k in ("image", "mask", "instance"):
+        if k in batch:
+            v = batch[k]
+            out[k] = torch.where(coin.view(-1, *([1] * (v.dim() - 1))), v.flip(-1), v)
+    return out
 
 
 def build(args, phase: int, device, rank: int):
@@ -261,7 +312,9 @@ def build(args, phase: int, device, rank: int):
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)
-    model = glass.GLASS(args.model).to(device)
+    model = glass.GLASS(args.model).to(device)  # the same initial weights on every rank
+    if rank > 0:  # ... but each rank its own slot-initialisation noise (the global RNG; rank 0 keeps the seed's)
+        torch.manual_seed(args.seed * 1000003 + 7919 * rank)  # not gen's seed (seed · 1000 + rank)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
     groups = model.param_groups(phase, lr_main, args.lr_unet, args.lr_decoder)
     opt = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=True)  # one kernel for all tensors
@@ -278,7 +331,7 @@ def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: i
     try:
         with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             losses = train_model(batch, gen)
-        if not all(torch.isfinite(t) for t in (losses.recon, losses.semantic, losses.instance)):
+        if not bool(torch.isfinite(torch.stack([losses.recon, losses.semantic, losses.instance])).all()):  # one sync
             raise FloatingPointError(f"recon {losses.recon.item()} semantic {losses.semantic.item()} "
                                      f"instance {losses.instance.item()}")
     except FloatingPointError as e:
@@ -311,10 +364,15 @@ def run(args: RunConfig) -> dict:
         report = check_dataset(args.data, write if args.repair_data else None)
         print(json.dumps(report, indent=2))
         return report
+    if torch.distributed.is_initialized():
+        check_shared_out(out)  # before any training: every rank must see rank 0's checkpoints
     if rank == 0:
         ensure_dataset(args.data, args.num_images, args.extend_data, write, default=TOY_DATASET_IMAGES)
+        checked = PseudoGTDataset(args.data)  # validated once, here: the manifest lets the other ranks only stat files
+        if world > 1:
+            print(f"[data] rank 0 validated {args.data}: {checked.decoded} files decoded", flush=True)
     if torch.distributed.is_initialized():
-        torch.distributed.barrier()  # no rank reads the dataset before rank 0 has written it
+        torch.distributed.barrier()  # no rank reads the dataset before rank 0 has written and validated it
     if args.phase == 2 and not args.init:
         p1 = out / "phase1" / "config.json"
         p1_step = read_checkpoint_info(out / "phase1")["step"] if p1.exists() else 0

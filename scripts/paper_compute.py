@@ -6,13 +6,15 @@ SD 2.1 768-v, DINOv2 ViT-B/14 and OpenCLIP ViT-H's text tower) with random weigh
 paper preset is pointed at it. Random weights cost the same time and memory as trained ones.
 
     python scripts/paper_compute.py                          # CPU: batch 2, a few steps; writes paper_compute.json
-    python scripts/paper_compute.py --device cuda --batch-size 32 --gen-steps 50    # a GPU: the paper's batch
+    python scripts/paper_compute.py --device cuda --batch-size 32 --gen-steps 100 --dtype bf16   # a GPU
 
-Each measurement runs in its own process, so that its peak memory is its own (CUDA: max_memory_allocated; CPU: the
-process's peak resident set). Times are medians over --repeats steps after one warm-up step. The GPU-hours the
-paper preset's schedule implies (train.PRESETS["paper"]: 200,000 phase-1 and 50,000 phase-2 steps at batch 32, the
-Stable-LSD recipe the preset follows) are printed only for a GPU measured at that batch. Not measured: BLIP-2
-captioning (one caption per real image; 3.9 B parameters, to be measured on the device that runs it).
+A training step is measured as train.py runs it on one process (`measure_step`): its loader over 768-px PNGs, its
+optimiser, the host-to-device copy, the model's own resizing to 448 px (DINOv2) and 256 px (the VAE). Each
+measurement runs in its own process, so that its peak memory is its own (CUDA: max_memory_allocated; CPU: the
+process's peak resident set). Times are medians over --repeats steps after one warm-up step. On a GPU the script
+also prints the GPU-hours of the preset's schedule (train.PRESETS["paper"]: 200,000 phase-1 and 50,000 phase-2
+steps at the global batch of 128) on 1, 4 and 8 GPUs (`gpu_hours`, which says what it leaves out: the all-reduce
+and multi-process input stalls). Not measured: BLIP-2 captioning (one caption per real image; 3.9 B parameters).
 """
 from __future__ import annotations
 
@@ -88,30 +90,55 @@ def timed(fn, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def measure_step(folder: str, phase: int, batch: int, repeats: int, device: str, dtype: str, out) -> None:
-    """One training step of `phase` through GLASS.losses (the code train.py runs), AdamW as the paper preset."""
-    import glass
+def write_dataset(folder: Path, n: int, size: int = 768) -> Path:
+    """A pseudo-GT dataset folder of n random 768-px images and masks in the writer's layout (pseudo_gt.py), for the
+    loader to read as in training: PNG decoding, uint8 batches, the host-to-device copy."""
+    import numpy as np
+    from data import save_png_atomic
+    out = folder / "data"
+    (out / "images").mkdir(parents=True)
+    (out / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n):
+        save_png_atomic(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), out / "images" / f"{i:06d}.png")
+        save_png_atomic(rng.integers(0, 4, (size, size), dtype=np.uint8), out / "masks" / f"{i:06d}.png")
+        lines.append(json.dumps({"index": i, "image": f"images/{i:06d}.png", "mask": f"masks/{i:06d}.png",
+                                 "has_classes": True, "prompt": "a person walking a dog; person dog"}))
+    (out / "items-rank0.jsonl").write_text("\n".join(lines) + "\n")
+    (out / "meta.json").write_text(json.dumps({"size": size, "num_images": n, "classes": [f"c{i}" for i in range(80)]}))
+    return out
+
+
+def measure_step(folder: str, phase: int, batch: int, repeats: int, device: str, dtype: str, workers: int,
+                 out) -> None:
+    """One optimiser step of `phase` as train.py runs it on one process: its options (the paper preset), its
+    `build` (fused AdamW over the phase's groups), its loader over 768-px PNGs (uint8, pinned on a GPU), its
+    host-to-device copy and conversion, its `forward` (autocast, the finiteness check), backward, clip, step."""
     import train
+    from data import PseudoGTDataset, batch_to_device, make_loader
     dev = torch.device(device)
-    torch.manual_seed(0)
-    cfg = glass.preset("paper", encoder=f"{folder}/encoder", sd=f"{folder}/sd")
-    model = glass.GLASS(cfg).to(dev)
-    p = train.PRESETS["paper"]
-    lr = p.lr_slots1 if phase == 1 else p.lr_slots2
-    opt = torch.optim.AdamW(model.param_groups(phase, lr, p.lr_unet), weight_decay=0.01)
-    images = torch.rand(batch, 3, cfg.decoder_size, cfg.decoder_size, device=dev)
-    mask = torch.randint(0, 4, (batch, cfg.decoder_size, cfg.decoder_size), device=dev)
-    batch_in = {"image": images, "mask": mask, "has_classes": torch.ones(batch, dtype=torch.bool, device=dev)}
+    flags = ["--preset", "paper", "--encoder", f"{folder}/encoder", "--sd", f"{folder}/sd", "--data",
+             f"{folder}/data", "--out", f"{folder}/run", "--batch-size", str(batch), "--global-batch", str(batch),
+             "--workers", str(workers), "--amp", "bf16" if dtype == "bf16" else "none", "--device", device]
+    args = train.options(flags)
+    model, opt, gen = train.build(args, phase, dev, 0)
+    pin = dev.type == "cuda"
+    loader = iter(make_loader(PseudoGTDataset(args.data, raw=True, quiet=True), args, 0, repeats + 1, 0, 1,
+                              pin_memory=pin))
     params = [q for g in opt.param_groups for q in g["params"]]
-    amp = dtype == "bf16"
+    state = {"step": 0}
 
     def step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = model.losses(batch_in).total
+        batch_in = batch_to_device(next(loader), dev, non_blocking=pin)
+        if args.hflip:
+            batch_in = train.flip_half(batch_in, args.seed, state["step"])
+        losses = train.forward(model, batch_in, gen, args.amp, dev, phase, state["step"], Path(args.out))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        losses.total.backward()
+        torch.nn.utils.clip_grad_norm_(params, args.clip)
         opt.step()
+        state["step"] += 1
 
     seconds = timed(step, repeats, dev)
     count = lambda m: sum(q.numel() for q in m.parameters())  # noqa: E731
@@ -121,23 +148,42 @@ def measure_step(folder: str, phase: int, batch: int, repeats: int, device: str,
              "trained_params": sum(q.numel() for q in params)})
 
 
+def gpu_hours(results: list, batch: int) -> dict:
+    """GPU-hours of the paper preset's schedule at its global batch (train.PRESETS["paper"]) on 1, 4 and 8 GPUs,
+    from the step time measured at `batch` images per GPU: a global step is global_batch / (batch × GPUs) passes,
+    each as long as the measured one. Left out: the gradient all-reduce between GPUs and input stalls of several
+    processes on one host (so 4 and 8 GPUs are lower bounds), BLIP-2 captioning and the pseudo-GT images."""
+    from train import PRESETS
+    paper = PRESETS["paper"]
+    out = {}
+    for phase, steps in ((1, paper.steps1), (2, paper.steps2)):
+        r = next((r for r in results if r["what"] == f"phase {phase} step"), None)
+        if r is None:
+            continue
+        for gpus in (1, 4, 8):
+            passes = paper.global_batch / (batch * gpus)
+            if passes >= 1 and passes == int(passes):
+                out[f"phase {phase}, {gpus} GPU(s)"] = round(r["seconds"] * passes * steps * gpus / 3600, 1)
+    return out
+
+
 def measure_pseudo_gt(folder: str, steps: int, device: str, out) -> None:
     """One pseudo-GT image at the paper preset (768 px, guidance 7.5, attention recorded, masks refined), timed with
     `steps` denoising steps and with one: the difference gives the cost of a step, the rest the fixed cost (text
-    encoding, VAE decoding, refinement), and together the preset's 50 steps."""
+    encoding, VAE decoding, refinement), and together the preset's steps (100, as Dataset Diffusion)."""
     import glass
     import pseudo_gt
     dev = torch.device(device)
     preset = pseudo_gt.PRESETS["paper"]
     with glass.quiet_loading():
-        pipe = pseudo_gt.load_pipeline(f"{folder}/sd", device=dev)
+        pipe = pseudo_gt.load_pipeline(f"{folder}/sd", device=dev, scheduler=preset.scheduler)
     classes = [["person", "dog"]]
     ids = torch.tensor([[1, 18]])
 
     def one(n):
         pseudo_gt.generate_with_masks(pipe, ["a person walking a dog; person dog"], classes, ids, preset.size,
                                       torch.Generator().manual_seed(0), preset.mask, steps=n,
-                                      guidance=preset.guidance)
+                                      guidance=preset.guidance, negative_prompt=preset.negative_prompt)
 
     seconds = timed(lambda: one(steps), 1, dev)
     single = timed(lambda: one(1), 1, dev)
@@ -162,7 +208,9 @@ def run_isolated(target, *args) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch-size", type=int, default=2, help="per-step batch (the paper preset's is 32)")
+    ap.add_argument("--batch-size", type=int, default=2, help="images per GPU and pass (the paper preset's global "
+                                                                 "batch is 128: 32 on 4 GPUs, 16 on 8)")
+    ap.add_argument("--workers", type=int, default=2, help="loader processes, as train.py --workers")
     ap.add_argument("--repeats", type=int, default=2, help="timed steps after one warm-up")
     ap.add_argument("--gen-steps", type=int, default=2, help="denoising steps timed for the pseudo-GT image")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="training steps under bf16 autocast")
@@ -178,24 +226,21 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         write_models(Path(tmp))
-        print(f"models written in {time.perf_counter() - t0:.0f} s", flush=True)
+        write_dataset(Path(tmp), args.batch_size * (args.repeats + 1))
+        print(f"models and {args.batch_size * (args.repeats + 1)} 768-px images written in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
         for what in args.only:
             if what == "pseudo_gt":
                 r = run_isolated(measure_pseudo_gt, tmp, args.gen_steps, args.device)
             else:
                 r = run_isolated(measure_step, tmp, int(what[-1]), args.batch_size, args.repeats, args.device,
-                                 args.dtype)
+                                 args.dtype, args.workers)
             print(json.dumps(r), flush=True)
             results.append(r)
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU, {threads} threads"
     report = {"device": device, "dtype": args.dtype, "results": results}
-    from train import PRESETS
-    paper = PRESETS["paper"]
-    if args.device.startswith("cuda") and args.batch_size == paper.batch_size:
-        steps = {1: paper.steps1, 2: paper.steps2}
-        report["gpu_hours"] = {f"phase {k}": next(r["seconds"] for r in results if r["what"] == f"phase {k} step")
-                               * n / 3600 for k, n in steps.items() if any(r["what"] == f"phase {k} step"
-                                                                           for r in results)}
+    if args.device.startswith("cuda"):
+        report["gpu_hours"] = gpu_hours(results, args.batch_size)
     if args.out.exists() and set(args.only) != {"phase1", "phase2", "pseudo_gt"}:  # a partial rerun keeps the rest
         old = json.loads(args.out.read_text())
         if old.get("device") == device:
@@ -204,6 +249,8 @@ def main(argv=None) -> None:
     print("| what | batch | s / step | peak memory (GiB) |\n|---|---|---|---|")
     for r in report["results"]:
         print(f"| {r['what']} | {r['batch']} | {r['seconds']:.2f} | {r['peak_gib']:.1f} |")
+    for k, v in report.get("gpu_hours", {}).items():
+        print(f"GPU-hours, {k}: {v} (a lower bound: no all-reduce, no multi-process input stalls)")
     print(f"device: {device}, {args.dtype}; wrote {args.out}")
 
 

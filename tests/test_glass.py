@@ -1,4 +1,6 @@
 """Tests of glass.py on tiny models: loss terms, what trains in each phase, generate / compose."""
+import math
+
 import pytest
 import torch
 
@@ -288,3 +290,40 @@ def test_larger_images_are_shrunk_with_antialiasing_for_the_encoder_and_the_vae(
     assert set(aliased.unique().tolist()) == {0.0, 1.0}  # without a low-pass the stripes survive at full contrast
     interior = smooth[..., 1:-1]
     assert (interior > 0.2).all() and (interior < 0.8).all()  # with it they are filtered towards grey
+
+
+def cubic_resample_1d(values: torch.Tensor, scale: float, n_out: int) -> torch.Tensor:
+    """Keys cubic convolution (a = −0.75, PyTorch's) of a 1-D signal, written out: output j samples source
+    coordinate (j + 0.5) / scale − 0.5 from its four neighbours, indices clamped at the border."""
+    def w(x):
+        x, a = abs(x), -0.75
+        return ((a + 2) * x - (a + 3)) * x * x + 1 if x <= 1 else ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    out = []
+    for j in range(n_out):
+        src = (j + 0.5) / scale - 0.5
+        i0 = math.floor(src)
+        t = src - i0
+        out.append(sum(w(t - k) * float(values[min(max(i0 + k, 0), len(values) - 1)]) for k in (-1, 0, 1, 2)))
+    return torch.tensor(out)
+
+
+def test_hub_position_interpolation_samples_where_torch_hub_dinov2_does():
+    """A 37×37 position embedding whose first channel varies along columns, resized for 448 px (32×32 tokens of
+    14 px): the torch-hub rule samples source column (j + 0.5)·37/32.1 − 0.5 (scale factor (32 + 0.1) / 37),
+    transformers' (j + 0.5)·37/32 − 0.5 (size 32); both checked against cubic convolution written out."""
+    from transformers import Dinov2Config, Dinov2Model
+    from glass import hub_pos_encoding
+    model = Dinov2Model(Dinov2Config(image_size=518, patch_size=14, hidden_size=8, num_hidden_layers=1,
+                                     num_attention_heads=2, mlp_ratio=1))
+    profile = torch.randn(37)
+    grid = torch.zeros(1, 1 + 37 * 37, 8)
+    grid[0, 1:, 0] = profile.repeat(37)  # row-major: every row the same profile along the columns
+    model.embeddings.position_embeddings.data.copy_(grid)
+    tokens = torch.zeros(1, 1 + 32 * 32, 8)
+    hub = hub_pos_encoding(model.embeddings, tokens, 448, 448)[0, 1:, 0].view(32, 32)
+    hf = model.embeddings.interpolate_pos_encoding(tokens, 448, 448)[0, 1:, 0].view(32, 32)
+    torch.testing.assert_close(hub[5], cubic_resample_1d(profile, 32.1 / 37, 32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(hf[5], cubic_resample_1d(profile, 32 / 37, 32), atol=1e-5, rtol=0)
+    assert (hub - hf).abs().max() > 0.05  # the two rules sample other points
+    assert torch.equal(hub_pos_encoding(model.embeddings, torch.zeros(1, 1 + 37 * 37, 8), 518, 518),
+                       model.embeddings.position_embeddings)  # the pretrained grid is used as it is

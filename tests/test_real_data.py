@@ -61,13 +61,16 @@ def tiny_coco(tmp_path):
 
 def expected_masks(first, second, poly, stray_poly, ignore_overlaps):
     """The instance and semantic maps of a.png painted by hand: usable annotations in order (1: dog, 2: car, 6: car
-    polygon, 9: dog polygon with a stray part), crowd none, a later one over an earlier one."""
+    polygon, 9: dog polygon with a stray part), crowd none, a later one over an earlier one. With overlaps ignored
+    (oclf) an overlap pixel is 255 in the instance map and the higher class id of its objects in the semantic map."""
     inst, sem = np.zeros((H, W), np.int64), np.zeros((H, W), np.int64)
-    for j, (m, cls) in enumerate(((first, 2), (second, 1), (poly, 1), (stray_poly, 2))):
+    objects = ((first, 2), (second, 1), (poly, 1), (stray_poly, 2))
+    for j, (m, cls) in enumerate(objects):
         inst[m], sem[m] = j + 1, cls
     if ignore_overlaps:
         overlap = (first.astype(int) + second + poly + stray_poly) > 1
-        inst[overlap] = sem[overlap] = 255
+        inst[overlap] = 255
+        sem[overlap] = np.max([np.where(m, cls, 0) for m, cls in objects], axis=0)[overlap]
     return inst, sem
 
 
@@ -96,6 +99,42 @@ def test_bad_annotations_dropped_only_when_pycocotools_cannot_draw_them(tiny_coc
     assert set(scenes.problems.warnings) == {"a.png / annotation 9"}  # a stray 2-point part: kept, named
     assert "[1]" in scenes.problems.warnings["a.png / annotation 9"]
     assert [a["id"] for a in scenes.objects[1]] == [1, 2, 6, 9]
+
+
+def test_rle_of_another_size_than_its_image_is_a_bad_annotation_not_a_crash(tmp_path):
+    """An RLE whose `size` is not the image's decodes to a mask of another shape; painting it used to end the
+    evaluation with an IndexError. It is named and counted, and the image is scored with its other objects."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(images / "a.png")
+    good, wrong = box(5, 20, 12, 30), np.ones((H + 8, W - 4), bool)  # a 56×48 RLE on a 60×40 image
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": H, "width": W}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "segmentation": rle(wrong), "iscrowd": 0},
+                            {"id": 2, "image_id": 1, "category_id": 3, "segmentation": rle(good), "iscrowd": 0}],
+            "categories": [{"id": 3, "name": "car"}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    scenes = real_data.CocoScenes(path, images, encoder_size=40, size=40)
+    assert list(scenes.problems.bad_annotations) == ["a.png / annotation 1"]
+    assert "56×48" in scenes.problems.bad_annotations["a.png / annotation 1"]
+    item = scenes[0]
+    assert item is not None and int(item["instance"].max()) == 1  # the good object, id 1
+    assert torch.equal(item["instance"] > 0, real_data.prepare_mask(good.astype(np.int64), 40) > 0)
+
+
+def test_oclf_masks_shrink_as_torch_nearest_exact_with_the_long_side_truncated():
+    """The framework resizes masks with F.interpolate(mode="nearest-exact") to torchvision's size (the long side
+    int(size · long / short)): 427×640 → 320×479, where the authors' rounding gives 480."""
+    assert real_data.resized_shape(427, 640, 320, truncate=True) == (320, 479)
+    assert real_data.resized_shape(427, 640, 320) == (320, 480)
+    rng = np.random.default_rng(1)
+    for h, w in ((427, 640, ), (640, 383), (375, 500), (50, 37)):
+        m = rng.integers(0, 7, (h, w))
+        h2, w2 = real_data.resized_shape(h, w, 320, truncate=True)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=(h2, w2),
+                                              mode="nearest-exact")[0, 0].long()
+        top, left = (h2 - 320) // 2, (w2 - 320) // 2
+        assert torch.equal(real_data.prepare_mask(m, 320, "nearest-exact"), ref[top:top + 320, left:left + 320])
 
 
 def test_crop_side_differs_from_mask_size_as_opencv():

@@ -130,6 +130,115 @@ def test_ddp_two_processes_stay_in_sync(tiny_models, tiny_dataset, tmp_path):
     assert (tmp_path / "phase1" / "model.safetensors").exists()
 
 
+def torchrun(script, args, tmp_path, port, nproc=2):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port),
+           str(script), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+
+
+def test_each_rank_draws_its_own_slot_and_diffusion_noise(tiny_models, tiny_dataset, tmp_path):
+    """Identical initial weights on every rank, but rank r's slot-initialisation noise (the global RNG) and
+    diffusion noise (gen) are its own from step 0; rank 0 keeps the single-process streams."""
+    args = train.options(tiny_args(tiny_models, tiny_dataset, tmp_path, "--phase", "1"))
+    draws = []
+    for rank in (0, 1):
+        model, _, gen = train.build(args, 1, torch.device("cpu"), rank)
+        draws.append((model.trainable_state(1), torch.randn(8), torch.randn(8, generator=gen)))
+    (w0, slot0, diff0), (w1, slot1, diff1) = draws
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert not torch.equal(slot0, slot1) and not torch.equal(diff0, diff1)
+    torch.manual_seed(args.seed)
+    from glass import GLASS
+    GLASS(args.model)
+    assert torch.equal(torch.randn(8), slot0), "rank 0's stream is the one a single process draws"
+
+
+def test_two_rank_resume_continues_each_ranks_streams_exactly(tiny_models, tiny_dataset, tmp_path):
+    """Two gloo ranks with gradient accumulation (global batch 8 = 2 ranks × 2 × 2 passes): 4 steps in one go equal
+    2 steps, a resume and 2 more, bit for bit; the checkpoint keeps each rank's streams, and they differ."""
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data, ignore=shutil.ignore_patterns("manifest.json"))  # validated afresh
+    flags = lambda out, steps, *extra: tiny_args(tiny_models, data, out, "--phase", "1", "--steps", str(steps),
+                                                 "--batch-size", "2", "--global-batch", "8", "--threads", "1", *extra)
+    r = torchrun(ROOT / "train.py", flags(tmp_path / "a", 4), tmp_path, 29541)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "global batch 8 = --batch-size 2 × 2 processes × 2 accumulated" in r.stdout
+    decoded = {line.split(":")[0]: line for line in r.stdout.splitlines() if line.startswith("[data] rank")}
+    assert "16 items, 0 files decoded by this rank" in decoded["[data] rank 1"], "rank 1 only reads the manifest"
+    assert "32 files decoded" in r.stdout, "rank 0 validated the 16 images and 16 masks once"
+    for steps, extra in ((2, ()), (4, ("--resume",))):
+        r = torchrun(ROOT / "train.py", flags(tmp_path / "b", steps, *extra), tmp_path, 29542)
+        assert r.returncode == 0, r.stderr[-3000:]
+    a = load_file(tmp_path / "a" / "phase1" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "phase1" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ranks = torch.load(tmp_path / "b" / "phase1" / "train_state.pt", weights_only=True)["rng"]["ranks"]
+    assert len(ranks) == 2
+    assert not torch.equal(ranks[0]["gen"], ranks[1]["gen"]) and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])
+
+
+def test_global_batch_is_the_same_items_on_one_and_two_ranks():
+    """--global-batch 8 at --batch-size 2: one rank accumulates 4 passes, two ranks 2 each, four ranks 1; every
+    step's items are the same set, each item once. The paper preset's 128 on 1, 4 and 8 GPUs."""
+    from data import StepSampler
+    for step in (0, 1, 5, 13):
+        sets = []
+        for world in (1, 2, 4):
+            items = [i for r in range(world)
+                     for i in StepSampler(40, 2, 3, 0, r, world, accumulate=8 // (2 * world)).indices_of_step(step)]
+            assert len(items) == len(set(items)) == 8
+            sets.append(set(items))
+        assert sets[0] == sets[1] == sets[2]
+    args = train.options(["--preset", "paper", "--data", "x", "--batch-size", "32"])
+    assert args.global_batch == 128 and (train.accumulation(args, 1), train.accumulation(args, 4)) == (4, 1)
+    assert train.accumulation(train.options(["--preset", "paper", "--data", "x", "--batch-size", "16"]), 8) == 1
+    with pytest.raises(SystemExit, match="not a multiple"):
+        train.accumulation(args, 8)  # 8 × 32 = 256 > 128: choose --batch-size 16
+
+
+def test_ranks_without_a_shared_out_are_refused_before_training(tiny_models, tiny_dataset, tmp_path):
+    """Each rank with its own run folder (as node-local disks give): refused with the reason, no step trained."""
+    wrapper = tmp_path / "per_rank_out.py"
+    wrapper.write_text("import os, sys\n"
+                       f"sys.path.insert(0, {str(ROOT)!r})\n"
+                       "import train\n"
+                       "args = train.options(sys.argv[1:])\n"
+                       "args.out = os.path.join(args.out, 'rank' + os.environ['RANK'])\n"
+                       "train.run(args)\n")
+    r = torchrun(wrapper, tiny_args(tiny_models, tiny_dataset, tmp_path / "run", "--phase", "1", "--steps", "2",
+                                    "--threads", "1"), tmp_path, 29543)
+    assert r.returncode != 0
+    assert "do not see the folder that rank 0 writes" in r.stdout + r.stderr
+    assert not list((tmp_path / "run").glob("rank*/phase1"))
+
+
+def test_paper_preset_refuses_the_frozen_cache_and_zeroes_decoder_biases():
+    with pytest.raises(SystemExit):
+        train.options(["--preset", "paper", "--data", "x", "--cache-frozen"])
+    from glass import PRESETS, MLPDecoder
+    assert PRESETS["paper"].decoder_zero_bias and not PRESETS["toy"].decoder_zero_bias
+    zero = MLPDecoder(8, 6, 4, 16, 3, zero_bias=True)
+    default = MLPDecoder(8, 6, 4, 16, 3)
+    biases = lambda m: [l.bias for l in m.mlp if isinstance(l, torch.nn.Linear)]
+    assert len(biases(zero)) == 4 and all(bool((b == 0).all()) for b in biases(zero))
+    assert all(bool((b != 0).any()) for b in biases(default))
+
+
+def test_hflip_flips_items_by_their_index_and_step_only():
+    batch = {"image": torch.arange(2 * 3 * 2 * 4).float().view(2, 3, 2, 4), "mask": torch.arange(16).view(2, 2, 4),
+             "index": torch.tensor([5, 9])}
+    flips = [train.flip_half(batch, 0, s) for s in range(16)]
+    flipped = [[bool(torch.equal(f["image"][j], batch["image"][j].flip(-1))) for j in range(2)] for f in flips]
+    for f, fl in zip(flips, flipped):
+        for j in range(2):
+            assert torch.equal(f["mask"][j], batch["mask"][j].flip(-1) if fl[j] else batch["mask"][j])
+    assert 4 <= sum(sum(fl) for fl in flipped) <= 28, "about half of 32 coins"
+    alone = train.flip_half({k: v[1:] for k, v in batch.items()}, 0, 3)  # the same item in another batch
+    assert torch.equal(alone["image"][0], flips[3]["image"][1])
+
+
 def make_paper_like_models(folder: Path):
     """Tiny models of the paper preset's classes: a patch-14 Dinov2Model, an SD folder whose UNet cross-attention
     width (24) differs from the text encoder's and whose scheduler predicts v."""
@@ -154,7 +263,8 @@ def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
     args = ["--preset", "paper", "--encoder", str(models / "encoder"), "--sd", str(models / "sd"),
             "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--encoder-size", "56",
             "--decoder-size", "64", "--num-classes", "4", "--batch-size", "2", "--steps", "1", "--phase", "1",
-            "--workers", "0", "--slot-dim", "32", "--slot-mlp-hidden", "32", "--decoder-hidden", "64", "--match-size", "32"]
+            "--workers", "0", "--slot-dim", "32", "--slot-mlp-hidden", "32", "--decoder-hidden", "64", "--match-size", "32",
+            "--global-batch", "2"]
     train.main(args)
     from glass import load_checkpoint_model
     model, info = load_checkpoint_model(tmp_path / "run" / "phase1")
