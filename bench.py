@@ -16,8 +16,9 @@ machine slows both sides alike and the ratio stays stable. The thread count is r
             the frozen parts' cost at an item's first visit beside it. Then the GLASS-specific overhead of each
             phase, measured: the whole step (forward, backward, optimiser) against the same step without the two
             guidance losses (λs = λi = 0, i.e. StableLSD), alternating; overhead = 1 − without / with.
-    stages  the quick start's stages at a small size, as rates: dataset images/s, phase-1 and phase-2 steps/s,
-            val scenes/s (times in a temporary folder; the quick start is 512 images, 900 + 300 steps, 256 scenes).
+    stages  the quick start's stages at a small size: dataset images/s, phase-1 and phase-2 milliseconds per step
+            (K 7, batch 16) before the speed levers and with the toy preset's, side by side, and val scenes/s
+            (times in a temporary folder; the quick start is 512 images, 900 + 300 steps, 256 scenes).
 """
 from __future__ import annotations
 
@@ -240,31 +241,48 @@ def bench_step(repeats: int) -> dict:
     return row
 
 
+STAGE_CONFIGS = {  # bench_stages runs each, side by side: the step before the speed levers and the toy preset's
+    "before (K 7, L_instance at all positions, fp32)": dict(instance_positions=0, amp="none"),
+    "toy preset": {},
+}
+
+
 def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 64) -> dict:
-    """The quick start's stages (toy preset, batch 16) at a small size; one run each (`repeats` unused)."""
+    """The quick start's stages (toy preset, batch 16) at a small size, once per STAGE_CONFIGS entry: dataset
+    images/s, then each phase's milliseconds per step from two fresh runs of `steps` and steps // 4 steps (their
+    difference cancels model loading), and val scenes/s. `repeats` unused."""
     import tempfile
     import evaluate
     import train
     from toy.dataset import write_toy_dataset
     from glass import load_checkpoint_model
+    out = {"images": images, "steps": steps, "scenes": scenes}
     with tempfile.TemporaryDirectory() as tmp:
-        args = train.options(data=f"{tmp}/data", out=f"{tmp}/run", num_images=images, steps1=steps, steps2=steps,
-                             eval_images=0, log_every=steps, ckpt_every=steps)
-        t0 = time.perf_counter()
-        write_toy_dataset(args.data, images, args.model.sd)
-        t_data = time.perf_counter() - t0
         device = torch.device("cpu")
-        rates = {"dataset (images/s, with pipeline loading)": round(images / t_data, 2)}
-        for phase in (1, 2):
+        for name, overrides in STAGE_CONFIGS.items():
+            rates = {}
+            for n in (steps // 4, steps):
+                args = train.options(data=f"{tmp}/data", out=f"{tmp}/{len(out)}_{n}", num_images=images, steps1=n,
+                                     steps2=n, eval_images=0, log_every=n, ckpt_every=n, num_slots=7, **overrides)
+                args.amp = train.resolve_amp(args.amp, device)
+                if not Path(args.data, "meta.json").exists():
+                    t0 = time.perf_counter()
+                    write_toy_dataset(args.data, images, args.model.sd)
+                    out["dataset (images/s, with pipeline loading)"] = round(images / (time.perf_counter() - t0), 2)
+                for phase in (1, 2):
+                    t0 = time.perf_counter()
+                    train.run_phase(args, phase, n, device, rank=0, world=1)
+                    rates.setdefault(phase, {})[n] = time.perf_counter() - t0
+            row = {f"phase {p} (ms/step)": round(1000 * (t[steps] - t[steps // 4]) / (steps - steps // 4), 1)
+                   for p, t in rates.items()}
+            row["amp"] = args.amp
+            model, _ = load_checkpoint_model(f"{args.out}/phase2")
             t0 = time.perf_counter()
-            train.run_phase(args, phase, steps, device, rank=0, world=1)
-            rates[f"phase {phase} (steps/s, with model loading)"] = round(steps / (time.perf_counter() - t0), 2)
-        model, _ = load_checkpoint_model(f"{tmp}/run/phase2")
-        t0 = time.perf_counter()
-        evaluate.discovery(model, "val", scenes, device)
-        rates["val (scenes/s)"] = round(scenes / (time.perf_counter() - t0), 1)
-    print("stages", rates, flush=True)
-    return {"images": images, "steps": steps, "scenes": scenes, **rates}
+            evaluate.discovery(model, "val", scenes, device)
+            row["val (scenes/s)"] = round(scenes / (time.perf_counter() - t0), 1)
+            out[name] = row
+            print("stages", name, row, flush=True)
+    return out
 
 
 BENCHES = {"slots": bench_slots, "record": bench_record, "step": bench_step, "stages": bench_stages}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -172,6 +173,15 @@ def stray_parts(seg) -> list:
     return [j for j, poly in enumerate(seg) if not isinstance(poly, list) or len(poly) < 6]
 
 
+def ann_to_mask(coco, ann) -> np.ndarray:
+    """pycocotools' annToMask (H, W) uint8, without the DeprecationWarning its RLE decoder raises under numpy 2
+    (an `__array__` without a `copy` argument: harmless, and nothing a caller can fix)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning, module="pycocotools")
+        return coco.annToMask(ann)
+
+
 class CocoScenes(torch.utils.data.Dataset):
     """A COCO-format split: items {"image", "instance", "semantic", "file"} or None for an unreadable image (the
     reason goes to `problems`). Annotations are decoded with pycocotools when opened; images when read."""
@@ -205,7 +215,7 @@ class CocoScenes(torch.utils.data.Dataset):
                     self.problems.bad_annotations[key] = f"unknown category {ann.get('category_id')}"
                     continue
                 try:
-                    decoded = self.coco.annToMask(ann)  # (h, w) at the size the RLE states, not the image's
+                    decoded = ann_to_mask(self.coco, ann)  # (h, w) at the size the RLE states, not the image's
                 except Exception as e:  # what pycocotools cannot decode is dropped, by name
                     self.problems.bad_annotations[key] = f"pycocotools cannot decode it ({type(e).__name__}: {e})"
                     continue
@@ -248,7 +258,7 @@ class CocoScenes(torch.utils.data.Dataset):
         cover = np.zeros((h, w), np.int64)  # objects on each pixel
         highest = np.zeros((h, w), np.int64)  # the highest class id on each pixel
         for j, ann in enumerate(objects):
-            m = self.coco.annToMask(ann) > 0
+            m = ann_to_mask(self.coco, ann) > 0
             instance[m] = j + 1  # dense painting: a later annotation paints over an earlier one
             semantic[m] = self.category_index[ann["category_id"]]
             highest[m] = np.maximum(highest[m], self.category_index[ann["category_id"]])

@@ -90,7 +90,7 @@ class RunConfig:
     workers: int = 8  # data loader processes per training process
     cache_frozen: bool = False  # keep each item's frozen encoder tokens and VAE moments in memory (toy: 140 KB each)
     device: Optional[str] = None  # cpu or cuda (None: cuda when available)
-    amp: str = "none"  # autocast: none, bf16 (GPUs, CPUs with native bf16) or fp16
+    amp: str = "none"  # autocast: none, bf16, fp16, or auto (bf16 on a GPU or CPU with native bf16, else none)
     threads: Optional[int] = None  # CPU threads per process
     model: Optional[GLASSConfig] = None  # options() sets it: glass.PRESETS[preset] with the model's flags
 
@@ -102,8 +102,8 @@ class RunConfig:
         for name in ("steps", "warmup", "weight_decay", "eval_images", "val_every", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"RunConfig.{name} must not be negative, got {getattr(self, name)}")
-        if self.phase not in (1, 2) or self.amp not in ("none", "bf16", "fp16"):
-            raise ValueError(f"RunConfig: phase must be 1 or 2 and amp none, bf16 or fp16; got {self.phase}, "
+        if self.phase not in (1, 2) or self.amp not in ("none", "bf16", "fp16", "auto"):
+            raise ValueError(f"RunConfig: phase must be 1 or 2 and amp none, bf16, fp16 or auto; got {self.phase}, "
                              f"{self.amp!r}")
 
 
@@ -113,7 +113,7 @@ PRESETS = {
     # lr_decoder: a flagged deviation, the MLP decoder at 10× the slots' rate (docs/lab_notes/binding.md §7)
     "toy": RunConfig(preset="toy", data="data/toy_pseudo", out="runs/toy", batch_size=16, steps1=900, steps2=300,
                      lr_slots1=4e-4, lr_slots2=1e-4, lr_unet=1e-4, lr_decoder=4e-3, warmup=100, log_every=50,
-                     ckpt_every=300, eval_images=256, workers=1, cache_frozen=True),
+                     ckpt_every=300, eval_images=256, workers=1, cache_frozen=True, amp="auto"),
 }
 TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exist yet
 CONFIGS = (RunConfig, GLASSConfig, GLASSSlotConfig)  # the dataclasses whose fields are the flags, in --help's order
@@ -304,6 +304,22 @@ def flip_half(batch: dict, seed: int, step: int) -> dict:
     return out
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs in hardware here: a GPU that supports it, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: no way to tell, stay in fp32
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """--amp auto → bf16 where it runs in hardware, else none; the others as given."""
+    return ("bf16" if native_bf16(device) else "none") if amp == "auto" else amp
+
+
 def build(args, phase: int, device, rank: int):
     """The model (identical initial weights on every rank), AdamW over the phase's groups (§4) and the generator
     of diffusion noise and timesteps. A checkpoint a crash left half-swapped is recovered first."""
@@ -353,6 +369,13 @@ def run(args: RunConfig) -> dict:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.amp == "auto":
+        args.amp = resolve_amp("auto", device)
+        if rank == 0:
+            print(f"[amp] auto: {args.amp} on {device.type} ({'native bf16' if args.amp == 'bf16' else 'no native bf16'})",
+                  flush=True)
+    if rank == 0:
+        print(f"[run] {torch.get_num_threads()} threads, device {device}, amp {args.amp}", flush=True)
     out = Path(args.out)
     t0 = time.time()
     write = (lambda folder, n: write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)) \

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import downstream
 from conftest import tiny_glass_config
@@ -68,7 +69,7 @@ def test_semantic_term_absent_for_samples_without_classes(tiny_models):
     out = model.losses(batch(has_classes=(True, False, False)), torch.Generator().manual_seed(1))
     assert out.semantic_present.tolist() == [True, False, False]
     out = model.losses(batch(has_classes=(False, False, False)), torch.Generator().manual_seed(1))
-    assert not out.semantic_present.any() and float(out.semantic) == 0.0
+    assert not out.semantic_present.any() and out.semantic.item() == 0.0
     # images without classes contribute nothing: the loss equals that of the first image alone
     model.config.recon = model.config.instance = False
     b = batch(has_classes=(True, False, False))
@@ -251,7 +252,7 @@ def test_mlp_decoder_textbook_and_factorised_forms_agree():
     over slots, alpha-weighted sum of the features."""
     from glass import MLPDecoder
     torch.manual_seed(0)
-    plain = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3, pos_std=1.0)
+    plain = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3, pos_std=1.0, factorised=False)
     fast = MLPDecoder(slot_dim=8, out_dim=6, num_tokens=9, hidden=16, layers=3, pos_std=1.0, factorised=True)
     fast.load_state_dict(plain.state_dict())
     slots = torch.randn(2, 4, 8)
@@ -327,3 +328,22 @@ def test_hub_position_interpolation_samples_where_torch_hub_dinov2_does():
     assert (hub - hf).abs().max() > 0.05  # the two rules sample other points
     assert torch.equal(hub_pos_encoding(model.embeddings, torch.zeros(1, 1 + 37 * 37, 8), 518, 518),
                        model.embeddings.position_embeddings)  # the pretrained grid is used as it is
+
+
+@pytest.mark.parametrize("factorised", [False, True])
+def test_instance_term_at_a_subset_of_positions_is_the_full_term_there(factorised):
+    """The MLP decoder at M of N positions gives the full output's values at them (alpha normalises over slots, not
+    positions), and the subset MSEs of a partition of the N positions average to the full MSE: the estimate is
+    unbiased for a uniformly drawn subset."""
+    from glass import MLPDecoder
+    torch.manual_seed(0)
+    dec = MLPDecoder(8, 6, 16, 32, 2, pos_std=1.0, factorised=factorised)
+    slots, target = torch.randn(3, 4, 8), torch.randn(3, 16, 6)
+    full, alpha = dec(slots)
+    where = torch.tensor([3, 0, 11, 7])
+    part, part_alpha = dec(slots, where)
+    torch.testing.assert_close(part, full[:, where], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(part_alpha, alpha[:, :, where], atol=1e-6, rtol=1e-5)
+    perm = torch.randperm(16).view(4, 4)  # a partition into four subsets of four positions
+    estimates = torch.stack([F.mse_loss(dec(slots, p)[0], target[:, p]) for p in perm])
+    torch.testing.assert_close(estimates.mean(), F.mse_loss(full, target), atol=1e-6, rtol=1e-5)

@@ -164,7 +164,7 @@ def test_textbook_and_folded_paths_agree_in_float32():
     """The readable path (keys and values built) and the fast one GLASS trains with: same outputs, same gradients
     to every parameter and to the input, within 1e-5, at GLASS-like widths and with an inactive slot."""
     torch.manual_seed(1)
-    plain = SlotAttention(num_slots=5, dim=64, input_dim=48, iters=3, eps=1e-6, mlp_hidden=96)
+    plain = SlotAttention(num_slots=5, dim=64, input_dim=48, iters=3, eps=1e-6, mlp_hidden=96, folded=False)
     folded = SlotAttention(num_slots=5, dim=64, input_dim=48, iters=3, eps=1e-6, mlp_hidden=96, folded=True)
     folded.load_state_dict(plain.state_dict())
     x = torch.randn(3, 49, 48)

@@ -50,7 +50,7 @@ class MAEDecoder(nn.Module):
         self.mask_embed = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, num_tokens, dim) * 0.02)
         layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, layers)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)  # pre-norm: no nested path
         self.head = nn.Linear(dim, out_dim)
 
     def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
