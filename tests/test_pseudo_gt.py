@@ -39,7 +39,7 @@ def test_caption_without_classes_is_flagged_not_an_error():
     m = find_classes("a blurry photo of the sky", prompts.coco_vocabulary(), use_nltk=False)
     assert m.classes == [] and not m.has_classes
     assert build_prompt("a blurry photo of the sky.", m.classes) == "a blurry photo of the sky"
-    assert build_prompt("a red toadstool", ["mushroom"]) == "a red toadstool ; mushroom"
+    assert build_prompt("a teal android", ["robot"]) == "a teal android ; robot"
 
 
 def test_nltk_required_but_missing_is_a_clear_error():
@@ -114,9 +114,9 @@ def test_aggregate_averages_layers_of_one_resolution():
 # ---------------------------------------------------------------- recording
 
 def test_recorded_shapes_and_identical_images(tiny_pipe):
-    prompts = ["a red toadstool ; mushroom", "two cottages and a car ; house car"]
-    classes = [["mushroom"], ["house", "car"]]
-    ids = torch.tensor([[3, 0], [2, 5]])
+    prompts = ["a teal android ; robot", "two cottages and a car ; house car"]
+    classes = [["robot"], ["house", "car"]]
+    ids = torch.tensor([[6, 0], [1, 3]])
     gen = lambda: [torch.Generator().manual_seed(7 + i) for i in range(2)]
     plain = tiny_pipe(prompts, height=64, width=64, num_inference_steps=3, guidance_scale=4.0, generator=gen(),
                       output_type="pt").images

@@ -32,7 +32,7 @@ def check_models(folder: Path, whole_words: bool = True):
     assert len(tok("zebra", add_special_tokens=False).input_ids) > 1
     # the UNet cross-attends at 16×16 and 8×8 latents of a 64-px image
     assert pipe.unet.config.sample_size == 16 and pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
-    img = pipe("a red toadstool ; mushroom", height=64, width=64, num_inference_steps=2, output_type="pt",
+    img = pipe("a teal android ; robot", height=64, width=64, num_inference_steps=2, output_type="pt",
                generator=torch.Generator().manual_seed(0)).images
     assert img.shape == (1, 3, 64, 64) and torch.isfinite(img).all()
     lat = pipe.vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean
@@ -134,7 +134,7 @@ def test_class_set_counts_by_hand():
     items = [{"classes": torch.tensor([0, 2, -1])}, {"classes": torch.tensor([1, -1, -1])}]
     pred = torch.tensor([[True, False, False, True], [False, True, False, False]])
     counts = report.class_set_counts(pred, items)
-    assert counts.tolist() == [2, 1, 1, 1]  # tp: tree, house; fp: mushroom; fn: flower; image 2 exactly right
+    assert counts.tolist() == [2, 1, 1, 1]  # tp: house, tree; fp: car; fn: flower (classes 0–3); image 2 exactly right
     assert report.f1_of(counts) == 2 * 2 / (2 * 2 + 1 + 1)
 
 
