@@ -10,8 +10,9 @@ named protocol decides (real_data.py). FG-ARI is reported over all scenes and ov
 (single-object scenes score 0 for any mask upsampled from a token grid); `repeat_*` scores the scenes where a class
 appears twice or more. Floors: k-means per image (K = slots) on encoder tokens and on pixel colour + position.
 
-The paper's experiments (Tab. 2–9, the loss ablation, the binding ladder) train rows: they live in experiments.py
-(`python experiments.py tables|ablation|ladder ...`). This module does not import train.py.
+The paper's experiments (Tab. 2–9, the loss ablation) train rows: they live in experiments.py (`python
+experiments.py tables|ablation ...`), the binding ladder in ladder.py (`python ladder.py`). This module does not
+import train.py.
 """
 from __future__ import annotations
 

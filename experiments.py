@@ -42,7 +42,7 @@ ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
     "all three": dict(),
 }
 ABLATION_KEYS = ("miou_i", "mbo_i", "mbo_c", "fg_ari", "fg_ari_multi")
-REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repeats (train.discovery_of)
+REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repeats (evaluate.discovery_of)
 
 
 # ---------------------------------------------------------------------------------------------------------------
