@@ -98,6 +98,10 @@ BUDGETS = {  # phase-1 steps of every trained row, training scenes, scored scene
     # as OUT/glass
     "quick": dict(steps=900, images=512, eval_images=256, seeds=(0,), encoder_steps=600, edits=100,
                   probe_scenes=1024, ddim_steps=25),
+    # world v3's tables' budget (issue 39): DINOSAUR's spare slots need 1,500–1,800 phase-1 steps to leave the
+    # background (docs/lab_notes/binding.md §12); every trained row gets it, three seeds each
+    "settled": dict(steps=1800, images=512, eval_images=256, seeds=(0, 1, 2), encoder_steps=600, edits=100,
+                    probe_scenes=1024, ddim_steps=25),
 }
 LSD = dict(semantic=False, instance=False)  # StableLSD: the slot module with the diffusion decoder alone
 # row → (what it is, training data, train.options overrides). Data: "pseudo" GLASS's pseudo-GT dataset; "dagger"

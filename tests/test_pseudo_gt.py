@@ -133,8 +133,8 @@ def test_recorded_shapes_and_identical_images(tiny_pipe):
         torch.testing.assert_close(s.sum(-1), torch.full((2, 256), 3.0))  # rows of probabilities, 3 steps
     assert out.labels.shape == (2, 64, 64) and out.scores.shape == (2, 2, 16, 16)
     # labels are the image's own class ids (ids row, padding 0 excluded), background 0 or ignore 255
-    assert set(out.labels[0].unique().tolist()) <= {0, 3, 255}
-    assert set(out.labels[1].unique().tolist()) <= {0, 2, 5, 255}
+    assert set(out.labels[0].unique().tolist()) <= {0, 6, 255}
+    assert set(out.labels[1].unique().tolist()) <= {0, 1, 3, 255}
     assert tiny_pipe.unet.attn_processors[next(iter(tiny_pipe.unet.attn_processors))].__class__.__name__ != \
         "RecordingAttnProcessor", "the default processors are restored"
 
@@ -274,3 +274,29 @@ def test_generation_report_counts_complete_masks_and_ignore_pixels(tiny_pipe, mo
     out = toy_report.generation_report(tiny_pipe, preset, n=4, batch_size=4, figure=None)
     assert out["complete_share"] == 0.5
     assert out["ignore_share"] == 0.125
+
+
+def test_paper_preset_samples_as_dataset_diffusion_and_the_negative_prompt_reaches_the_pipeline(tiny_pipe):
+    """Dataset Diffusion's gen_data.py: 100 steps of the model's own scheduler, guidance 7.5, their negative prompt,
+    bicubic upsampling. The negative prompt is the unconditional branch: the image equals the pipeline's own with
+    that negative prompt, and differs from the empty prompt's."""
+    paper = pg.PRESETS["paper"]
+    assert (paper.steps, paper.guidance, paper.scheduler, paper.mask.upsample) == (100, 7.5, "own", "bicubic")
+    assert paper.negative_prompt.startswith("ugly, tiling") and paper.negative_prompt.endswith("distorted face")
+    prompts, classes, ids = ["a teal android ; robot"], [["robot"]], torch.tensor([[6]])
+    gen = lambda: [torch.Generator().manual_seed(3)]
+    neg = pg.generate_with_masks(tiny_pipe, prompts, classes, ids, 64, gen(), TOY_CFG, steps=2, guidance=4.0,
+                                 negative_prompt="blurry").images
+    ref = tiny_pipe(prompts, height=64, width=64, num_inference_steps=2, guidance_scale=4.0, generator=gen(),
+                    negative_prompt=["blurry"], output_type="pt").images
+    plain = pg.generate_with_masks(tiny_pipe, prompts, classes, ids, 64, gen(), TOY_CFG, steps=2,
+                                   guidance=4.0).images
+    assert torch.equal(neg, ref) and not torch.equal(neg, plain)
+
+
+def test_bicubic_refinement_upsamples_bicubically():
+    cross = torch.rand(1, 2, 4, 4)
+    eye = torch.eye(64)[None]  # identity self-attention: refinement is the upsampling alone, then min-max
+    up = torch.nn.functional.interpolate(cross, size=(8, 8), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(refine(cross, eye, tau=4, mode="bicubic"), pg.normalise(up))
+    assert not torch.allclose(refine(cross, eye, tau=4, mode="bicubic"), refine(cross, eye, tau=4))

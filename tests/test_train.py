@@ -369,3 +369,17 @@ def test_term_grad_norms_match_one_backward_per_term(tiny_models, tiny_dataset):
         norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.slot_module.parameters() if p.grad is not None))
         assert got[name] == pytest.approx(float(norm), rel=1e-4), name
         assert got[name] > 0, name
+
+
+def test_prefetch_fits_half_the_free_shared_memory(monkeypatch):
+    """8 workers × 75 MB batches (32 images of 768 px, uint8, with masks) in a container's 64 MB /dev/shm: one
+    batch each, not the default 4; with room to spare, at most 4."""
+    import shutil
+    from data import prefetch_batches
+    usage = type("Usage", (), {"free": 64 * 2 ** 20})
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
+    assert prefetch_batches(75 * 2 ** 20, 8) == 1
+    usage.free = 16 * 2 ** 30
+    assert prefetch_batches(75 * 2 ** 20, 8) == 4
+    usage.free = 2 * 8 * 75 * 2 ** 20 * 2  # room for two batches per worker
+    assert prefetch_batches(75 * 2 ** 20, 8) == 2
