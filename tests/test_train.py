@@ -51,7 +51,7 @@ def test_run_phase_equals_a_plain_training_loop(tiny_models, tiny_dataset, tmp_p
     from glass import GLASS
     steps = 4
     args = train.options(tiny_args(tiny_models, tiny_dataset, tmp_path / "run", "--phase", "1", "--steps",
-                                   str(steps), "--no-cache-frozen", "--lr-decoder", "3e-3"))
+                                   str(steps), "--no-cache-frozen", "--lr-decoder", "3e-3", "--amp", "none"))
     ours = load_file(train.run(args)["checkpoint"] + "/model.safetensors")
 
     torch.manual_seed(args.seed)
