@@ -315,7 +315,7 @@ def test_one_flag_per_field_named_after_it_with_the_fields_comment_as_help():
     assert by_dest["lambda_semantic"].help.startswith("λs, the weight of L_semantic")  # the comment on the field
     assert by_dest["sd"].help.startswith("Stable Diffusion folder")  # the comment on its line, not the one above
     assert by_dest["slot_prior"].help.startswith("ground truth the weakly-supervised baselines")  # the lines above
-    assert "[toy 5, paper 7]" in by_dest["num_slots"].help
+    assert "[default 7]" in by_dest["num_slots"].help and "[toy 3, paper 5]" in by_dest["slot_iters"].help
     titles = [g.title for g in ap._action_groups]
     assert titles[-3:] == ["RunConfig (train.py)", "GLASSConfig (glass.py)", "GLASSSlotConfig (slot_attention.py)"]
 
