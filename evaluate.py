@@ -76,7 +76,7 @@ def kmeans_floor(kind: str, split: str, n: int, k: int, encoder=None) -> dict:
 def discovery_of(predict, split: str, n: int, background_segment: bool = False, batch_size: int = 32) -> dict:
     """mIoU_i, mBO_i, mIoU_c, mBO_c, FG-ARI (all scenes / multi-object scenes) and SO/PO/GO shares of the label
     maps `predict(batch) → (B, H, W)` on the first n scenes of a toy split; batch holds image (B, 3, H, W),
-    instance and semantic (B, H, W). The `repeat_*` entries score the same metrics on the scenes where a class
+    instance, semantic and part (B, H, W). The `repeat_*` entries score the same metrics on the scenes where a class
     appears twice or more (where class-level masks merge instances: the paper's semantic drift)."""
     import metrics
     from toy.world import ToyScenes
@@ -85,7 +85,7 @@ def discovery_of(predict, split: str, n: int, background_segment: bool = False, 
     repeated = []
     for s in range(0, n, batch_size):
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
-        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic")}
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("image", "instance", "semantic", "part")}
         pred = predict(batch).cpu()
         for k, v in metrics.score_masks(pred, batch["instance"], batch["semantic"], background_segment).items():
             vals.setdefault(k, []).append(v)

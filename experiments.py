@@ -201,7 +201,7 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
     if name in FLOORS:
         from glass import FrozenEncoder, quiet_loading
         with quiet_loading():
-            encoder = FrozenEncoder.of(cfg)
+            encoder = FrozenEncoder(cfg)
         return {s: kmeans_floor(FLOORS[name], s, n, cfg.slots.num_slots, encoder) for s, n in splits.items()}
     _, data, flags = row_spec(name)
     flags = dict(flags)

@@ -92,13 +92,10 @@ class GLASSConfig:
                 raise ValueError(f"GLASSConfig.{name} must not be negative, got {getattr(self, name)}")
         if not (self.recon or self.semantic or self.instance):
             raise ValueError("GLASSConfig: all three loss terms (recon, semantic, instance) are switched off")
-        if self.encoder_pos_interpolation not in ("hub", "hf"):
-            raise ValueError(f"GLASSConfig.encoder_pos_interpolation must be 'hub' or 'hf', got "
-                             f"{self.encoder_pos_interpolation!r}")
-        if self.uncond not in ("empty_prompt", "zeros"):
-            raise ValueError(f"GLASSConfig.uncond must be 'empty_prompt' or 'zeros', got {self.uncond!r}")
-        if self.slot_prior not in SLOT_PRIORS:
-            raise ValueError(f"GLASSConfig.slot_prior must be one of {SLOT_PRIORS}, got {self.slot_prior!r}")
+        for name, allowed in (("encoder_pos_interpolation", ("hub", "hf")), ("uncond", ("empty_prompt", "zeros")),
+                              ("slot_prior", SLOT_PRIORS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GLASSConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -130,11 +127,9 @@ PRESETS = {
                        # flagged deviation (docs/fidelity.md): at DINOSAUR's 0.02 the decoder cannot route positions
                        # to slots within the toy budget and the instance term does nothing (docs/lab_notes/binding.md §7)
                        decoder_pos_std=1.0,
-                       # flagged deviation (docs/fidelity.md): PyTorch's default biases, as every toy number was measured
-                       decoder_zero_bias=False, encoder_pos_interpolation="hf",
-                       # flagged deviation (docs/fidelity.md): L_instance at 64 of the 256 token positions per step,
-                       # an unbiased estimate that cuts the phase-1 step by a third at K = 7 (docs/speed.md)
-                       instance_positions=64),
+                       # flagged deviations (docs/fidelity.md): PyTorch's default biases, as every toy number was
+                       # measured; L_instance at 64 of the 256 positions per step (unbiased; a third off the step)
+                       decoder_zero_bias=False, encoder_pos_interpolation="hf", instance_positions=64),
 }
 
 
@@ -178,13 +173,10 @@ def quiet_loading():
 
 
 def hub_pos_encoding(embeddings_module, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """DINOv2's position embedding for an (height, width) input, by torch-hub dinov2's rule (the authors' encoder):
-    the pretrained M×M grid is resized bicubically by the scale factor (n + 0.1) / M to n×n, where transformers'
-    Dinov2Model asks for size n (M = 37 for ViT-B/14, n = 32 at 448 px: source spacing 37 / 32.1 against 37 / 32).
-    embeddings: (B, 1 + n², D) patch embeddings, for the count; returns (1, 1 + n², D)."""
-    pos = embeddings_module.position_embeddings  # (1, 1 + M², D)
-    patch = embeddings_module.patch_embeddings.patch_size
-    patch = patch[0] if isinstance(patch, (tuple, list)) else patch
+    """DINOv2's position embedding (1, 1 + n², D) for an (height, width) input by torch-hub dinov2's rule (the
+    authors' encoder): the pretrained M×M grid resized bicubically by the scale factor (n + 0.1) / M, where
+    transformers asks for size n (ViT-B/14 at 448 px: M = 37, n = 32, source spacing 37 / 32.1 against 37 / 32)."""
+    pos, patch = embeddings_module.position_embeddings, embeddings_module.patch_size  # (1, 1 + M², D), an int
     n_h, n_w = height // patch, width // patch
     m = math.isqrt(pos.shape[1] - 1)
     if n_h == n_w == m:
@@ -198,31 +190,24 @@ def hub_pos_encoding(embeddings_module, embeddings: torch.Tensor, height: int, w
 
 
 class FrozenEncoder(nn.Module):
-    """A frozen transformers Dinov2Model: images (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc).
-    `pos_interpolation`: "hub" resizes the position embedding by torch-hub dinov2's rule (`hub_pos_encoding`),
-    "hf" by transformers'. `FrozenEncoder.of(config)` builds the one a GLASSConfig names."""
+    """The frozen transformers Dinov2Model a GLASSConfig names (encoder, encoder_size, its normalisation, and the
+    rule that resizes its position embedding: torch-hub's `hub_pos_encoding` or transformers'): images
+    (B, 3, H, W) in [0, 1] → patch tokens (B, N, D_enc)."""
 
-    def __init__(self, model_id: str, size: int, mean: tuple, std: tuple, pos_interpolation: str = "hf"):
+    def __init__(self, config: GLASSConfig):
         super().__init__()
         from transformers import Dinov2Model
-        self.model = Dinov2Model.from_pretrained(model_id, dtype=torch.float32)
+        self.model = Dinov2Model.from_pretrained(config.encoder, dtype=torch.float32)
         self.model.requires_grad_(False).eval()
-        if pos_interpolation == "hub":
+        if config.encoder_pos_interpolation == "hub":  # else transformers' own (GLASSConfig checks the value)
             self.model.embeddings.interpolate_pos_encoding = types.MethodType(hub_pos_encoding, self.model.embeddings)
-        elif pos_interpolation != "hf":
-            raise ValueError(f"pos_interpolation must be 'hub' or 'hf', got {pos_interpolation!r}")
-        self.size = size
+        self.size = size = config.encoder_size
         patch = self.model.config.patch_size
         if size % patch:
             raise ValueError(f"encoder_size {size} is not a multiple of the patch size {patch}")
         self.grid = size // patch
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-
-    @staticmethod
-    def of(config: "GLASSConfig") -> "FrozenEncoder":
-        return FrozenEncoder(config.encoder, config.encoder_size, config.encoder_mean, config.encoder_std,
-                             config.encoder_pos_interpolation)
+        self.register_buffer("mean", torch.tensor(config.encoder_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.encoder_std).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -269,7 +254,7 @@ class MLPDecoder(nn.Module):
     def forward(self, slots: torch.Tensor, positions: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """slots (B, K, D) → reconstruction (B, N, D_enc), alpha masks (B, K, N); with `positions` (M,) long only
         those token positions: (B, M, D_enc), (B, K, M), the same values as the full output's at them."""
-        pos = self.pos if positions is None else self.pos[:, :, positions]  # (1, 1, N or M, D)
+        pos = self.pos[:, :, slice(None) if positions is None else positions]  # (1, 1, N or M, D)
         if self.factorised:
             first = self.mlp[0]
             h = first(slots)[:, :, None, :] + F.linear(pos, first.weight)  # (B, K, N, H) = W(slot + pos) + b
@@ -320,7 +305,7 @@ class GLASS(nn.Module):
         super().__init__()
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         with quiet_loading():
-            self.encoder = FrozenEncoder.of(config)
+            self.encoder = FrozenEncoder(config)
             self.vae = AutoencoderKL.from_pretrained(config.sd, subfolder="vae", dtype=torch.float32)
             self.unet = UNet2DConditionModel.from_pretrained(config.sd, subfolder="unet", dtype=torch.float32)
         self.vae.requires_grad_(False).eval()
@@ -444,14 +429,11 @@ class GLASS(nn.Module):
             if c.recon else zero
         instance = zero
         if c.instance:
-            n = enc.features.shape[1]
-            if 0 < c.instance_positions < n:  # M of the N positions, the same for the batch, drawn afresh each step
-                where = torch.randperm(n, generator=generator)[:c.instance_positions].to(images.device)  # (M,)
-                rec, _ = self.mlp_decoder(enc.slots, where)  # (B, M, D_enc)
-                instance = F.mse_loss(rec, enc.features[:, where])  # Eq. L_instance, estimated at M positions
-            else:
-                rec, _ = self.mlp_decoder(enc.slots)  # (B, N, D_enc)
-                instance = F.mse_loss(rec, enc.features)  # L_instance = mean over B, N, D_enc of (F̂ − F)²
+            n = enc.features.shape[1]  # M of the N positions, the same for the batch, drawn afresh each step
+            where = torch.randperm(n, generator=generator)[:c.instance_positions].to(images.device) \
+                if 0 < c.instance_positions < n else slice(None)  # (M,), or all N
+            rec, _ = self.mlp_decoder(enc.slots, where)  # (B, M or N, D_enc)
+            instance = F.mse_loss(rec, enc.features[:, where])  # L_instance = mean over B, N, D_enc of (F̂ − F)²
         semantic = zero
         present = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         if c.semantic:

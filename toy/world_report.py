@@ -6,7 +6,6 @@ Checked by tests/test_toy_pretrain.py (the report on tiny models).
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +87,8 @@ def world_report(out: Path, n: int) -> dict:
     report = {"probe_all": linear_probe(enc, n_val=n), "probe_foreground": linear_probe(enc, n_val=n, foreground=True)}
     report["variance"] = token_variance(enc, n)
     report["pixel_kmeans"] = evaluate.kmeans_floor("pixels", "val", n, k)
-    cfg = glass.PRESETS["toy"]
     with quiet_loading():
-        frozen = glass.FrozenEncoder.of(replace(cfg, encoder=str(out / "encoder")))
+        frozen = glass.FrozenEncoder(glass.preset("toy", encoder=str(out / "encoder")))
     report["token_kmeans"] = evaluate.kmeans_floor("tokens", "val", n, k, frozen)
     report["gt_semantic_as_slots"] = discovery_of(lambda batch: batch["semantic"], "val", n)
     parts = MAX_PARTS  # every (instance, part) pair its own segment

@@ -49,8 +49,7 @@ def pseudo_data(folder: Path) -> dict:
 def encode(images: torch.Tensor, encoder: str) -> torch.Tensor:
     if encoder == "pixels":
         return evaluate.pixel_tokens(images)
-    toy = glass.PRESETS["toy"]
-    enc = FrozenEncoder(encoder, toy.encoder_size, toy.encoder_mean, toy.encoder_std)
+    enc = FrozenEncoder(glass.preset("toy", encoder=encoder))
     return torch.cat([enc(images[s:s + 128]) for s in range(0, len(images), 128)])  # (B, N, D_enc)
 
 

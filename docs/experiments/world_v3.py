@@ -33,36 +33,10 @@ from pathlib import Path
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from toy.world import Pose, background, object_frame  # noqa: E402
-
-CLASSES = ("house", "tree", "car", "flower", "fish", "robot")
-PARTS = {"house": ("wall", "roof", "door", "window"), "tree": ("crown", "trunk", "mound"),
-         "car": ("body", "cabin", "wheels"), "flower": ("centre", "petals", "stem"),
-         "fish": ("head", "body", "tail"), "robot": ("head", "torso", "tread")}
-MAX_PARTS = 4
-# per part: palette options (first colour, second colour, texture); option 0 is the one a non-independent world uses.
-# Options of one part stay within its class's hue family, so a patch still tells its class.
-PALETTES = {
-    "house": ([((215, 185, 130), (150, 120, 80), "bricks"), ((235, 225, 200), (170, 160, 140), "bricks")],
-              [((185, 60, 45), (120, 35, 30), "tiles"), ((120, 40, 40), (70, 25, 25), "tiles")],
-              [((110, 70, 40), (70, 45, 25), "vstripes"), ((60, 110, 60), (35, 70, 35), "vstripes")],
-              [((150, 200, 240), (250, 250, 250), "cross"), ((240, 230, 140), (250, 250, 250), "cross")]),
-    "tree": ([((50, 150, 55), (25, 95, 35), "speckle"), ((150, 175, 40), (95, 120, 25), "speckle")],
-             [((115, 70, 35), (80, 45, 20), "vstripes"), ((150, 130, 110), (100, 85, 70), "vstripes")],
-             [((95, 65, 40), (60, 130, 50), "grass"), ((140, 120, 80), (60, 130, 50), "grass")]),
-    "car": ([((40, 85, 205), (20, 45, 130), "hstripes"), ((205, 40, 60), (130, 20, 35), "hstripes")],
-            [((150, 200, 240), (60, 60, 70), "window"), ((200, 230, 200), (60, 60, 70), "window")],
-            [((35, 35, 40), (130, 130, 135), "hub"), ((70, 55, 45), (180, 170, 150), "hub")]),
-    "flower": ([((245, 205, 30), (215, 130, 20), "checker"), ((120, 60, 30), (70, 35, 15), "checker")],
-               [((205, 60, 175), (235, 140, 215), "rays"), ((240, 240, 250), (200, 200, 230), "rays")],
-               [((60, 170, 70), (30, 110, 40), "hstripes"), ((110, 190, 90), (60, 130, 50), "hstripes")]),
-    "fish": ([((245, 135, 25), (60, 30, 10), "eye"), ((240, 200, 60), (60, 30, 10), "eye")],
-             [((245, 135, 25), (200, 90, 15), "scales"), ((90, 170, 210), (50, 110, 160), "scales")],
-             [((125, 55, 175), (80, 30, 120), "hstripes"), ((60, 180, 170), (30, 120, 110), "hstripes")]),
-    "robot": ([((170, 175, 185), (230, 60, 40), "eyes"), ((200, 170, 80), (230, 60, 40), "eyes")],
-              [((90, 100, 120), (180, 190, 200), "panel"), ((60, 140, 130), (180, 190, 200), "panel")],
-              [((45, 45, 50), (110, 110, 115), "vstripes"), ((90, 70, 45), (150, 130, 100), "vstripes")]),
-}
+# the parts, palettes, shapes and textures are the ones toy/world.py draws (toy/objects.py), so that the candidate
+# `indep_few_flat` below and the shipped world are the same scenes
+from toy.objects import (ANCHORS, CLASSES, MAX_PARTS, ORDER, PALETTES, PARTS, Pose, background,  # noqa: E402,F401
+                         object_frame, part_shape as _shape, texture as _texture)
 
 
 @dataclass(frozen=True)
@@ -96,14 +70,6 @@ CANDIDATES = {
 }
 
 
-def _ellipse(U, V, cu, cv, ru, rv):
-    return ((U - cu) / ru) ** 2 + ((V - cv) / rv) ** 2 <= 1
-
-
-def _box(U, V, u0, u1, v0, v1):
-    return (U >= u0) & (U <= u1) & (V >= v0) & (V <= v1)
-
-
 def part_shapes(kind: str, U: np.ndarray, V: np.ndarray, shifts: list, scales: list) -> list:
     """Boolean (H, W) masks of the parts of one object in its frame (U, V); part j is moved by shifts[j] (du, dv)
     and scaled by scales[j] about its own anchor. Later parts are drawn over earlier ones by the caller."""
@@ -114,85 +80,6 @@ def part_shapes(kind: str, U: np.ndarray, V: np.ndarray, shifts: list, scales: l
         u, v = (U - a[0] - du) / s + a[0], (V - a[1] - dv) / s + a[1]  # the part's own frame
         out.append(_shape(kind, j, u, v))
     return out
-
-
-ANCHORS = {"house": ((0, 0.45), (0, -0.55), (0.35, 0.65), (-0.35, 0.3)), "tree": ((0, -0.35), (0, 0.45), (0, 0.85)),
-           "car": ((0, 0.1), (0, -0.55), (0, 0.55)), "flower": ((0, -0.4), (0, -0.4), (0, 0.55)),
-           "fish": ((-0.6, 0), (0, 0), (0.72, 0)), "robot": ((0, -0.72), (0, 0.0), (0, 0.75))}
-
-
-def _shape(kind: str, j: int, U, V):
-    if kind == "house":
-        return [_box(U, V, -0.8, 0.8, -0.1, 1.0),  # wall
-                (V >= -1.0) & (V <= -0.1) & (np.abs(U) <= (V + 1.0) / 0.95),  # roof
-                _box(U, V, 0.12, 0.58, 0.3, 1.0),  # door
-                _box(U, V, -0.62, -0.08, 0.05, 0.55)][j]  # window
-    if kind == "tree":
-        return [_ellipse(U, V, 0, -0.35, 0.85, 0.62),  # crown
-                _box(U, V, -0.22, 0.22, 0.1, 0.8),  # trunk
-                _ellipse(U, V, 0, 1.0, 0.95, 0.32) & (V <= 1.0)][j]  # mound
-    if kind == "car":
-        return [_box(U, V, -1.0, 1.0, -0.3, 0.45),  # body
-                _box(U, V, -0.55, 0.55, -0.85, -0.3),  # cabin
-                _ellipse(U, V, 0.55, 0.55, 0.33, 0.33) | _ellipse(U, V, -0.55, 0.55, 0.33, 0.33)][j]  # wheels
-    if kind == "flower":
-        rho, theta = np.sqrt(U ** 2 + (V + 0.4) ** 2), np.arctan2(V + 0.4, U)
-        return [rho <= 0.25,  # centre
-                rho <= 0.35 + 0.3 * np.abs(np.cos(2.5 * theta)),  # petals
-                _box(U, V, -0.12, 0.12, 0.0, 1.0) | _ellipse(U, V, 0.32, 0.55, 0.3, 0.13)
-                | _ellipse(U, V, -0.32, 0.75, 0.3, 0.13)][j]  # stem with leaves
-    if kind == "fish":
-        body = _ellipse(U, V, -0.15, 0, 0.85, 0.6)
-        return [body & (U < -0.45),  # head
-                body & (U >= -0.45),  # body
-                (U >= 0.45) & (U <= 1.0) & (np.abs(V) <= (U - 0.45) / 0.55 * 0.7)][j]  # tail
-    if kind == "robot":
-        return [_box(U, V, -0.38, 0.38, -1.0, -0.45),  # head
-                _box(U, V, -0.62, 0.62, -0.42, 0.45),  # torso
-                _box(U, V, -0.8, 0.8, 0.5, 1.0)][j]  # tread
-    raise ValueError(kind)
-
-
-# paint order (later parts over earlier ones): details over the large part they sit on
-ORDER = {"house": (0, 1, 2, 3), "tree": (2, 1, 0), "car": (0, 1, 2), "flower": (2, 1, 0), "fish": (2, 1, 0),
-         "robot": (2, 1, 0)}
-
-
-def _texture(name: str, U, V, u, v):
-    if name == "plain":
-        return np.zeros(U.shape, bool)
-    if name == "speckle":
-        return np.sin(u * 1.9) + np.sin(v * 2.3 + u * 0.7) > 1.0
-    if name == "vstripes":
-        return np.floor(u) % 3 == 0
-    if name == "hstripes":
-        return np.floor(v) % 3 == 0
-    if name == "bricks":
-        row = np.floor(v / 4)
-        return (np.floor(v) % 4 == 0) | (np.floor(u + 3 * (row % 2)) % 6 == 0)
-    if name == "tiles":
-        return (u + v) % 4 < 1.2
-    if name == "checker":
-        return (np.floor(u / 2) + np.floor(v / 2)) % 2 == 0
-    if name == "rays":
-        return np.cos(12 * np.arctan2(V + 0.4, U)) > 0.6
-    if name == "scales":
-        return np.sin(u * 1.6) * np.sin(v * 1.6) > 0.3
-    if name == "cross":  # window bars
-        return (np.abs(u - np.round(u / 5) * 5) < 0.6) | (np.abs(v - np.round(v / 5) * 5) < 0.6)
-    if name == "grass":
-        return np.sin(u * 2.5) * 0.5 + 0.5 > (V - 0.7) * 3
-    if name == "window":
-        return _box(U, V, -0.05, 0.05, -0.85, -0.3)
-    if name == "hub":
-        return ((np.abs(U) - 0.55) ** 2 + (V - 0.55) ** 2) <= 0.015
-    if name == "eye":
-        return _ellipse(U, V, -0.72, -0.12, 0.08, 0.08)
-    if name == "eyes":
-        return _ellipse(U, V, -0.15, -0.75, 0.08, 0.08) | _ellipse(U, V, 0.15, -0.75, 0.08, 0.08)
-    if name == "panel":
-        return _box(U, V, -0.3, 0.3, -0.2, 0.2) & ((np.floor(v) % 3) == 0)
-    raise ValueError(name)
 
 
 def make_scene(split: str, index: int, cand: Candidate, size: int = 64) -> dict:
