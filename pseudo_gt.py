@@ -308,10 +308,11 @@ class Preset:
 
 
 PRESETS = {
-    # the toy UNet attends at 16×16 and 8×8 only: 16×16 cross-attention refined by (A_SA)^τ, τ = 4, the paper's. On the
-    # world-v3 stand-in the refinement lowers localisation, 0.647 → 0.493 (python -m toy.report pseudo-masks): flagged
+    # the toy UNet attends at 16×16 and 8×8 only: 16×16 cross-attention, NOT refined (flagged, docs/fidelity.md). Its
+    # self-attention is near uniform (row entropy 5.2 of 5.5 nats), so (A_SA)^4 spreads each class map over the image
+    # and localisation falls 0.647 → 0.493 (python -m toy.report pseudo-masks; docs/lab_notes/binding.md §13)
     "toy": Preset("toy", sd=str(ROOT / "toy_models" / "sd"), size=64, steps=20,
-                  mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=True)),
+                  mask=MaskConfig(cross_res=(16,), self_res=16, tau=4, refine=False)),
     # the decoder's own model generates (GLASS §5: "no additional dependency"), at its native 768 px, where its
     # coarsest attention layers are 24×24 (cross) and 48×48 (self), the depth of Dataset Diffusion's 16/32 at 512 px
     # (docs/fidelity.md); as their gen_data.py: 100 steps of the own scheduler, 7.5, their negative prompt, bicubic
