@@ -8,7 +8,7 @@ edited by removing or adding one object's slot (Fig. 6), and object properties r
     compositional_edits(model, "val", 100)                 # remove / add one object's slot: success rates
     property_probe(model, train_scenes=1024, val_scenes=256)   # linear probes on slots matched to objects
 
-`python experiments.py tables --only tab7 compose tab8` runs them for GLASS and its baselines. The judge of every
+`python -m experiments tables --only tab7 compose tab8` runs them for GLASS and its baselines. The judge of every
 edit and the feature extractor of the Fréchet distance is the toy eval classifier (toy_models/eval_classifier,
 trained WITH the world's labels; GLASS never sees it). Its penultimate features stand in for Inception's, so the
 distance is "FD over eval-classifier features", not the paper's FID, and its scale does not compare with it.
@@ -41,7 +41,7 @@ def unconditional(model, cond: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(cond)
     if getattr(model, "_empty_prompt", None) is None:
         from transformers import CLIPTextModel, CLIPTokenizer
-        from glass import quiet_loading
+        from infra.loading import quiet_loading
         try:
             with quiet_loading():
                 tokenizer = CLIPTokenizer.from_pretrained(model.config.sd, subfolder="tokenizer")
@@ -231,7 +231,7 @@ def match_objects(slot_ids: torch.Tensor, instance: torch.Tensor, semantic: torc
                   ) -> ObjectSlots:
     """One-to-one matching of slots to ground-truth objects per image, maximising the total mask IoU (Hungarian).
     slot_ids (B, S, S) argmax slot per pixel, instance / semantic (B, S, S), slots (B, K, D)."""
-    from baselines import mask_box
+    from experiments.slot_priors import mask_box
     from matching import hungarian_match
     out = {k: [] for k in ObjectSlots._fields}
     k = slots.shape[1]

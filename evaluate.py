@@ -6,12 +6,12 @@ classical floors every learned model must beat.
 
 Masks are the last-iteration slot attention resized bilinearly to the ground truth and argmaxed over slots. On the
 toy world background is not a GT segment (DINOSAUR/SPOT protocol) unless `--background-segment`; on real data the
-named protocol decides (real_data.py). FG-ARI is reported over all scenes and over scenes with two or more objects
+named protocol decides (infra/real_data.py). FG-ARI is reported over all scenes and over scenes with two or more objects
 (single-object scenes score 0 for any mask upsampled from a token grid); `repeat_*` scores the scenes where a class
 appears twice or more. Floors: k-means per image (K = slots) on encoder tokens and on pixel colour + position.
 
-The paper's experiments (Tab. 2–9, the loss ablation) train rows: they live in experiments.py (`python
-experiments.py tables|ablation ...`), the binding ladder in ladder.py (`python ladder.py`). This module does not
+The paper's experiments (Tab. 2–9, the loss ablation) train rows: they live in experiments/tables.py (`python
+experiments/tables.py tables|ablation ...`), the binding ladder in experiments/ladder.py (`python -m experiments.ladder`). This module does not
 import train.py.
 """
 from __future__ import annotations
@@ -203,8 +203,8 @@ def decoder_mse(model, split: str, n: int, batch_size: int = 32) -> dict:
 
 
 def real_discovery(model, args, device) -> dict:
-    """`discovery --coco/--voc`: a named protocol on real data (real_data.py), the model's own encoder size."""
-    import real_data
+    """`discovery --coco/--voc`: a named protocol on real data (infra/real_data.py), the model's own encoder size."""
+    from infra import real_data
     enc_size = model.config.encoder_size
     if args.coco is not None:
         scenes = real_data.CocoScenes(args.coco, args.images, args.protocol, enc_size, args.num_images, args.size)
@@ -244,7 +244,7 @@ def main(argv=None) -> None:
     d.add_argument("--background-segment", action="store_true", help="toy: background is a GT segment (real data: "
                    "set by --protocol)")
     args = ap.parse_args(argv)
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     if not Path(args.ckpt).exists():
         ap.error(f"--ckpt {args.ckpt} does not exist")
     if (args.coco is None) != (args.images is None):

@@ -20,9 +20,7 @@ downstream.py: generate / compose).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import types
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -33,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines import SLOT_PRIORS, BoxInit, slot_prior
+from infra.loading import quiet_loading
 from matching import segments_from_semantic, semantic_loss_batched
 from slot_attention import GLASSSlotConfig, GLASSSlotModule
 
 ROOT = Path(__file__).resolve().parent
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SLOT_PRIORS = ("none", "count", "boxes")  # GLASSConfig.slot_prior: "none" is GLASS; the others are Tab. 5's baselines
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,8 +77,9 @@ class GLASSConfig:
     match_size: int = 128  # resolution at which slot masks meet pseudo masks
     gradient_checkpointing: bool = False  # UNet gradient checkpointing (GPU memory)
     uncond: str = "empty_prompt"  # classifier-free guidance from slots: "empty_prompt" embedding (authors) or "zeros"
-    # ground truth the weakly-supervised baselines of Tab. 5 get, never GLASS (baselines.py): "count" = K = objects
-    # + 1 active slots (StableLSD-Dynamic); "boxes" = that, and slots start from the objects' boxes (StableLSD-BBox)
+    # ground truth the weakly-supervised baselines of Tab. 5 get, never GLASS (experiments/prior_model.py): "count" =
+    # K = objects + 1 active slots (StableLSD-Dynamic); "boxes" = that, and slots start from the objects' boxes
+    # (StableLSD-BBox)
     slot_prior: str = "none"
 
     def __post_init__(self):
@@ -147,30 +147,6 @@ def preset(name: str, **overrides) -> GLASSConfig:
 # ---------------------------------------------------------------------------------------------------------------
 # parts
 # ---------------------------------------------------------------------------------------------------------------
-
-def _no_torchvision_notice(record: logging.LogRecord) -> bool:
-    return "requires torchvision" not in record.getMessage()  # image processors are never used here
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Load models without a progress bar per model (transformers' weights, diffusers' shards) and without
-    transformers' notice that its image processors fall back from torchvision to PIL. Restores both after."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-    bars = [(lib, lib.is_progress_bar_enabled()) for lib in (transformers_logging, diffusers_logging)]
-    for lib, _ in bars:
-        lib.disable_progress_bar()
-    notice = logging.getLogger("transformers.utils.import_utils")
-    notice.addFilter(_no_torchvision_notice)
-    try:
-        yield
-    finally:
-        notice.removeFilter(_no_torchvision_notice)
-        for lib, was_on in bars:
-            if was_on:
-                lib.enable_progress_bar()
-
 
 def hub_pos_encoding(embeddings_module, embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """DINOv2's position embedding (1, 1 + n², D) for an (height, width) input by torch-hub dinov2's rule (the
@@ -301,8 +277,13 @@ class Encoded(NamedTuple):
 class GLASS(nn.Module):
     """Frozen encoder + slot module + MLP decoder + (VAE, UNet, scheduler) from a Stable Diffusion folder."""
 
+    takes_slot_prior = False  # GLASS is never told the objects; experiments/prior_model.py's subclass of Tab. 5 is
+
     def __init__(self, config: GLASSConfig):
         super().__init__()
+        if config.slot_prior != "none" and not self.takes_slot_prior:
+            raise ValueError(f"slot prior {config.slot_prior!r} belongs to Tab. 5's baselines, not GLASS: build the "
+                             f"model with infra.checkpoint.build_model (experiments/prior_model.SlotPriorGLASS)")
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         with quiet_loading():
             self.encoder = FrozenEncoder(config)
@@ -320,7 +301,6 @@ class GLASS(nn.Module):
         self.mlp_decoder = MLPDecoder(slot_cfg.dim, d_enc, self.encoder.grid ** 2, config.decoder_hidden,
                                       config.decoder_layers, config.decoder_pos_std, config.decoder_factorised,
                                       config.decoder_zero_bias)
-        self.box_init = BoxInit(slot_cfg.dim) if config.slot_prior == "boxes" else None  # Tab. 5's BBox row only
 
     # -- which parameters train in which phase (§4 two phases) --------------------------------------------------
     def param_groups(self, phase: int, lr_slots: float, lr_unet: float, lr_decoder: Optional[float] = None) -> list:
@@ -329,9 +309,7 @@ class GLASS(nn.Module):
         if phase not in (1, 2):
             raise ValueError(f"phase must be 1 or 2, got {phase}")
         self.unet.requires_grad_(phase == 2)
-        slots = list(self.slot_module.parameters())
-        if self.box_init is not None:  # Tab. 5's BBox row: the box MLP trains with the slots
-            slots += list(self.box_init.parameters())
+        slots = [p for name, part in self.trainable_parts(1).items() if name != "mlp_decoder" for p in part.parameters()]
         if lr_decoder is None:
             groups = [{"params": slots + list(self.mlp_decoder.parameters()), "lr": lr_slots, "name": "slots"}]
         else:
@@ -349,22 +327,15 @@ class GLASS(nn.Module):
 
     # -- forward parts -----------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor, slots: Optional[torch.Tensor] = None,
-               instance: Optional[torch.Tensor] = None, features: Optional[torch.Tensor] = None) -> Encoded:
-        """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks. `instance`
-        (B, H, W): ground-truth instance maps, read only by the Tab. 5 baselines (slot prior "count"/"boxes").
-        `features`: the frozen encoder's tokens of these images when already computed (`frozen_outputs`)."""
+               instance: Optional[torch.Tensor] = None, features: Optional[torch.Tensor] = None,
+               slot_mask: Optional[torch.Tensor] = None) -> Encoded:
+        """images (B, 3, H, W) in [0, 1] → features, slots, attention, UNet context and grid masks. `features`: the
+        frozen encoder's tokens of these images when already computed (`frozen_outputs`). `slot_mask` (B, K) bool:
+        slots that take part (default all). `instance` (B, H, W): ground-truth instance maps, which GLASS never
+        reads; the Tab. 5 baselines' subclass (experiments/prior_model.py) turns them into slots and a slot mask."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         feats = self.encoder(images) if features is None else features  # (B, N, D_enc)
-        slot_mask = None
-        if self.config.slot_prior != "none":  # Tab. 5's baselines: K = objects + 1 slots, maybe started from boxes
-            if instance is None:
-                raise ValueError(f"slot prior {self.config.slot_prior!r} needs ground-truth instance maps (a dataset "
-                                 f"with 'instance' items, e.g. baseline_data.write_oracle_dataset)")
-            prior = slot_prior(instance, self.config.slots.num_slots)
-            slot_mask = prior.active  # (B, K)
-            if self.box_init is not None:
-                slots = self.box_init(prior.boxes)  # (B, K, D)
         out = self.slot_module(feats, slots=slots, slot_mask=slot_mask)
         g = self.encoder.grid
         masks = out.attn.reshape(out.attn.shape[0], out.attn.shape[1], g, g)  # (B, K, h, w)
@@ -456,11 +427,9 @@ class GLASS(nn.Module):
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def trainable_parts(self, phase: int) -> dict:
-        """name → module of what trains in `phase` (§4): slot module, MLP decoder (and Tab. 5's box MLP), plus the
-        UNet in phase 2. A checkpoint of that phase holds exactly these."""
+        """name → module of what trains in `phase` (§4): slot module and MLP decoder, plus the UNet in phase 2. A
+        checkpoint of that phase holds exactly these."""
         parts = {"slot_module": self.slot_module, "mlp_decoder": self.mlp_decoder}
-        if self.box_init is not None:
-            parts["box_init"] = self.box_init
         if phase == 2:
             parts["unet"] = self.unet
         return parts
@@ -482,14 +451,3 @@ class GLASS(nn.Module):
                 module.load_state_dict(part, strict=True)
             elif name != "unet":
                 raise ValueError(f"checkpoint holds no {name} weights")
-
-def load_checkpoint_model(folder, device="cpu") -> tuple[GLASS, dict]:
-    """Rebuild a GLASS model from a checkpoint folder alone (config.json + model.safetensors)."""
-    from safetensors.torch import load_file
-    folder = Path(folder)
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"{folder} is not a GLASS checkpoint (config.json missing)")
-    info = json.loads((folder / "config.json").read_text())
-    model = GLASS(GLASSConfig.from_dict(info["model"]))
-    model.load_trainable_state(load_file(folder / "model.safetensors"))
-    return model.to(device), info

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import rank_device
-from glass import quiet_loading
-from data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
+from infra.checkpoint import rank_device
+from infra.loading import quiet_loading
+from infra.data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
                   writer_lock)
 from prompts import (DATASET_DIFFUSION_NEGATIVE, Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt,
                      class_id_matrix, coco_vocabulary, find_classes, token_groups, toy_vocabulary)
@@ -324,7 +324,7 @@ PRESETS = {
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the method for a batch of images (§4); write_dataset wraps it with resume, locking and sharding (data.py)
+# the method for a batch of images (§4); write_dataset wraps it with resume, locking and sharding (infra/data.py)
 # ---------------------------------------------------------------------------------------------------------------
 
 class PseudoItem(NamedTuple):

@@ -15,7 +15,7 @@ module; its flags carry a `slot-` prefix unless the name already says "slot": --
 here, glass.PRESETS for the model) fills in every field the flags leave unset. `python train.py --help` lists them.
 
 `run_phase` is the loop, on one screen: lr → forward (the losses) → backward → clip → step → log → checkpoint.
-progress.py prints and plots what it logs; checkpoint.py writes checkpoints a crash cannot break (model.safetensors,
+infra/progress.py prints and plots what it logs; infra/checkpoint.py writes checkpoints a crash cannot break (model.safetensors,
 config.json, train_state.pt in OUT/phase{1,2}/) and resumes exactly (--resume). At the end of a toy run, val
 metrics (evaluate.discovery) go to OUT/val_phase{N}.json with a figure of val scenes. Other modules call
 `run(options(...))`, never `main(argv)`.
@@ -23,16 +23,12 @@ metrics (evaluate.discovery) go to OUT/val_phase{N}.json with a figure of val sc
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import inspect
 import json
 import os
 import sys
-import textwrap
 import time
-import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -40,11 +36,12 @@ import torch
 
 import evaluate
 import glass
-from checkpoint import (check_ranks_in_sync, check_shared_out, complete, rank_device, read_checkpoint_info,
-                        recover_checkpoint, resume_or_init, rng_states, save_checkpoint)
-from data import FrozenCache, PseudoGTDataset, batch_to_device, check_dataset, ensure_dataset, make_loader
 from glass import GLASSConfig
-from progress import PhaseLog, term_grad_norms
+from infra.checkpoint import (build_model, check_ranks_in_sync, check_shared_out, complete, rank_device,
+                              read_checkpoint_info, recover_checkpoint, resume_or_init, rng_states, save_checkpoint)
+from infra.data import FrozenCache, PseudoGTDataset, batch_to_device, check_dataset, ensure_dataset, make_loader
+from infra import flags
+from infra.progress import PhaseLog, term_grad_norms
 from slot_attention import GLASSSlotConfig
 from toy.dataset import write_toy_dataset
 
@@ -119,37 +116,7 @@ TOY_DATASET_IMAGES = 512  # what the toy preset writes when --data does not exis
 CONFIGS = (RunConfig, GLASSConfig, GLASSSlotConfig)  # the dataclasses whose fields are the flags, in --help's order
 
 
-# --- flags: one per field, generated from the three config dataclasses ---------------------------------------------
-
-def field_comments(cls) -> dict:
-    """Each field's comment in `cls`'s source: the one on its line, else the comment lines right above it."""
-    lines = textwrap.dedent(inspect.getsource(cls)).splitlines()
-    comments = {}
-    for node in ast.parse("\n".join(lines)).body[0].body:
-        if isinstance(node, ast.AnnAssign):
-            tail = lines[node.end_lineno - 1][node.end_col_offset:].strip()
-            above, i = [], node.lineno - 2
-            while i >= 0 and lines[i].strip().startswith("#"):
-                above.insert(0, lines[i].strip().lstrip("# "))
-                i -= 1
-            comments[node.target.id] = tail.lstrip("# ") if tail.startswith("#") else " ".join(above)
-    return comments
-
-
-def flag_fields() -> dict:
-    """flag name (as its argparse dest) → (config class, field name, type), for every scalar field a flag may set.
-    Slot fields take the prefix slot_; input_dim and out_dim follow from the loaded models, no flag sets them."""
-    out = {}
-    for cls in CONFIGS:
-        hints = typing.get_type_hints(cls)
-        for f in fields(cls):
-            kinds = [t for t in typing.get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
-            if len(kinds) != 1 or kinds[0] not in (bool, int, float, str) or f.name in ("input_dim", "out_dim"):
-                continue  # tuples, nested configs, the model
-            dest = f.name if cls is not GLASSSlotConfig or "slot" in f.name else "slot_" + f.name
-            out[dest] = (cls, f.name, kinds[0])
-    return out
-
+# --- flags: one per field of CONFIGS (infra/flags.py turns field comments into help texts) -----------------------
 
 def preset_value(preset: str, cls, name: str):
     """A preset's value of field `name` of `cls` (for the help text), paths inside the repository relative."""
@@ -159,30 +126,23 @@ def preset_value(preset: str, cls, name: str):
     return os.path.relpath(value, ROOT) if isinstance(value, str) and value.startswith(str(ROOT)) else value
 
 
+def flag_fields() -> dict:
+    """flag dest → (config class, field name, type) of every flag; slot fields take the prefix slot_ unless their
+    name says "slot", and input_dim / out_dim follow from the loaded models."""
+    return flags.flag_fields(CONFIGS, prefixes={GLASSSlotConfig: "slot_"}, skip=("input_dim", "out_dim"))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    groups = {cls: ap.add_argument_group(f"{cls.__name__} ({Path(inspect.getsourcefile(cls)).name})",
-                                         cls.__doc__.split("\n")[0]) for cls in CONFIGS}
-    comments = {cls: field_comments(cls) for cls in groups}
-    for dest, (cls, name, kind) in flag_fields().items():
-        toy, paper = preset_value("toy", cls, name), preset_value("paper", cls, name)
-        default = "" if name == "preset" else f" [toy {toy}, paper {paper}]" if toy != paper else f" [default {toy}]"
-        helptext = (comments[cls][name] + default).replace("%", "%%")
-        flag = "--" + dest.replace("_", "-")
-        if kind is bool:
-            groups[cls].add_argument(flag, action=argparse.BooleanOptionalAction, help=helptext)
-        else:
-            groups[cls].add_argument(flag, type=kind, help=helptext, metavar=kind.__name__.upper())
-    return ap
+    return flags.build_parser(__doc__, CONFIGS, flag_fields(), preset_value, presets=("toy", "paper"))
 
 
 def options(argv=(), **overrides) -> RunConfig:
     """The one config path of a run: the preset's values, replaced by the flags (`argv`, as on the command line),
     then by keyword overrides named like the flags (`options(phase=1, steps=400, semantic=False)`). Values are
-    checked with clear errors. What `python train.py ...`, experiments.py and the notebooks all use."""
+    checked with clear errors. What `python train.py ...`, experiments/tables.py and the notebooks all use."""
     ap = build_parser()
-    flags = flag_fields()
-    unknown = sorted(set(overrides) - set(flags))
+    fields_ = flag_fields()
+    unknown = sorted(set(overrides) - set(fields_))
     if unknown:
         raise TypeError(f"train.py has no option {unknown[0]!r}")
     given = {k: v for k, v in vars(ap.parse_args(list(argv))).items() if v is not None}
@@ -190,7 +150,7 @@ def options(argv=(), **overrides) -> RunConfig:
     name = given.pop("preset", "toy")
     if name not in PRESETS:
         ap.error(f"--preset must be one of {sorted(PRESETS)}, got {name!r}")
-    sets = {cls: {flags[d][1]: v for d, v in given.items() if flags[d][0] is cls} for cls in CONFIGS}
+    sets = {cls: {fields_[d][1]: v for d, v in given.items() if fields_[d][0] is cls} for cls in CONFIGS}
     try:
         model = glass.preset(name, slots=sets[GLASSSlotConfig], **sets[GLASSConfig])
         args = replace(PRESETS[name], model=model, **sets[RunConfig])
@@ -215,7 +175,7 @@ def options(argv=(), **overrides) -> RunConfig:
     return args
 
 
-# --- one phase: the loop, then the helpers it calls in the order it calls them (progress.py: PhaseLog) -------------
+# --- one phase: the loop, then the helpers it calls in the order it calls them (infra/progress.py: PhaseLog) -------------
 
 def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -> Path:
     """Train one phase (§4) up to `num_steps`, resuming from OUT/phase{phase} with --resume. Returns that folder."""
@@ -328,7 +288,7 @@ def build(args, phase: int, device, rank: int):
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the checkpoint before rank 0 has recovered it
     torch.manual_seed(args.seed)
-    model = glass.GLASS(args.model).to(device)  # the same initial weights on every rank
+    model = build_model(args.model).to(device)  # the same initial weights on every rank
     if rank > 0:  # ... but each rank its own slot-initialisation noise (the global RNG; rank 0 keeps the seed's)
         torch.manual_seed(args.seed * 1000003 + 7919 * rank)  # not gen's seed (seed · 1000 + rank)
     lr_main = args.lr_slots1 if phase == 1 else args.lr_slots2
@@ -410,7 +370,7 @@ def run(args: RunConfig) -> dict:
     ckpt = run_phase(args, args.phase, steps, device, rank, world)
     result = {"checkpoint": str(ckpt), "minutes": round((time.time() - t0) / 60, 2)}
     if rank == 0 and args.eval_images and args.preset == "toy":
-        from glass import load_checkpoint_model
+        from infra.checkpoint import load_checkpoint_model
         model, _ = load_checkpoint_model(ckpt, device)
         result["val"] = evaluate.discovery(model, "val", args.eval_images, device)
         evaluate.save_val_figure(model, out / f"val_phase{args.phase}.png", device)

@@ -28,18 +28,14 @@
 
 # %%
 import os, sys
-sys.path.insert(0, os.path.abspath(".."))          # the project root: notebooks import its modules
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import warnings; warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars
+from preamble import setup                         # notebooks/preamble.py: project root on the path, offline, 2 threads
+FAST = setup()                                     # CI runs every notebook in a small setting (GLASS_FAST=1)
 import torch, numpy as np, matplotlib.pyplot as plt
-torch.set_num_threads(2)
-FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a small setting
-print("fast mode" if FAST else "full mode")
 
 # %%
 import pseudo_gt as pg
 from toy.world import make_scene
-from glass import quiet_loading
+from infra.loading import quiet_loading
 with quiet_loading():                               # no progress bar per loaded component
     pipe = pg.load_pipeline(pg.PRESETS["toy"].sd)
 vocab = pg.toy_vocabulary()

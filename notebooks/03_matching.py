@@ -28,18 +28,15 @@
 
 # %%
 import os, sys
-sys.path.insert(0, os.path.abspath(".."))          # the project root: notebooks import its modules
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import warnings; warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars
+from preamble import setup                         # notebooks/preamble.py: project root on the path, offline, 2 threads
+FAST = setup()                                     # CI runs every notebook in a small setting (GLASS_FAST=1)
 import torch, numpy as np, matplotlib.pyplot as plt
-torch.set_num_threads(2)
-FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a small setting
-print("fast mode" if FAST else "full mode")
 
 # %%
 from demo_checkpoint import notebook_checkpoint   # notebooks/demo_checkpoint.py: the quick start's model, or a demo one (it says which)
-from glass import load_checkpoint_model, upsample_masks
-from data import PseudoGTDataset
+from glass import upsample_masks
+from infra.checkpoint import load_checkpoint_model
+from infra.data import PseudoGTDataset
 from matching import iou_matrix, hungarian_match, segments_from_semantic, semantic_loss
 import torch.nn.functional as F
 ckpt = notebook_checkpoint(phase=1)

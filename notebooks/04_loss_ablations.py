@@ -24,19 +24,15 @@
 # - $L_{instance}$: an MLP decoder rebuilds the frozen encoder's tokens from the slots (DINOSAUR's loss). The
 #   tokens differ between instances, so it pays to give each instance its own slot.
 #
-# **What you will see:** the table of `python experiments.py ablation` (three seeds, the quick start's phase-1
+# **What you will see:** the table of `python -m experiments ablation` (three seeds, the quick start's phase-1
 # budget), the loss curves, and the paper's Fig. 4 redrawn: the masks of the four loss sets on val scenes where a
 # class repeats.
 
 # %%
 import os, sys
-sys.path.insert(0, os.path.abspath(".."))          # the project root: notebooks import its modules
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import warnings; warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars
+from preamble import setup                         # notebooks/preamble.py: project root on the path, offline, 2 threads
+FAST = setup()                                     # CI runs every notebook in a small setting (GLASS_FAST=1)
 import torch, numpy as np, matplotlib.pyplot as plt
-torch.set_num_threads(2)
-FAST = os.environ.get("GLASS_FAST", "0") == "1"    # CI runs every notebook in a small setting
-print("fast mode" if FAST else "full mode")
 
 # %%
 import json, csv, subprocess
@@ -44,13 +40,13 @@ from pathlib import Path
 root = Path("..").resolve()
 abl = root / "runs" / "ablation"
 if FAST or not (abl / "ablation.json").exists():
-    print("no runs/ablation (python experiments.py ablation --seeds 0 1 2 --steps 900, about 60 minutes on 2 cores): "
+    print("no runs/ablation (python -m experiments ablation --seeds 0 1 2 --steps 900, about 60 minutes on 2 cores): "
           "a 5-step DEMO ablation, whose numbers mean nothing")
     abl = root / "runs" / "notebook_fast_ablation"
     if not (abl / "ablation.md").exists():  # the command writes ablation.md last
         from demo_checkpoint import notebook_checkpoint
         notebook_checkpoint(phase=1)  # the demo model's run writes the small dataset too
-        subprocess.run([sys.executable, "experiments.py", "ablation", "--seeds", "0", "--steps", "5", "--images", "16",
+        subprocess.run([sys.executable, "-m", "experiments", "ablation", "--seeds", "0", "--steps", "5", "--images", "16",
                         "--out", str(abl), "--", "--data", str(root / "data" / "notebook_fast"), "--batch-size", "8",
                         "--workers", "0", "--log-every", "1"], cwd=root, check=True, capture_output=True)
 results = json.loads((abl / "ablation.json").read_text())  # {loss set: [metrics of each seed, with its run folder]}
@@ -94,7 +90,7 @@ axes[0].legend(fontsize=7); plt.suptitle("loss terms per ablation (seed 0)"); pl
 # seed 0. The scenes are the first val scenes where a class appears twice or more.
 
 # %%
-from glass import load_checkpoint_model
+from infra.checkpoint import load_checkpoint_model
 from toy.world import ToyScenes
 ds = ToyScenes("val")
 from itertools import islice

@@ -94,7 +94,7 @@ def write_dataset(folder: Path, n: int, size: int = 768) -> Path:
     """A pseudo-GT dataset folder of n random 768-px images and masks in the writer's layout (pseudo_gt.py), for the
     loader to read as in training: PNG decoding, uint8 batches, the host-to-device copy."""
     import numpy as np
-    from data import save_png_atomic
+    from infra.data import save_png_atomic
     out = folder / "data"
     (out / "images").mkdir(parents=True)
     (out / "masks").mkdir()
@@ -116,7 +116,7 @@ def measure_step(folder: str, phase: int, batch: int, repeats: int, device: str,
     `build` (fused AdamW over the phase's groups), its loader over 768-px PNGs (uint8, pinned on a GPU), its
     host-to-device copy and conversion, its `forward` (autocast, the finiteness check), backward, clip, step."""
     import train
-    from data import PseudoGTDataset, batch_to_device, make_loader
+    from infra.data import PseudoGTDataset, batch_to_device, make_loader
     dev = torch.device(device)
     flags = ["--preset", "paper", "--encoder", f"{folder}/encoder", "--sd", f"{folder}/sd", "--data",
              f"{folder}/data", "--out", f"{folder}/run", "--batch-size", str(batch), "--global-batch", str(batch),
@@ -171,11 +171,11 @@ def measure_pseudo_gt(folder: str, steps: int, device: str, out) -> None:
     """One pseudo-GT image at the paper preset (768 px, guidance 7.5, attention recorded, masks refined), timed with
     `steps` denoising steps and with one: the difference gives the cost of a step, the rest the fixed cost (text
     encoding, VAE decoding, refinement), and together the preset's steps (100, as Dataset Diffusion)."""
-    import glass
     import pseudo_gt
+    from infra.loading import quiet_loading
     dev = torch.device(device)
     preset = pseudo_gt.PRESETS["paper"]
-    with glass.quiet_loading():
+    with quiet_loading():
         pipe = pseudo_gt.load_pipeline(f"{folder}/sd", device=dev, scheduler=preset.scheduler)
     classes = [["person", "dog"]]
     ids = torch.tensor([[1, 18]])

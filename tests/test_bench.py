@@ -1,5 +1,5 @@
-"""bench.py's measuring: contenders alternate run by run, and a missing peer is reported, not fatal."""
-import bench
+"""scripts/bench.py's measuring: contenders alternate run by run, and a missing peer is reported, not fatal."""
+from scripts import bench
 
 
 def test_contenders_alternate_and_each_keeps_its_rounds():

@@ -1,4 +1,4 @@
-"""Tests of the experiments (experiments.py, ladder.py, baseline_data.py): oracle datasets hold the ground truth,
+"""Tests of the experiments (experiments/tables.py, experiments/ladder.py, experiments/baseline_data.py): oracle datasets hold the ground truth,
 the k-means floor against scikit-learn on a hand-made case, FG-ARI on multi-object scenes, one small ladder run end
 to end, and every table of the fast budget."""
 import json
@@ -8,12 +8,12 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-import baseline_data
+from experiments import baseline_data
 import evaluate
-import experiments
-import ladder
+from experiments import tables as experiments
+from experiments import ladder
 import metrics
-from data import PseudoGTDataset
+from infra.data import PseudoGTDataset
 from toy import world
 
 
@@ -126,7 +126,8 @@ def test_tables_fast_budget_builds_every_table_from_configurations_and_resumes(t
     dino = config("DINOSAUR")["model"]
     assert (dino["recon"], dino["semantic"], dino["instance"]) == (False, False, True)
     # "DINOSAUR, decoder masks" is the DINOSAUR run scored by the argmax of its MLP decoder's alpha masks
-    from glass import load_checkpoint_model, slot_labels
+    from glass import slot_labels
+    from infra.checkpoint import load_checkpoint_model
     model, _ = load_checkpoint_model(tmp_path / "dinosaur" / "phase1")
     scenes = [world.ToyScenes("val")[i] for i in range(8)]
     images = torch.stack([s["image"] for s in scenes])

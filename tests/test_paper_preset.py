@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import pseudo_gt
-import checkpoint
+from infra import checkpoint
 import train
 from conftest import tiny_args
-from data import PseudoGTDataset
+from infra.data import PseudoGTDataset
 
 
 class Gathered(Exception):

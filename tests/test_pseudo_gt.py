@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from data import PseudoGTDataset
-import data
+from infra.data import PseudoGTDataset
+from infra import data
 import prompts
 import pseudo_gt as pg
 from toy import report as toy_report

@@ -1,4 +1,4 @@
-"""Tests of real_data.py on a tiny COCO-format dataset and a tiny VOC-style folder written here: masks by hand,
+"""Tests of infra/real_data.py on a tiny COCO-format dataset and a tiny VOC-style folder written here: masks by hand,
 the crop, overlaps and crowds, bad data named and counted, and `evaluate.py discovery --coco / --voc` end to end."""
 import json
 
@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-import checkpoint
-import real_data
+from infra import checkpoint
+from infra import real_data
 
 H, W = 40, 60  # a wide image: the centre square is columns 10..49
 

@@ -1,4 +1,4 @@
-"""released.py: folders written here in the GLASS authors' layout (random weights, their parameter names) convert
+"""scripts/released.py: folders written here in the GLASS authors' layout (random weights, their parameter names) convert
 into a checkpoint that loads, and the converted slot module computes what a hand-written forward of the released
 module's equations computes on the same weights. A tensor mapped to the wrong role changes the output."""
 import json
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-import released
+from scripts import released
 
 D, K, SIDE = 12, 4, 4  # slot width = input width, slots, token grid side
 
@@ -147,7 +147,7 @@ def test_stage2_checkpoint_loads_with_every_released_tensor(tiny_models, tmp_pat
     """A stage-1 and stage-2 folder sized for the tiny models: glass.load_checkpoint_model rebuilds a phase-2 model
     whose slot module and UNet hold exactly the released tensors."""
     from diffusers import UNet2DConditionModel
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     from tests.conftest import tiny_glass_config
     enc = json.loads((tiny_models / "encoder" / "config.json").read_text())
     unet = UNet2DConditionModel.from_pretrained(tiny_models / "sd" / "unet")

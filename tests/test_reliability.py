@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-import data
-from data import PseudoGTDataset
+from infra import data
+from infra.data import PseudoGTDataset
 import pseudo_gt
 import train
 from toy.dataset import write_toy_dataset
@@ -174,7 +174,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_no_obstacle(tiny_
 
 
 def test_concurrent_png_writes_never_collide(tmp_path):
-    code = ("import sys, numpy as np; sys.path.insert(0, %r); import data\n"
+    code = ("import sys, numpy as np; sys.path.insert(0, %r); from infra import data\n"
             "for i in range(150): data.save_png_atomic(np.full((32, 32), i %% 255, np.uint8), "
             "__import__('pathlib').Path(%r))") % (str(ROOT), str(tmp_path / "same.png"))
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]

@@ -206,7 +206,7 @@ def test_probe_ceiling_probes_on_schedule_and_saves_nothing(tmp_path, monkeypatc
 
     def fake_probe(enc, n_train, n_val):  # what the probe is shown: the encoder as it is at that step, in eval mode
         seen.append(enc.training)
-        return float(sum(p.double().sum() for p in enc.parameters())) % 1.0
+        return float(sum(p.detach().double().sum() for p in enc.parameters())) % 1.0
 
     monkeypatch.setattr(report, "linear_probe", fake_probe)
     points = report.probe_ceiling(models.ModelSizes.tiny(), cfg, every=2, probe_images=8)

@@ -47,7 +47,7 @@ def test_run_phase_equals_a_plain_training_loop(tiny_models, tiny_dataset, tmp_p
     """train.run_phase and its helpers compute exactly the textbook loop written out here: same seed, same model,
     AdamW over the phase's groups, linear warm-up, forward, backward, clip, step. Identical weights, bit for bit
     (per-term gradient norms at log steps included, which must not change the step)."""
-    from data import PseudoGTDataset, make_loader
+    from infra.data import PseudoGTDataset, make_loader
     from glass import GLASS
     steps = 4
     args = train.options(tiny_args(tiny_models, tiny_dataset, tmp_path / "run", "--phase", "1", "--steps",
@@ -86,7 +86,7 @@ def test_phase2_runs_phase1_first_and_checkpoints_describe_themselves(tiny_model
     val = json.loads((tmp_path / "val_phase2.json").read_text())["val"]
     assert result["val"] == val, "the returned metrics are the ones written to JSON"
     assert (tmp_path / "val_phase2.png").exists() and (tmp_path / "loss_phase2.png").exists()
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     model, info = load_checkpoint_model(tmp_path / "phase2")
     assert info["phase"] == 2 and torch.equal(model.unet.state_dict()["conv_in.weight"], p2["unet.conv_in.weight"])
     # the printed val numbers are the checkpoint's: scored again from the folder alone they agree exactly
@@ -182,7 +182,7 @@ def test_two_rank_resume_continues_each_ranks_streams_exactly(tiny_models, tiny_
 def test_global_batch_is_the_same_items_on_one_and_two_ranks():
     """--global-batch 8 at --batch-size 2: one rank accumulates 4 passes, two ranks 2 each, four ranks 1; every
     step's items are the same set, each item once. The paper preset's 128 on 1, 4 and 8 GPUs."""
-    from data import StepSampler
+    from infra.data import StepSampler
     for step in (0, 1, 5, 13):
         sets = []
         for world in (1, 2, 4):
@@ -266,7 +266,7 @@ def test_paper_preset_code_path_on_tiny_models(tiny_dataset, tmp_path):
             "--workers", "0", "--slot-dim", "32", "--slot-mlp-hidden", "32", "--decoder-hidden", "64", "--match-size", "32",
             "--global-batch", "2"]
     train.main(args)
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     model, info = load_checkpoint_model(tmp_path / "run" / "phase1")
     assert info["model"]["slots"]["num_slots"] == 7 and info["model"]["slots"]["iters"] == 5
     assert info["model"]["encoder_mean"] == [0.485, 0.456, 0.406]
@@ -331,7 +331,7 @@ def test_training_flags_override_the_train_preset_field_by_field():
 
 def test_frozen_cache_gives_the_losses_of_the_uncached_step(tiny_models, tiny_dataset):
     from conftest import tiny_glass_config
-    from data import FrozenCache, PseudoGTDataset
+    from infra.data import FrozenCache, PseudoGTDataset
     from glass import GLASS
     model = GLASS(tiny_glass_config(tiny_models, slots={"num_slots": 4, "iters": 2, "dim": 16, "mlp_hidden": 16,
                                                         "learned_init": True}))
@@ -354,7 +354,7 @@ def test_frozen_cache_gives_the_losses_of_the_uncached_step(tiny_models, tiny_da
 
 def test_term_grad_norms_match_one_backward_per_term(tiny_models, tiny_dataset):
     from conftest import tiny_glass_config
-    from data import PseudoGTDataset
+    from infra.data import PseudoGTDataset
     from glass import GLASS
     torch.manual_seed(0)
     model = GLASS(tiny_glass_config(tiny_models))
@@ -375,7 +375,7 @@ def test_prefetch_fits_half_the_free_shared_memory(monkeypatch):
     """8 workers × 75 MB batches (32 images of 768 px, uint8, with masks) in a container's 64 MB /dev/shm: one
     batch each, not the default 4; with room to spare, at most 4."""
     import shutil
-    from data import prefetch_batches
+    from infra.data import prefetch_batches
     usage = type("Usage", (), {"free": 64 * 2 ** 20})
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     assert prefetch_batches(75 * 2 ** 20, 8) == 1

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pseudo_gt
-from glass import quiet_loading
+from infra.loading import quiet_loading
 
 
 def write_toy_dataset(folder: Path, num_images: int, sd: str, extend: bool = False, captioner: str = "toy") -> None:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import prompts as pr
 import pseudo_gt as pg
-from glass import quiet_loading
+from infra.loading import quiet_loading
 
 from toy.models import (DEFAULT_OUT, ModelSizes, build_encoder, folder_size_mb, load_classifier,
                         load_vae, patch_features, sizes_of)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import prompts as pr
-from glass import quiet_loading
+from infra.loading import quiet_loading
 from toy.tokens import linear_probe, token_variance
 from toy.world import MAX_PARTS, make_scene
 

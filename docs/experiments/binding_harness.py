@@ -21,7 +21,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from data import PseudoGTDataset  # noqa: E402
+from infra.data import PseudoGTDataset  # noqa: E402
 import evaluate  # noqa: E402
 import metrics  # noqa: E402
 

@@ -4,7 +4,7 @@ instance) and "all three" at 900, 1350 and 1800 steps, seed 0, drawn to figures/
 The 900-step points are the loss ablation's seed-0 runs; the same runs are continued exactly to 1800 steps (the
 learning rate is constant after warm-up, so a continued run is the longer run):
 
-    python experiments.py ablation --seeds 0 1 2 --steps 900 --out runs/ablation -- --threads 2
+    python -m experiments ablation --seeds 0 1 2 --steps 900 --out runs/ablation -- --threads 2
     for r in plus_instance_seed0 all_three_seed0; do
       cp -r runs/ablation/$r runs/budget/$r
       python train.py --phase 1 --out runs/budget/$r --steps 1800 --resume --val-every 450 --eval-images 256 \\

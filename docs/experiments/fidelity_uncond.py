@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import downstream  # noqa: E402
 import metrics  # noqa: E402
-from glass import load_checkpoint_model  # noqa: E402
+from infra.checkpoint import load_checkpoint_model  # noqa: E402
 from toy.world import ToyScenes  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

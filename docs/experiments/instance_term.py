@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-import baseline_data  # noqa: E402
-import experiments  # noqa: E402
-import ladder  # noqa: E402
+from experiments import baseline_data  # noqa: E402
+from experiments import tables as experiments  # noqa: E402
+from experiments import ladder  # noqa: E402
 
 VARIANTS = {  # name → train.py flags
     "DINOSAUR recipe (pos std 0.02, decoder lr = slots lr)": [],

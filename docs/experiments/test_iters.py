@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from glass import load_checkpoint_model  # noqa: E402
+from infra.checkpoint import load_checkpoint_model  # noqa: E402
 from evaluate import discovery  # noqa: E402
 
 KEYS = ("miou_i", "mbo_i", "fg_ari_multi", "so", "po", "go", "repeat_go")

@@ -1,11 +1,11 @@
 """The binding ladder: where object binding is won or lost on the toy world (this project's diagnostic, not a table
 of the paper; its reading is in docs/lab_notes/binding.md and its table in docs/results.md).
 
-    python ladder.py --steps 900 --out runs/ladder -- --threads 2      # after --: train.py flags for every rung
+    python -m experiments.ladder --steps 900 --out runs/ladder -- --threads 2      # after --: train.py flags for every rung
 
 The same slot model and budget on every rung: k-means floors, the ground-truth semantic mask scored as if it were
 slot masks (the ceiling of perfect semantic guidance), and phase-1 runs of train.py on the quick start's pseudo-GT
-data and on oracle datasets of real scenes with ground-truth semantic or instance masks (baseline_data.py).
+data and on oracle datasets of real scenes with ground-truth semantic or instance masks (experiments/baseline_data.py).
 Resumable: finished rungs are read back from OUT/ladder.json. Checked by tests/test_evaluate.py.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 import train
-from baseline_data import write_oracle_dataset
+from experiments.baseline_data import write_oracle_dataset
 from evaluate import discovery_of, kmeans_floor
-from experiments import decoder_line, trained_row
+from experiments.tables import decoder_line, trained_row
 from toy import world
 
 # (rung name, training data, train.options overrides): the same slot model and budget on every rung
@@ -38,7 +38,8 @@ def run_ladder(out: Path, steps: int, images: int, eval_images: int, pseudo_data
                only: Optional[list] = None) -> dict:
     """Train every rung of LADDER for `steps` phase-1 steps (resumable: finished runs are read back) and score
     them, with the k-means floors, on val and shift. Returns {rung: {split: metrics}}."""
-    from glass import FrozenEncoder, quiet_loading
+    from glass import FrozenEncoder
+    from infra.loading import quiet_loading
     args = train.options(extra, phase=1)
     results_path = out / "ladder.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}

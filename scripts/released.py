@@ -7,8 +7,8 @@ and written anew:
 Their MLP decoder is not released (evaluation does not use it); the converted checkpoint carries a freshly
 initialised one (seed 0) so that it loads like any other, and config.json says so.
 
-    python released.py --stage1 glass_st1/checkpoint --out runs/released/phase1
-    python released.py --stage1 glass_st1/checkpoint --stage2 glass_st2/checkpoint --out runs/released/phase2
+    python scripts/released.py --stage1 glass_st1/checkpoint --out runs/released/phase1
+    python scripts/released.py --stage1 glass_st1/checkpoint --stage2 glass_st2/checkpoint --out runs/released/phase2
     python evaluate.py discovery --ckpt runs/released/phase1 --coco coco/annotations/instances_val2017.json \
         --images coco/val2017 --protocol glass
 
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as python scripts/released.py: the project's modules
 from slot_attention import GLASSSlotConfig, GLASSSlotModule
 
 SLOT_FOLDER, UNET_FOLDER = "multiheadstevesa", "unet2dconditionmodel"
@@ -194,7 +195,7 @@ def main(argv=None) -> None:
     try:
         info = convert(args.stage1, args.out, args.stage2, args.preset)
     except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"released.py: {e}")
+        sys.exit(f"scripts/released.py: {e}")
     print(f"wrote {args.out} (phase {info['phase']}): {json.dumps(asdict(GLASSSlotConfig(**info['model']['slots'])))}")
 
 

@@ -7,7 +7,7 @@
                               stand-in for SAMv2): Tab. 6c's other guidance source
     encoder_variant           Tab. 6b's other encoders: masked-patch pretraining (MAE) or a random initialisation
 
-Every writer is resumable (finished items are kept). experiments.py and ladder.py call them; tests/test_evaluate.py
+Every writer is resumable (finished items are kept). experiments/tables.py and experiments/ladder.py call them; tests/test_evaluate.py
 checks them against the world's own scenes and scikit-image.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
+from infra.data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
 from toy import world
 
 ORACLE_OFFSET = 5_000_000  # train-stream scenes of the oracle datasets (the pseudo-GT writer uses 0, 1, …)

@@ -1,7 +1,7 @@
 """Speed, measured side by side in one process: ratios against a peer implementation and against floors.
 
-    python bench.py                                  # everything; writes bench.json
-    python bench.py --only slots step --repeats 9    # a subset
+    python scripts/bench.py                                  # everything; writes bench.json
+    python scripts/bench.py --only slots step --repeats 9    # a subset
     pip install --no-deps --target .bench_lib slot-attention==1.4.0   # the peer: lucidrains' slot-attention
 
 Every comparison alternates its contenders run by run and reports medians over `--repeats` runs, so that a busy
@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as python scripts/bench.py: the project's modules
 PEER = ROOT / ".bench_lib"  # pip install --no-deps --target .bench_lib slot-attention==1.4.0
 
 
@@ -121,7 +122,7 @@ def bench_slots(repeats: int) -> dict:
 
 def bench_record(repeats: int) -> dict:
     import pseudo_gt as pg
-    from glass import quiet_loading
+    from infra.loading import quiet_loading
     from toy.world import make_scene
     preset = pg.PRESETS["toy"]
     with quiet_loading():
@@ -255,7 +256,7 @@ def bench_stages(repeats: int, images: int = 32, steps: int = 40, scenes: int = 
     import evaluate
     import train
     from toy.dataset import write_toy_dataset
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     out = {"images": images, "steps": steps, "scenes": scenes}
     with tempfile.TemporaryDirectory() as tmp:
         device = torch.device("cpu")

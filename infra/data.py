@@ -157,7 +157,7 @@ class Manifest:
 
 class PseudoGTDataset(torch.utils.data.Dataset):
     """A folder written by `pseudo_gt.write_dataset`: image (3, H, W) in [0, 1], mask (H, W) long, has_classes (),
-    prompt, index; also instance (H, W) long when the items have one (experiments.py's real-scene sets).
+    prompt, index; also instance (H, W) long when the items have one (experiments/tables.py's real-scene sets).
     Validated when opened: a line that is not a JSON record with the expected keys, a missing, undecodable or
     wrong-size PNG makes its item bad; bad items are left out, counted and named (`bad`). What decoding found is
     cached in FOLDER/manifest.json (`Manifest`), so later opens only stat the files (`decoded` counts the files this

@@ -1,12 +1,12 @@
 """The paper's experiments (GLASS §5) as configurations of the same modules, on the toy world.
 
-    python experiments.py ablation                                  # loss ablation (Tab. 6a): seeds 0 1 2, 900 steps
-    python experiments.py tables --only tab2 tab3 tab4 --seeds 0 1 2   # the published Tab. 2–4: mean ± std over seeds
-    python experiments.py tables --out runs/tables                   # Tab. 2–9 and GLASS†, with their baselines
+    python -m experiments ablation                                  # loss ablation (Tab. 6a): seeds 0 1 2, 900 steps
+    python -m experiments tables --only tab2 tab3 tab4 --seeds 0 1 2   # the published Tab. 2–4: mean ± std over seeds
+    python -m experiments tables --out runs/tables                   # Tab. 2–9 and GLASS†, with their baselines
 
 Each trained row is a phase-1 run of train.py (`train.run(train.options(...))`) scored by evaluate.py; the
-baselines' training data and encoders come from baseline_data.py. This project's own diagnostic, the binding
-ladder, is ladder.py.
+baselines' training data and encoders come from experiments/baseline_data.py. This project's own diagnostic, the binding
+ladder, is experiments/ladder.py.
 `tables` builds every object-discovery table of the paper (ROWS below): StableLSD and DINOSAUR (the slot module
 trained on real toy scenes with the diffusion decoder alone, or the MLP feature decoder alone), the
 weakly-supervised StableLSD-BBox / -Dynamic (Tab. 5), the loss ablation (Tab. 6a), other encoders (6b) and another
@@ -27,13 +27,11 @@ import torch
 
 import downstream
 import train
-from baseline_data import encoder_variant, write_oracle_dataset, write_segmenter_dataset
-from data import read_done
+from experiments.baseline_data import encoder_variant, write_oracle_dataset, write_segmenter_dataset
+from infra.data import read_done
 from evaluate import decoder_mask_discovery, decoder_mse, discovery, kmeans_floor
 from toy import world
 from toy.dataset import write_toy_dataset
-
-ROOT = Path(__file__).resolve().parent
 
 ABLATIONS = {  # name → train.options overrides (paper Tab. 6a)
     "recon only": dict(semantic=False, instance=False),
@@ -52,7 +50,7 @@ REPEAT_KEYS = ("repeat_fg_ari_multi", "repeat_go")  # scenes where a class repea
 def trained_row(run: Path, extra: list, splits: dict, **overrides) -> dict:
     """Train (or finish, or read back) a phase-1 run in `run` with `extra` flags and `overrides`, then score its
     checkpoint on each split ({split: scenes}). Returns {split: metrics, "minutes": training and scoring time}."""
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     t0 = time.time()
     train.run(train.options(extra, phase=1, out=str(run), eval_images=0, resume=True, **overrides))
     model, _ = load_checkpoint_model(run / "phase1")
@@ -199,7 +197,8 @@ def table_row(name: str, out: Path, budget: dict, pseudo_data: Path, extra: list
     "minutes": …}."""
     cfg = train.options(extra, phase=1).model
     if name in FLOORS:
-        from glass import FrozenEncoder, quiet_loading
+        from glass import FrozenEncoder
+        from infra.loading import quiet_loading
         with quiet_loading():
             encoder = FrozenEncoder(cfg)
         return {s: kmeans_floor(FLOORS[name], s, n, cfg.slots.num_slots, encoder) for s, n in splits.items()}
@@ -278,7 +277,7 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
         source = seeded(DERIVED[r], seed)
         key = split + DECODER_MASKS
         if key not in rows[source]:
-            from glass import load_checkpoint_model
+            from infra.checkpoint import load_checkpoint_model
             model, _ = load_checkpoint_model(out / slug(source) / "phase1")
             n = BUDGETS[budget]["eval_images"] if split == "val" else min(BUDGETS[budget]["eval_images"],
                                                                             len(world.ToyScenes("shift")))
@@ -342,7 +341,7 @@ def plot_table(name: str, table: list, keys: tuple, path: Path, budget: str) -> 
         ax.tick_params(labelsize=7)
     fig.legend([plt.Rectangle((0, 0), 1, 1, color=colours[j % len(colours)]) for j in range(len(table))],
                [r["row"][:45] for r in table], fontsize=6, loc="lower center", ncol=min(3, len(table)))
-    fig.suptitle(f"{name}: python experiments.py tables --budget {budget}", fontsize=9)
+    fig.suptitle(f"{name}: python -m experiments tables --budget {budget}", fontsize=9)
     fig.tight_layout(rect=(0, 0.12 + 0.04 * (len(table) // 3), 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -351,7 +350,7 @@ def plot_table(name: str, table: list, keys: tuple, path: Path, budget: str) -> 
 def measure_rows(table: str, out: Path, budget: str) -> dict:
     """The rows of a generation table (tab7, compose, tab8) on the trained rows' phase-1 checkpoints, once per
     output folder (out/measures.json). Same noise for every model; the floors of MEASURES beside them."""
-    from glass import load_checkpoint_model
+    from infra.checkpoint import load_checkpoint_model
     b = BUDGETS[budget]
     path = out / "measures.json"
     done = json.loads(path.read_text()) if path.exists() else {}
@@ -379,7 +378,7 @@ def measure_rows(table: str, out: Path, budget: str) -> dict:
             result = edits.rates
             if row == "GLASS":
                 downstream.plot_edits(edits.examples, out / "compose_examples.png",
-                                      f"GLASS edits (python experiments.py tables --only compose --budget {budget})")
+                                      f"GLASS edits (python -m experiments tables --only compose --budget {budget})")
         else:
             result = downstream.property_probe(model, b["probe_scenes"], n)
         done[key] = {**result, "minutes": round((time.time() - t0) / 60, 2)}
@@ -442,7 +441,7 @@ def plot_ablation(results: dict, path: Path) -> None:
         ax.bar(np.arange(len(keys)) + j * width, means, width, yerr=stds, label=name)
     ax.set_xticks(np.arange(len(keys)) + 1.5 * width, keys)
     ax.legend(fontsize=7)
-    ax.set_title("loss ablation on the toy val split (python experiments.py ablation)", fontsize=9)
+    ax.set_title("loss ablation on the toy val split (python -m experiments ablation)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -206,3 +206,30 @@ def resume_or_init(args, phase: int, ckpt: Path, model, opt, gen, device, world:
     if is_main:
         print(f"[phase {phase}] resuming at step {state['step']}", flush=True)
     return state["step"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a model from its config or its checkpoint folder
+# ---------------------------------------------------------------------------------------------------------------
+
+def build_model(config):
+    """GLASS of `config` (glass.GLASSConfig); the Tab. 5 baselines' subclass when the config has a slot prior."""
+    if config.slot_prior != "none":
+        from experiments.prior_model import SlotPriorGLASS
+        return SlotPriorGLASS(config)
+    from glass import GLASS
+    return GLASS(config)
+
+
+def load_checkpoint_model(folder, device="cpu") -> tuple:
+    """Rebuild a model from a checkpoint folder alone (config.json + model.safetensors): (model, config.json's
+    contents)."""
+    from safetensors.torch import load_file
+    from glass import GLASSConfig
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} is not a GLASS checkpoint (config.json missing)")
+    info = json.loads((folder / "config.json").read_text())
+    model = build_model(GLASSConfig.from_dict(info["model"]))
+    model.load_trainable_state(load_file(folder / "model.safetensors"))
+    return model.to(device), info
