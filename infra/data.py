@@ -174,16 +174,11 @@ class PseudoGTDataset(torch.utils.data.Dataset):
         self.meta = json.loads((self.folder / "meta.json").read_text())
         size = self.meta.get("size")
         records, self.unreadable_lines = {}, 0
-        for jl in sorted(self.folder.glob("items-rank*.jsonl")):
-            for line in jl.read_bytes().splitlines():
-                try:
-                    rec = json.loads(line.decode("utf-8"))
-                    if not isinstance(rec, dict) or any(k not in rec for k in self.KEYS):
-                        raise ValueError
-                except ValueError:  # JSON, UTF-8 and missing keys alike (a torn last line after a crash, too)
-                    self.unreadable_lines += 1
-                    continue
-                records[rec["index"]] = rec  # a rewritten item's later line wins
+        for rec in jsonl_records(self.folder):
+            if rec is None or any(k not in rec for k in self.KEYS):  # a torn last line after a crash, too
+                self.unreadable_lines += 1
+                continue
+            records[rec["index"]] = rec  # a rewritten item's later line wins
         self.records, self.bad, self.bad_records = [], {}, []
         manifest = Manifest(self.folder)
         for i in sorted(records):
@@ -290,18 +285,28 @@ def save_png_atomic(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)  # a crash leaves either no file or a whole one
 
 
+def jsonl_records(folder: Path):
+    """Every line of the folder's items-rank*.jsonl files, in file order: its record (a dict), or None for a line
+    that is not UTF-8, not JSON or not an object (a torn last line after a crash). The one reader of item logs."""
+    for jl in sorted(Path(folder).glob("items-rank*.jsonl")):
+        for line in jl.read_bytes().splitlines():
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+                rec = None
+            yield rec if isinstance(rec, dict) else None
+
+
 def read_done(out: Path, keys: tuple = ("image", "mask")) -> set:
     """Indices already written (lines of every items-*.jsonl naming files under `keys` that exist); a torn last line
     is ignored."""
     done = set()
-    for jl in out.glob("items-rank*.jsonl"):
-        for line in jl.read_bytes().splitlines():
-            try:
-                rec = json.loads(line.decode("utf-8"))
-                if all((out / rec[k]).exists() for k in keys):
-                    done.add(rec["index"])
-            except (ValueError, KeyError, TypeError):  # not UTF-8, not JSON, not a record: not done
-                continue
+    for rec in jsonl_records(out):
+        try:
+            if rec is not None and all((out / rec[k]).exists() for k in keys):
+                done.add(rec["index"])
+        except (KeyError, TypeError):  # not a record of this writer: not done
+            continue
     return done
 
 
