@@ -197,7 +197,9 @@ def run_phase(args, phase: int, num_steps: int, device, rank: int, world: int) -
     pin = device.type == "cuda"  # page-locked host batches: the copy overlaps the step (non_blocking)
     dataset = PseudoGTDataset(args.data, raw=True)  # rank 0 validated it in `run`: here the manifest is read
     if world > 1:
-        print(f"[data] rank {rank}: {len(dataset)} items, {dataset.decoded} files decoded by this rank", flush=True)
+        # every rank prints this line: one write, so that unbuffered ranks (PYTHONUNBUFFERED) cannot interleave it
+        print(f"[data] rank {rank}: {len(dataset)} items, {dataset.decoded} files decoded by this rank\n", end="",
+              flush=True)
     loader = iter(make_loader(dataset, args, start, num_steps - start, rank, world, accumulate, pin_memory=pin))
     cache = FrozenCache(model.frozen_outputs) if args.cache_frozen else None
     log = PhaseLog(out, phase, start, num_steps, args.log_every, args.batch_size, world, is_main, accumulate)

@@ -88,10 +88,12 @@ class PhaseLog:
         avg = (self.sums / k).tolist()
         rate = self.n_last / (time.time() - self.t_last)
         if self.is_main:
-            g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")]
+            g = [grads.get(t, float("nan")) for t in ("recon", "semantic", "instance")]  # NaN in the CSV: not measured
+            norms = (f" | |∇slots| recon {g[0]:.2e} semantic {g[1]:.2e} instance {g[2]:.2e}" if grads else
+                     " | |∇slots| not measured under DDP" if torch.distributed.is_initialized() else "")
             print(f"phase {self.phase} step {step} | total {avg[0]:.4f} recon {avg[1]:.4f} semantic {avg[2]:.4f} "
-                  f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f} | |∇slots| recon {g[0]:.2e} "
-                  f"semantic {g[1]:.2e} instance {g[2]:.2e} | {rate:.1f} img/s | lr {lr:.2e}", flush=True)
+                  f"instance {avg[3]:.4f} | sem-target share {avg[4]:.2f}{norms} | {rate:.1f} img/s | lr {lr:.2e}",
+                  flush=True)
             with open(self.csv_path, "a") as f:
                 f.write(f"{step},{avg[0]:.6f},{avg[1]:.6f},{avg[2]:.6f},{avg[3]:.6f},{avg[4]:.4f},"
                         f"{g[0]:.4e},{g[1]:.4e},{g[2]:.4e},{rate:.3f},{lr:.3e}\n")
