@@ -37,8 +37,7 @@ import torch.nn.functional as F
 
 from infra.checkpoint import rank_device
 from infra.loading import quiet_loading
-from infra.data import (append_jsonl, check_settings, load_image_sources, read_done, repair_jsonl, save_png_atomic,
-                  writer_lock)
+from infra.data import ItemWriter, check_settings, load_image_sources, writer_lock
 from prompts import (DATASET_DIFFUSION_NEGATIVE, Blip2Captioner, Vocabulary, _nltk_tagger, build_prompt,
                      class_id_matrix, coco_vocabulary, find_classes, token_groups, toy_vocabulary)
 
@@ -366,6 +365,26 @@ def load_pipeline(sd: str, device="cpu", dtype=torch.float32, scheduler: str = "
     return pipe.to(device)
 
 
+def load_captioner(preset: Preset, device, dtype):
+    """The preset's captioner: BLIP-2 from its hub ID, or the toy world's stand-in ("toy"; "toy-labels": GLASS†)."""
+    if preset.captioner in ("toy", "toy-labels"):
+        from toy.models import ToyCaptioner
+        return ToyCaptioner(labels=preset.captioner == "toy-labels")
+    return Blip2Captioner(preset.captioner, device, dtype=dtype)
+
+
+def source_items(indices: list, sources: Optional[list]) -> list:
+    """What item i is made from: a real image to caption (`sources[i]`), or without sources the toy world's
+    train scene i, whose caption and class names stand in for the captioner's input."""
+    if sources is None:
+        from toy.world import class_names_prompt, make_scene
+        scenes = [make_scene("train", i) for i in indices]
+        return [{"caption": s.caption, "labels": class_names_prompt(s.classes), "source": f"toy:train:{i}"}
+                for s, i in zip(scenes, indices)]
+    from PIL import Image
+    return [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in indices]
+
+
 def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, captioner=None, images_dir=None,
                   batch_size: int = 8, seed: int = 0, rank: int = 0, world_size: int = 1, device="cpu",
                   use_nltk: Optional[bool] = None, stop_after: Optional[int] = None, extend: bool = False,
@@ -378,18 +397,14 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     (`check_settings`); one writer per folder and rank (`writer_lock`). `dtype` loads the pipeline and captioner when
     they are not given. `stop_after` (tests) simulates a crash after that many batches.
     """
-    for sub in ("images", "masks"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     vocab = toy_vocabulary() if preset.vocabulary == "toy" else coco_vocabulary()
     sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
     if sources is not None:
         num_images = len(sources) if num_images is None else min(num_images, len(sources))
     pipe = pipe or load_pipeline(preset.sd, device=device, dtype=dtype, scheduler=preset.scheduler)
     dtype = pipe.unet.dtype  # what the pipeline runs in, however it was loaded
-    if captioner is None and preset.captioner in ("toy", "toy-labels"):
-        from toy.models import ToyCaptioner  # the toy world's stand-in for BLIP-2; toy-labels: GLASS†
-        captioner = ToyCaptioner(labels=preset.captioner == "toy-labels")
-    captioner = captioner or Blip2Captioner(preset.captioner, device, dtype=dtype)
+    captioner = captioner or load_captioner(preset, device, dtype)
     tagger = "nltk" if use_nltk is not False and _nltk_tagger() is not None else "lexicon"
     if use_nltk and tagger != "nltk":
         find_classes("", vocab, use_nltk=True)  # raises the error that says how to install the tagger data
@@ -400,14 +415,12 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
     if (out / "meta.json").exists():
         check_settings(out, meta, num_images, extend)
     from tqdm import tqdm
-    from PIL import Image
     class_index = {c: i + 1 for i, c in enumerate(vocab.classes)}  # mask id = class index + 1
     with writer_lock(out, rank):
         if rank == 0 and (extend or not (out / "meta.json").exists()):
             (out / "meta.json").write_text(json.dumps(meta, indent=2))
-        jsonl = out / f"items-rank{rank}.jsonl"
-        repair_jsonl(jsonl)
-        done = read_done(out)
+        writer = ItemWriter(out, rank)
+        done = writer.done
         todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
         stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
         bar = tqdm(total=len(todo), desc=f"pseudo-GT rank {rank}", unit="img", disable=rank != 0)
@@ -415,23 +428,15 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
             if stop_after is not None and b_i >= stop_after:
                 break
             idx = todo[start:start + batch_size]
-            if sources is None:
-                from toy.world import class_names_prompt, make_scene
-                scenes = [make_scene("train", i) for i in idx]
-                items = [{"caption": s.caption, "labels": class_names_prompt(s.classes), "source": f"toy:train:{i}"}
-                         for s, i in zip(scenes, idx)]
-            else:
-                items = [{"image": Image.open(sources[i]).convert("RGB"), "source": sources[i].name} for i in idx]
+            items = source_items(idx, sources)
             labelled = pseudo_ground_truth(items, [seed + i for i in idx], pipe, captioner, vocab, preset,
                                            use_nltk=tagger == "nltk", device=device)
             for it, i, src in zip(labelled, idx, items):
                 stats["no_classes"] += not it.has_classes
-                save_png_atomic(it.image, out / "images" / f"{i:07d}.png")
-                save_png_atomic(it.mask, out / "masks" / f"{i:07d}.png")
-                append_jsonl(jsonl, {"index": i, "image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png",
-                                     "caption": it.caption, "prompt": it.prompt, "classes": it.classes,
-                                     "class_ids": [class_index[n] for n in it.classes],
-                                     "has_classes": it.has_classes, "seed": seed + i, "source": src["source"]})
+                writer.write(i, {"image": it.image, "mask": it.mask},
+                             {"caption": it.caption, "prompt": it.prompt, "classes": it.classes,
+                              "class_ids": [class_index[n] for n in it.classes], "has_classes": it.has_classes,
+                              "seed": seed + i, "source": src["source"]})
                 stats["written"] += 1
             bar.update(len(idx))
         bar.close()

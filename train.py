@@ -321,8 +321,9 @@ def forward(train_model, batch: dict, gen, amp: str, device, phase: int, step: i
 
 # --- entry point ---------------------------------------------------------------------------------------------------
 
-def run(args: RunConfig) -> dict:
-    """One run as `options` describes it: data if missing, phase 1 if phase 2 needs it, the phase, val metrics."""
+def start_process(args: RunConfig):
+    """This process's device, rank and world size; under torchrun the process group is joined here (nccl on
+    GPUs, gloo on the CPU). Sets the thread count and resolves --amp auto."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -338,47 +339,81 @@ def run(args: RunConfig) -> dict:
                   flush=True)
     if rank == 0:
         print(f"[run] {torch.get_num_threads()} threads, device {device}, amp {args.amp}", flush=True)
-    out = Path(args.out)
-    t0 = time.time()
-    write = (lambda folder, n: write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)) \
-        if args.preset == "toy" else None  # the paper preset's datasets come from `python pseudo_gt.py`
-    if args.check_data:
-        if args.repair_data and write is None:
-            raise SystemExit("--repair-data rewrites toy datasets; remove the bad items' files and rerun the "
-                             f"pseudo_gt.py command that wrote {args.data}")
-        report = check_dataset(args.data, write if args.repair_data else None)
-        print(json.dumps(report, indent=2))
-        return report
-    if torch.distributed.is_initialized():
-        check_shared_out(out)  # before any training: every rank must see rank 0's checkpoints
+    return device, rank, world
+
+
+def toy_writer(args: RunConfig):
+    """What writes a missing toy dataset (pseudo_gt.write_dataset with the toy UNet), or None under the paper
+    preset, whose datasets come from `python pseudo_gt.py`."""
+    if args.preset != "toy":
+        return None
+    return lambda folder, n: write_toy_dataset(folder, n, args.model.sd, extend=args.extend_data)
+
+
+def prepare_data(args: RunConfig, rank: int, world: int) -> None:
+    """Rank 0 writes the dataset if it is missing and validates it once; the others wait at a barrier and then
+    read only its manifest."""
     if rank == 0:
-        ensure_dataset(args.data, args.num_images, args.extend_data, write, default=TOY_DATASET_IMAGES)
+        ensure_dataset(args.data, args.num_images, args.extend_data, toy_writer(args), default=TOY_DATASET_IMAGES)
         checked = PseudoGTDataset(args.data)  # validated once, here: the manifest lets the other ranks only stat files
         if world > 1:
             print(f"[data] rank 0 validated {args.data}: {checked.decoded} files decoded", flush=True)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # no rank reads the dataset before rank 0 has written and validated it
+
+
+def ensure_phase1(args: RunConfig, out: Path, device, rank: int, world: int) -> None:
+    """Phase 2 without --init starts from OUT/phase1: run (or continue) phase 1 first if it is short of --steps1."""
+    p1 = out / "phase1" / "config.json"
+    p1_step = read_checkpoint_info(out / "phase1")["step"] if p1.exists() else 0
+    if p1_step < args.steps1:
+        if rank == 0:
+            print(f"[phase 2] phase 1 is {'at step ' + str(p1_step) if p1.exists() else 'missing'} "
+                  f"(needs {args.steps1}): running phase 1 first", flush=True)
+        resume, args.resume = args.resume, True  # continue whatever phase 1 left
+        run_phase(args, 1, args.steps1, device, rank, world)
+        args.resume = resume
+
+
+def validate(ckpt: Path, args: RunConfig, out: Path, device) -> dict:
+    """Val metrics of the toy world's val split (evaluate.discovery), its figure, OUT/val_phase{p}.json."""
+    from infra.checkpoint import load_checkpoint_model
+    model, _ = load_checkpoint_model(ckpt, device)
+    val = evaluate.discovery(model, "val", args.eval_images, device)
+    evaluate.save_val_figure(model, out / f"val_phase{args.phase}.png", device)
+    print("[val] " + " ".join(f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, float)), flush=True)
+    return val
+
+
+def check_data(args: RunConfig) -> dict:
+    """--check-data: the dataset's report; with --repair-data, a toy dataset's bad items written again."""
+    write = toy_writer(args)
+    if args.repair_data and write is None:
+        raise SystemExit("--repair-data rewrites toy datasets; remove the bad items' files and rerun the "
+                         f"pseudo_gt.py command that wrote {args.data}")
+    report = check_dataset(args.data, write if args.repair_data else None)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def run(args: RunConfig) -> dict:
+    """One run as `options` describes it: data if missing, phase 1 if phase 2 needs it, the phase, val metrics."""
+    device, rank, world = start_process(args)
+    if args.check_data:
+        return check_data(args)
+    out = Path(args.out)
+    t0 = time.time()
+    if torch.distributed.is_initialized():
+        check_shared_out(out)  # before any training: every rank must see rank 0's checkpoints
+    prepare_data(args, rank, world)
     if args.phase == 2 and not args.init:
-        p1 = out / "phase1" / "config.json"
-        p1_step = read_checkpoint_info(out / "phase1")["step"] if p1.exists() else 0
-        if p1_step < args.steps1:
-            if rank == 0:
-                print(f"[phase 2] phase 1 is {'at step ' + str(p1_step) if p1.exists() else 'missing'} "
-                      f"(needs {args.steps1}): running phase 1 first", flush=True)
-            resume, args.resume = args.resume, True  # continue whatever phase 1 left
-            run_phase(args, 1, args.steps1, device, rank, world)
-            args.resume = resume
+        ensure_phase1(args, out, device, rank, world)
     steps = args.steps if args.steps is not None else (args.steps1 if args.phase == 1 else args.steps2)
     ckpt = run_phase(args, args.phase, steps, device, rank, world)
     result = {"checkpoint": str(ckpt), "minutes": round((time.time() - t0) / 60, 2)}
     if rank == 0 and args.eval_images and args.preset == "toy":
-        from infra.checkpoint import load_checkpoint_model
-        model, _ = load_checkpoint_model(ckpt, device)
-        result["val"] = evaluate.discovery(model, "val", args.eval_images, device)
-        evaluate.save_val_figure(model, out / f"val_phase{args.phase}.png", device)
+        result["val"] = validate(ckpt, args, out, device)
         (out / f"val_phase{args.phase}.json").write_text(json.dumps(result, indent=2))
-        print("[val] " + " ".join(f"{k} {v:.4f}" for k, v in result["val"].items() if isinstance(v, float)),
-              flush=True)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return result

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infra.data import PseudoGTDataset, append_jsonl, read_done, save_png_atomic
+from infra.data import ItemWriter, PseudoGTDataset
 from toy import world
 
 ORACLE_OFFSET = 5_000_000  # train-stream scenes of the oracle datasets (the pseudo-GT writer uses 0, 1, …)
@@ -33,25 +33,21 @@ def write_oracle_dataset(out: Path, num_images: int, masks: str) -> Path:
     real-scene baselines use these; GLASS itself never sees ground truth. Resumable: finished items are kept."""
     if masks not in ("semantic", "instance"):
         raise ValueError(f"masks must be 'semantic' or 'instance', got {masks!r}")
-    for sub in ("images", "masks", "instances"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     classes = list(world.CLASSES) if masks == "semantic" else \
         [f"object {i}" for i in range(1, world.SPLITS["train"].max_objects + 1)]
     meta = {"preset": f"toy-oracle-{masks}", "classes": classes, "source": f"toy:train:{ORACLE_OFFSET}+i"}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = read_done(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`
-    jsonl = out / "items-rank0.jsonl"
+    writer = ItemWriter(out, keys=("image", "mask", "instance"))  # items of older sets lack `instance`: redone
     for i in range(num_images):
-        if i in done:
+        if i in writer.done:
             continue
         scene = world.make_scene("train", ORACLE_OFFSET + i)
         mask = scene.semantic if masks == "semantic" else scene.instance
-        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png", "instance": f"instances/{i:07d}.png"}
-        for key, array in (("image", scene.image), ("mask", mask), ("instance", scene.instance)):
-            save_png_atomic(array if key == "image" else array.astype(np.uint8), out / files[key])
-        append_jsonl(jsonl, {"index": i, **files, "caption": scene.caption, "prompt": scene.caption,
-                                        "classes": scene.classes, "has_classes": True,
-                                        "source": f"toy:train:{ORACLE_OFFSET + i}"})
+        arrays = {"image": scene.image, "mask": mask.astype(np.uint8), "instance": scene.instance.astype(np.uint8)}
+        writer.write(i, arrays,
+                     {"caption": scene.caption, "prompt": scene.caption, "classes": scene.classes, "has_classes": True,
+                      "source": f"toy:train:{ORACLE_OFFSET + i}"})
     return out
 
 
@@ -78,25 +74,21 @@ def write_segmenter_dataset(src: Path, out: Path, num_images: int) -> Path:
     from skimage.segmentation import felzenszwalb
     source = PseudoGTDataset(src, quiet=True)
     c = source.num_classes
-    for sub in ("images", "masks"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     meta = {"preset": "felzenszwalb", "classes": [f"segment {i}" for i in range(1, c + 1)], "source": str(src),
             "felzenszwalb": FELZENSZWALB, "size": source.meta.get("size"), "num_images": num_images}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    done = read_done(out)
+    writer = ItemWriter(out)
     for rec in source.records[:num_images]:
         i = rec["index"]
-        if i in done:
+        if i in writer.done:
             continue
         image = np.asarray(Image.open(Path(src) / rec["image"]).convert("RGB"))  # (H, W, 3) uint8
         mask = largest_segments(felzenszwalb(image, **FELZENSZWALB), c)
-        files = {"image": f"images/{i:07d}.png", "mask": f"masks/{i:07d}.png"}
-        save_png_atomic(image, out / files["image"])
-        save_png_atomic(mask, out / files["mask"])
-        append_jsonl(out / "items-rank0.jsonl", {
-            "index": i, **files, "caption": rec.get("caption", rec["prompt"]), "prompt": rec["prompt"],
-            "classes": [f"segment {j}" for j in range(1, c + 1) if (mask == j).any()], "has_classes": True,
-            "source": f"{src}:{i}"})
+        writer.write(i, {"image": image, "mask": mask},
+                     {"caption": rec.get("caption", rec["prompt"]), "prompt": rec["prompt"],
+                      "classes": [f"segment {j}" for j in range(1, c + 1) if (mask == j).any()], "has_classes": True,
+                      "source": f"{src}:{i}"})
     return out
 
 

@@ -256,17 +256,7 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
     out.mkdir(parents=True, exist_ok=True)
     ablation_seeds = list(seeds or BUDGETS[budget]["seeds"])
     row_seeds = list(seeds or [0])
-    names = []
-    for t in only:
-        for r in TABLES[t][2]:
-            r = DERIVED.get(r, r)  # a derived row needs its source row's runs
-            if t == "tab6a":
-                names += [f"{r}, seed {s}" for s in ablation_seeds]
-            elif t in SEEDED and r in ROWS:
-                names += [seeded(r, s) for s in row_seeds]
-            else:
-                names += [r]
-    names = list(dict.fromkeys(names))
+    names = runs_of(only, ablation_seeds, row_seeds)
     rows = table_rows(out, budget, pseudo_data, extra, [n for n in names if n not in MEASURES])
 
     def scores(r: str, split: str, seed: int = 0) -> dict:
@@ -301,6 +291,29 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
             tables[t] = [{"row": r, **{k: scores(r, split)[k] for k in keys}} for r in members]
     meta = {"budget": budget, **BUDGETS[budget], "seeds": ablation_seeds, "row_seeds": row_seeds,
             "threads": torch.get_num_threads(), "train_flags": extra}
+    return write_tables(out, tables, meta)
+
+
+def runs_of(tables: list, ablation_seeds: list, row_seeds: list) -> list:
+    """The runs (rows of `table_rows`) that `tables` need, each once: Tab. 6a's rows once per ablation seed, the
+    trained rows of SEEDED tables once per row seed, a derived row through its source row."""
+    names = []
+    for t in tables:
+        for r in TABLES[t][2]:
+            r = DERIVED.get(r, r)  # a derived row needs its source row's runs
+            if t == "tab6a":
+                names += [f"{r}, seed {s}" for s in ablation_seeds]
+            elif t in SEEDED and r in ROWS:
+                names += [seeded(r, s) for s in row_seeds]
+            else:
+                names += [r]
+    return list(dict.fromkeys(names))
+
+
+def write_tables(out: Path, tables: dict, meta: dict) -> dict:
+    """out/tables.json, out/tables.md and a chart per table; the tables of an earlier run in `out` with the same
+    settings (budget, flags, seeds) are kept beside the new ones. Returns every table now in out/tables.json."""
+    budget = meta["budget"]
     path = out / "tables.json"
     before = json.loads(path.read_text()) if path.exists() else {}
     same = ("budget", "train_flags", "seeds", "row_seeds")

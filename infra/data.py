@@ -325,6 +325,28 @@ def repair_jsonl(path: Path) -> None:
             path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+class ItemWriter:
+    """The one writer of a dataset folder in this layout. `write(i, arrays, record)` saves each array as
+    {key}s/{i:07d}.png (atomically), then appends {"index": i, key: path, ..., **record} to items-rank{r}.jsonl,
+    fsynced: a record is written only after its files, so a crash at any point leaves either a whole item or one
+    that `done` leaves out and a rerun writes again. `done`: the indices already written with every key's file."""
+
+    def __init__(self, out: Path, rank: int = 0, keys: tuple = ("image", "mask")):
+        self.out, self.keys = Path(out), keys
+        for key in keys:
+            (self.out / f"{key}s").mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.out / f"items-rank{rank}.jsonl"
+        repair_jsonl(self.jsonl)
+        self.done = read_done(self.out, keys)
+
+    def write(self, index: int, arrays: dict, record: dict) -> None:
+        files = {key: f"{key}s/{index:07d}.png" for key in self.keys}
+        for key in self.keys:
+            save_png_atomic(arrays[key], self.out / files[key])
+        append_jsonl(self.jsonl, {"index": index, **files, **record})
+        self.done.add(index)
+
+
 @contextlib.contextmanager
 def writer_lock(out: Path, rank: int):
     """Hold an exclusive lock on out/.writer-rank{r}.lock while writing: a second writer of the same folder and rank

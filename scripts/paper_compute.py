@@ -94,18 +94,14 @@ def write_dataset(folder: Path, n: int, size: int = 768) -> Path:
     """A pseudo-GT dataset folder of n random 768-px images and masks in the writer's layout (pseudo_gt.py), for the
     loader to read as in training: PNG decoding, uint8 batches, the host-to-device copy."""
     import numpy as np
-    from infra.data import save_png_atomic
+    from infra.data import ItemWriter
     out = folder / "data"
-    (out / "images").mkdir(parents=True)
-    (out / "masks").mkdir()
+    writer = ItemWriter(out)
     rng = np.random.default_rng(0)
-    lines = []
     for i in range(n):
-        save_png_atomic(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), out / "images" / f"{i:06d}.png")
-        save_png_atomic(rng.integers(0, 4, (size, size), dtype=np.uint8), out / "masks" / f"{i:06d}.png")
-        lines.append(json.dumps({"index": i, "image": f"images/{i:06d}.png", "mask": f"masks/{i:06d}.png",
-                                 "has_classes": True, "prompt": "a person walking a dog; person dog"}))
-    (out / "items-rank0.jsonl").write_text("\n".join(lines) + "\n")
+        writer.write(i, {"image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+                         "mask": rng.integers(0, 4, (size, size), dtype=np.uint8)},
+                     {"has_classes": True, "prompt": "a person walking a dog; person dog"})
     (out / "meta.json").write_text(json.dumps({"size": size, "num_images": n, "classes": [f"c{i}" for i in range(80)]}))
     return out
 

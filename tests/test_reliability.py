@@ -250,10 +250,10 @@ def test_writer_killed_with_sigkill_then_rerun_writes_what_an_uninterrupted_run_
     kill = {"mid_png": "    if n[0] == 5: Image.fromarray(array).save(str(path) + '.%d.tmp' % os.getpid(), format='PNG'); "
                        "os.kill(os.getpid(), 9)\n",
             "before_record": "    if n[0] == 6: os.kill(os.getpid(), 9)\n"}[where]
-    code = ("import os\nfrom pathlib import Path\nfrom PIL import Image\nimport pseudo_gt as pg\n"
-            "real, n = pg.save_png_atomic, [0]\n"
+    code = ("import os\nfrom pathlib import Path\nfrom PIL import Image\nimport pseudo_gt as pg\nfrom infra import data\n"
+            "real, n = data.save_png_atomic, [0]\n"
             "def dying(array, path):\n    n[0] += 1\n" + kill + "    real(array, path)\n"
-            "pg.save_png_atomic = dying\n"
+            "data.save_png_atomic = dying\n"
             f"pg.write_dataset(Path({str(tmp_path / 'crashed')!r}), {preset_code}, 6, "
             f"pipe=pg.load_pipeline({str(tiny_models / 'sd')!r}), batch_size=2, use_nltk=False)\n")
     assert run_child(code) == -9
