@@ -57,6 +57,10 @@ def project_imports() -> dict:
 def test_no_import_circle_and_no_module_calls_another_modules_main():
     graph = project_imports()
     assert graph["glass"] == {"slot_attention", "matching", "infra.loading"} and graph["train"] >= {"glass"}
+    lab = {m for m in graph if m.startswith(("experiments.", "scripts."))}
+    into_lab = {m: deps & lab for m, deps in graph.items() if m not in lab and deps & lab}
+    assert into_lab == {"infra.checkpoint": {"experiments.prior_model"}, "downstream": {"experiments.slot_priors"}}, \
+        f"the method imports the lab only where docs/design.md §2 says: {into_lab}"
     importers = {m for m, deps in graph.items() if "train" in deps}
     assert importers <= {"experiments.tables", "experiments.ladder", "scripts.bench", "scripts.paper_compute"}, \
         f"only what trains rows imports train: {importers}"
