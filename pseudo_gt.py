@@ -374,8 +374,7 @@ def load_captioner(preset: Preset, device, dtype):
 
 
 def source_items(indices: list, sources: Optional[list]) -> list:
-    """What item i is made from: a real image to caption (`sources[i]`), or without sources the toy world's
-    train scene i, whose caption and class names stand in for the captioner's input."""
+    """What item i is made from: real image `sources[i]`, or the toy world's train scene i (caption, names)."""
     if sources is None:
         from toy.world import class_names_prompt, make_scene
         scenes = [make_scene("train", i) for i in indices]
@@ -390,13 +389,10 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
                   use_nltk: Optional[bool] = None, stop_after: Optional[int] = None, extend: bool = False,
                   dtype=torch.float32) -> dict:
     """Write generated images, pseudo masks (PNG) and items-rank{r}.jsonl into `out`; continue where it stopped.
-
-    Item i is seeded by seed + i, so a resumed or sharded run writes the same items. Under torchrun each rank
-    takes the indices i ≡ rank (mod world_size). An existing dataset is continued only with the settings it was
-    written with (model IDs, captioner, noun tagger and dtype included), and grown past its size only with `extend`
-    (`check_settings`); one writer per folder and rank (`writer_lock`). `dtype` loads the pipeline and captioner when
-    they are not given. `stop_after` (tests) simulates a crash after that many batches.
-    """
+    Item i is seeded by seed + i, so a resumed or sharded run writes the same items; rank r takes i ≡ r (mod
+    world_size). A dataset is continued only with its own settings (models, captioner, tagger, dtype) and grown only
+    with `extend` (`check_settings`); one writer per folder and rank (`writer_lock`). `dtype` loads the pipeline and
+    captioner when not given; `stop_after` (tests) simulates a crash after that many batches."""
     out.mkdir(parents=True, exist_ok=True)
     vocab = toy_vocabulary() if preset.vocabulary == "toy" else coco_vocabulary()
     sources, skipped = load_image_sources(Path(images_dir)) if images_dir is not None else (None, 0)
@@ -420,9 +416,8 @@ def write_dataset(out: Path, preset: Preset, num_images: int, pipe=None, caption
         if rank == 0 and (extend or not (out / "meta.json").exists()):
             (out / "meta.json").write_text(json.dumps(meta, indent=2))
         writer = ItemWriter(out, rank)
-        done = writer.done
-        todo = [i for i in range(num_images) if i % world_size == rank and i not in done]
-        stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(done)}
+        todo = [i for i in range(num_images) if i % world_size == rank and i not in writer.done]
+        stats = {"written": 0, "skipped_images": skipped, "no_classes": 0, "already_done": len(writer.done)}
         bar = tqdm(total=len(todo), desc=f"pseudo-GT rank {rank}", unit="img", disable=rank != 0)
         for b_i, start in enumerate(range(0, len(todo), batch_size)):
             if stop_after is not None and b_i >= stop_after:

@@ -295,8 +295,7 @@ def run_tables(out: Path, budget: str, pseudo_data: Path, extra: list, only: Opt
 
 
 def runs_of(tables: list, ablation_seeds: list, row_seeds: list) -> list:
-    """The runs (rows of `table_rows`) that `tables` need, each once: Tab. 6a's rows once per ablation seed, the
-    trained rows of SEEDED tables once per row seed, a derived row through its source row."""
+    """The runs `tables` need, each once: Tab. 6a's per ablation seed, SEEDED rows per row seed, derived via source."""
     names = []
     for t in tables:
         for r in TABLES[t][2]:
@@ -311,8 +310,7 @@ def runs_of(tables: list, ablation_seeds: list, row_seeds: list) -> list:
 
 
 def write_tables(out: Path, tables: dict, meta: dict) -> dict:
-    """out/tables.json, out/tables.md and a chart per table; the tables of an earlier run in `out` with the same
-    settings (budget, flags, seeds) are kept beside the new ones. Returns every table now in out/tables.json."""
+    """out/tables.json, tables.md and a chart per table, keeping an earlier run's tables with the same settings."""
     budget = meta["budget"]
     path = out / "tables.json"
     before = json.loads(path.read_text()) if path.exists() else {}
